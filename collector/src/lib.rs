@@ -1,0 +1,145 @@
+//! vedette-collector: receives agent pushes, evaluates rules, and opens and
+//! resolves incidents on its own.
+//!
+//! # Layout
+//! - [`config`]: YAML → validated [`config::Config`] (listener, store, agent tokens, rules).
+//! - [`ingest`]: `POST /api/v1/push` — token, limits, decode, validate, then the engine.
+//! - [`engine`]: the single writer thread: applies batches to [`state`], evaluates
+//!   [`rules`], drives [`incidents`], persists through [`store`]; ticks every second.
+//! - [`state`]: latest value per series and each host's liveness.
+//! - [`rules`]: pure threshold / heartbeat / check evaluation.
+//! - [`incidents`]: the pure ITIL incident lifecycle and priority.
+//! - [`store`]: SQLite (the only SQL), versioned migrations.
+//! - [`metrics`]: `/metrics` — own counters plus hosts' latest samples at scrape time.
+//! - [`api`]: the router: push, incidents, metrics, health.
+//! - [`client`]: the `incidents` subcommand, a client of the REST API.
+//!
+//! Data flow: agent → ingest → engine → (state, rules → incidents → store) →
+//! push acknowledged; api reads the store; Prometheus scrapes metrics.
+
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod incidents;
+pub mod ingest;
+pub mod metrics;
+pub mod rules;
+pub mod state;
+pub mod store;
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vedette_protocol::Limits;
+
+use crate::api::AppState;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::rules::RuleKind;
+use crate::state::State;
+use crate::store::Store;
+
+/// How long in-flight requests get to finish after shutdown is requested.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything `run` needs that is built before the listener serves.
+pub struct Collector {
+    state: AppState,
+    engine_thread: std::thread::JoinHandle<()>,
+}
+
+impl Collector {
+    /// Opens the store, restores state and starts the engine thread.
+    pub async fn start(config: Config) -> anyhow::Result<Collector> {
+        let config = Arc::new(config);
+        let db = config.database_path();
+        let rules = config.rules.clone();
+        let heartbeat = rules.iter().find_map(|r| match r.kind {
+            RuleKind::Absent { after } => Some(after),
+            _ => None,
+        });
+        let state = Arc::new(RwLock::new(State::default()));
+        let metrics = Arc::new(Metrics::new(Arc::clone(&state), heartbeat));
+        let (engine, reader) = {
+            let (state, metrics) = (Arc::clone(&state), Arc::clone(&metrics));
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let writer = Store::open(&db)
+                    .with_context(|| format!("opening the store {}", db.display()))?;
+                let reader = Store::open(&db)
+                    .with_context(|| format!("opening the store {}", db.display()))?;
+                let engine = Engine::new(rules, writer, state, metrics, engine::now_ms())
+                    .context("restoring state from the store")?;
+                Ok((engine, reader))
+            })
+            .await??
+        };
+        let (handle, engine_thread) = engine::spawn(engine);
+        Ok(Collector {
+            state: AppState {
+                config,
+                limits: Limits::default(),
+                engine: handle,
+                reader: Arc::new(Mutex::new(reader)),
+                metrics,
+            },
+            engine_thread,
+        })
+    }
+
+    /// The router's shared state (for tests that drive the router directly).
+    pub fn app_state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves `listener` until `shutdown` is cancelled, drains requests for at
+    /// most [`DRAIN_TIMEOUT`], then stops the engine, which persists what it holds.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let Collector {
+            state,
+            engine_thread,
+        } = self;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            listen = %addr,
+            store = %state.config.database_path().display(),
+            rules = state.config.rules.len(),
+            agent_tokens = state.config.agents.len(),
+            "collector ready"
+        );
+        let app = api::router(state);
+        let stop = shutdown.clone();
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+        tokio::select! {
+            r = server => r.context("serving http")?,
+            _ = async { shutdown.cancelled().await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
+                tracing::warn!("requests still running after the drain timeout; stopping anyway");
+            }
+        }
+        // Every engine handle lived in the router, now dropped: the thread drains and exits.
+        tokio::task::spawn_blocking(move || engine_thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
+        tracing::info!("collector stopped");
+        Ok(())
+    }
+}
+
+/// Binds `config.listen` and runs the collector until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let collector = Collector::start(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    collector.serve(listener, shutdown).await
+}

@@ -527,8 +527,7 @@ impl AgentInfo {
 /// Host names: what DNS and `hostname` allow, plus `_`.
 fn is_host_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
@@ -550,7 +549,10 @@ fn check_name(name: &str, limits: &Limits, field: impl Fn() -> String) -> Result
     if !is_valid_name(name) {
         return Err(Rejection::invalid(
             field(),
-            format!("name '{}' must match [A-Za-z_][A-Za-z0-9_]*", truncate(name)),
+            format!(
+                "name '{}' must match [A-Za-z_][A-Za-z0-9_]*",
+                truncate(name)
+            ),
         ));
     }
     Ok(())

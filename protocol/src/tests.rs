@@ -94,38 +94,218 @@ fn every_rejection_names_its_field() {
     let cases: &[(&str, Mutate, &str, u16)] = &[
         ("version", |b| b.version = 2, "version", 400),
         ("empty host", |b| b.agent.host.clear(), "agent.host", 400),
-        ("host charset", |b| b.agent.host = "web 01".into(), "agent.host", 400),
-        ("host length", |b| b.agent.host = "a".repeat(254), "agent.host", 400),
-        ("agent version length", |b| b.agent.version = "v".repeat(513), "agent.version", 400),
-        ("empty boot_id", |b| b.agent.boot_id.clear(), "agent.boot_id", 400),
-        ("boot_id charset", |b| b.agent.boot_id = "a/b".into(), "agent.boot_id", 400),
-        ("zero interval", |b| b.agent.interval_s = 0.0, "agent.interval_s", 400),
-        ("nan interval", |b| b.agent.interval_s = f64::NAN, "agent.interval_s", 400),
-        ("huge interval", |b| b.agent.interval_s = 86_401.0, "agent.interval_s", 400),
-        ("agent label name", |b| { b.agent.labels.insert("1bad".into(), "x".into()); }, "agent.labels.1bad", 400),
-        ("clock ahead", |b| b.sent_at_ms = NOW + 5 * 60 * 1000 + 1, "sent_at_ms", 400),
-        ("clock behind", |b| b.sent_at_ms = NOW - 5 * 60 * 1000 - 1, "sent_at_ms", 400),
-        ("sample name charset", |b| b.samples[0].name = "cpu-usage".into(), "samples[0].name", 400),
-        ("sample name empty", |b| b.samples[0].name.clear(), "samples[0].name", 400),
-        ("sample name leading digit", |b| b.samples[0].name = "1cpu".into(), "samples[0].name", 400),
-        ("sample name length", |b| b.samples[0].name = "a".repeat(129), "samples[0].name", 400),
-        ("label name charset", |b| { b.samples[0].labels.insert("a.b".into(), "x".into()); }, "samples[0].labels.a.b", 400),
-        ("label name reserved prefix", |b| { b.samples[0].labels.insert("__name__".into(), "x".into()); }, "samples[0].labels.__name__", 400),
-        ("label host reserved", |b| { b.samples[0].labels.insert("host".into(), "x".into()); }, "samples[0].labels.host", 400),
-        ("label value length", |b| { b.samples[0].labels.insert("a".into(), "x".repeat(257)); }, "samples[0].labels.a", 400),
-        ("too many labels", |b| { for i in 0..17 { b.samples[0].labels.insert(format!("l{i}"), "x".into()); } }, "samples[0].labels", 413),
-        ("nan value", |b| b.samples[0].value = f64::NAN, "samples[0].value", 400),
-        ("infinite value", |b| b.samples[0].value = f64::INFINITY, "samples[0].value", 400),
-        ("sample too old", |b| b.samples[0].ts_ms = NOW - 7 * 24 * 3600 * 1000 - 1, "samples[0].ts_ms", 400),
-        ("sample in future", |b| b.samples[0].ts_ms = NOW + 60_001, "samples[0].ts_ms", 400),
-        ("too many samples", |b| { let s = b.samples[0].clone(); b.samples = vec![s; 10_001]; }, "samples", 413),
-        ("too many checks", |b| { let c = b.checks[0].clone(); b.checks = vec![c; 1_001]; }, "checks", 413),
-        ("check name", |b| b.checks[0].name = "api check".into(), "checks[0].name", 400),
-        ("check target length", |b| b.checks[0].target = "t".repeat(513), "checks[0].target", 400),
-        ("check message length", |b| b.checks[0].message = "m".repeat(1025), "checks[0].message", 400),
-        ("check ts", |b| b.checks[0].ts_ms = NOW + 120_000, "checks[0].ts_ms", 400),
-        ("negative latency", |b| b.checks[0].latency_s = -1.0, "checks[0].latency_s", 400),
-        ("nan latency", |b| b.checks[0].latency_s = f64::NAN, "checks[0].latency_s", 400),
+        (
+            "host charset",
+            |b| b.agent.host = "web 01".into(),
+            "agent.host",
+            400,
+        ),
+        (
+            "host length",
+            |b| b.agent.host = "a".repeat(254),
+            "agent.host",
+            400,
+        ),
+        (
+            "agent version length",
+            |b| b.agent.version = "v".repeat(513),
+            "agent.version",
+            400,
+        ),
+        (
+            "empty boot_id",
+            |b| b.agent.boot_id.clear(),
+            "agent.boot_id",
+            400,
+        ),
+        (
+            "boot_id charset",
+            |b| b.agent.boot_id = "a/b".into(),
+            "agent.boot_id",
+            400,
+        ),
+        (
+            "zero interval",
+            |b| b.agent.interval_s = 0.0,
+            "agent.interval_s",
+            400,
+        ),
+        (
+            "nan interval",
+            |b| b.agent.interval_s = f64::NAN,
+            "agent.interval_s",
+            400,
+        ),
+        (
+            "huge interval",
+            |b| b.agent.interval_s = 86_401.0,
+            "agent.interval_s",
+            400,
+        ),
+        (
+            "agent label name",
+            |b| {
+                b.agent.labels.insert("1bad".into(), "x".into());
+            },
+            "agent.labels.1bad",
+            400,
+        ),
+        (
+            "clock ahead",
+            |b| b.sent_at_ms = NOW + 5 * 60 * 1000 + 1,
+            "sent_at_ms",
+            400,
+        ),
+        (
+            "clock behind",
+            |b| b.sent_at_ms = NOW - 5 * 60 * 1000 - 1,
+            "sent_at_ms",
+            400,
+        ),
+        (
+            "sample name charset",
+            |b| b.samples[0].name = "cpu-usage".into(),
+            "samples[0].name",
+            400,
+        ),
+        (
+            "sample name empty",
+            |b| b.samples[0].name.clear(),
+            "samples[0].name",
+            400,
+        ),
+        (
+            "sample name leading digit",
+            |b| b.samples[0].name = "1cpu".into(),
+            "samples[0].name",
+            400,
+        ),
+        (
+            "sample name length",
+            |b| b.samples[0].name = "a".repeat(129),
+            "samples[0].name",
+            400,
+        ),
+        (
+            "label name charset",
+            |b| {
+                b.samples[0].labels.insert("a.b".into(), "x".into());
+            },
+            "samples[0].labels.a.b",
+            400,
+        ),
+        (
+            "label name reserved prefix",
+            |b| {
+                b.samples[0].labels.insert("__name__".into(), "x".into());
+            },
+            "samples[0].labels.__name__",
+            400,
+        ),
+        (
+            "label host reserved",
+            |b| {
+                b.samples[0].labels.insert("host".into(), "x".into());
+            },
+            "samples[0].labels.host",
+            400,
+        ),
+        (
+            "label value length",
+            |b| {
+                b.samples[0].labels.insert("a".into(), "x".repeat(257));
+            },
+            "samples[0].labels.a",
+            400,
+        ),
+        (
+            "too many labels",
+            |b| {
+                for i in 0..17 {
+                    b.samples[0].labels.insert(format!("l{i}"), "x".into());
+                }
+            },
+            "samples[0].labels",
+            413,
+        ),
+        (
+            "nan value",
+            |b| b.samples[0].value = f64::NAN,
+            "samples[0].value",
+            400,
+        ),
+        (
+            "infinite value",
+            |b| b.samples[0].value = f64::INFINITY,
+            "samples[0].value",
+            400,
+        ),
+        (
+            "sample too old",
+            |b| b.samples[0].ts_ms = NOW - 7 * 24 * 3600 * 1000 - 1,
+            "samples[0].ts_ms",
+            400,
+        ),
+        (
+            "sample in future",
+            |b| b.samples[0].ts_ms = NOW + 60_001,
+            "samples[0].ts_ms",
+            400,
+        ),
+        (
+            "too many samples",
+            |b| {
+                let s = b.samples[0].clone();
+                b.samples = vec![s; 10_001];
+            },
+            "samples",
+            413,
+        ),
+        (
+            "too many checks",
+            |b| {
+                let c = b.checks[0].clone();
+                b.checks = vec![c; 1_001];
+            },
+            "checks",
+            413,
+        ),
+        (
+            "check name",
+            |b| b.checks[0].name = "api check".into(),
+            "checks[0].name",
+            400,
+        ),
+        (
+            "check target length",
+            |b| b.checks[0].target = "t".repeat(513),
+            "checks[0].target",
+            400,
+        ),
+        (
+            "check message length",
+            |b| b.checks[0].message = "m".repeat(1025),
+            "checks[0].message",
+            400,
+        ),
+        (
+            "check ts",
+            |b| b.checks[0].ts_ms = NOW + 120_000,
+            "checks[0].ts_ms",
+            400,
+        ),
+        (
+            "negative latency",
+            |b| b.checks[0].latency_s = -1.0,
+            "checks[0].latency_s",
+            400,
+        ),
+        (
+            "nan latency",
+            |b| b.checks[0].latency_s = f64::NAN,
+            "checks[0].latency_s",
+            400,
+        ),
     ];
     for (what, mutate, field, status) in cases {
         let mut b = batch();
@@ -141,7 +321,9 @@ fn limits_are_inclusive_at_the_boundary() {
     let mut b = batch();
     b.agent.host = "a".repeat(253);
     b.samples[0].name = "a".repeat(128);
-    b.samples[0].labels = (0..16).map(|i| (format!("l{i}"), "x".repeat(256))).collect();
+    b.samples[0].labels = (0..16)
+        .map(|i| (format!("l{i}"), "x".repeat(256)))
+        .collect();
     b.samples[0].ts_ms = NOW - 7 * 24 * 3600 * 1000;
     b.checks[0].ts_ms = NOW + 60_000;
     b.checks[0].message = "m".repeat(1024);
@@ -247,7 +429,12 @@ fn malformed_documents_are_400() {
         b"{\"version\": 1e400}",
     ] {
         let r = decode(body, Encoding::Identity, &Limits::default(), NOW).unwrap_err();
-        assert_eq!(r.kind, RejectionKind::Invalid, "{:?}", String::from_utf8_lossy(body));
+        assert_eq!(
+            r.kind,
+            RejectionKind::Invalid,
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
     }
     let mut json = serde_json::to_vec(&batch()).unwrap();
     json.extend_from_slice(b" trailing");
@@ -270,7 +457,10 @@ fn deep_nesting_is_refused_not_overflowed() {
 #[test]
 fn encodings() {
     assert_eq!(Encoding::from_header(None).unwrap(), Encoding::Identity);
-    assert_eq!(Encoding::from_header(Some("identity")).unwrap(), Encoding::Identity);
+    assert_eq!(
+        Encoding::from_header(Some("identity")).unwrap(),
+        Encoding::Identity
+    );
     assert_eq!(Encoding::from_header(Some("GZIP")).unwrap(), Encoding::Gzip);
     let r = Encoding::from_header(Some("br")).unwrap_err();
     assert_eq!(r.kind.status(), 415);

@@ -92,8 +92,14 @@ struct Indexer {
 
 enum Frame {
     /// `key` is the key awaiting its value, if any.
-    Map { path: String, key: Option<String> },
-    Seq { path: String, index: usize },
+    Map {
+        path: String,
+        key: Option<String>,
+    },
+    Seq {
+        path: String,
+        index: usize,
+    },
 }
 
 impl Indexer {
@@ -102,10 +108,7 @@ impl Indexer {
         match self.stack.last_mut() {
             None => Some(String::new()),
             Some(Frame::Map { key: None, .. }) => None,
-            Some(Frame::Map {
-                path,
-                key: Some(k),
-            }) => Some(if path.is_empty() {
+            Some(Frame::Map { path, key: Some(k) }) => Some(if path.is_empty() {
                 k.clone()
             } else {
                 format!("{path}.{k}")
@@ -279,6 +282,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // only deserialized, to exercise unknown-field errors
     struct RawRule {
         name: String,
         #[serde(default)]

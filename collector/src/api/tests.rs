@@ -1,0 +1,295 @@
+use std::io::Write;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::*;
+use crate::Collector;
+
+const CONFIG: &str = "
+agents:
+  - token: web-token
+    hosts: ['web-*']
+rules:
+  - name: disk_full
+    metric: filesystem_used_ratio
+    above: 0.9
+  - name: host_down
+    absent_for: 60s
+";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Router,
+    _collector: Collector,
+}
+
+async fn fixture(config: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{config}\ndata_dir: {}\n", dir.path().display());
+    let cfg = Config::from_yaml("test.yaml", &text).unwrap();
+    let collector = Collector::start(cfg).await.unwrap();
+    let app = router(collector.app_state());
+    Fixture {
+        _dir: dir,
+        app,
+        _collector: collector,
+    }
+}
+
+fn batch(host: &str, seq: u64, used: f64) -> Value {
+    let now = now_ms();
+    json!({
+        "version": 1,
+        "agent": {"host": host, "version": "t", "labels": {"env": "test"}, "boot_id": "b1", "interval_s": 10},
+        "seq": seq,
+        "sent_at_ms": now,
+        "samples": [{"name": "filesystem_used_ratio", "labels": {"mountpoint": "/"}, "ts_ms": now - 10, "value": used}],
+    })
+}
+
+fn push_req(token: Option<&str>, body: Vec<u8>, gzip: bool) -> Request<Body> {
+    let mut r = Request::post("/api/v1/push").header("content-type", "application/json");
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    if gzip {
+        r = r.header("content-encoding", "gzip");
+    }
+    r.body(Body::from(body)).unwrap()
+}
+
+async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, v, headers)
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
+    let (s, v, _) = call(app, Request::get(uri).body(Body::empty()).unwrap()).await;
+    (s, v)
+}
+
+async fn post(app: &Router, uri: &str, body: &str) -> (StatusCode, Value) {
+    let (s, v, _) = call(
+        app,
+        Request::post(uri)
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await;
+    (s, v)
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test]
+async fn push_opens_an_incident_and_the_api_serves_it() {
+    let f = fixture(CONFIG).await;
+    let body = serde_json::to_vec(&batch("web-01", 1, 0.95)).unwrap();
+    let (s, v, _) = call(&f.app, push_req(Some("web-token"), gz(&body), true)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"accepted": 1, "ack_seq": 1}));
+
+    let (s, list) = get(&f.app, "/api/v1/incidents").await;
+    assert_eq!(s, StatusCode::OK);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    let i = &list[0];
+    for key in [
+        "id",
+        "fingerprint",
+        "rule",
+        "host",
+        "labels",
+        "state",
+        "priority",
+        "impact",
+        "urgency",
+        "summary",
+        "description",
+        "value",
+        "threshold",
+        "started_at",
+        "detected_at",
+        "acknowledged_at",
+        "restored_at",
+        "resolved_at",
+        "closed_at",
+        "resolution",
+        "occurrences",
+        "problem_id",
+        "flapping",
+        "events",
+    ] {
+        assert!(i.get(key).is_some(), "incident JSON lacks {key}: {i}");
+    }
+    assert_eq!(i["state"], "open");
+    assert_eq!(i["labels"], json!({"mountpoint": "/"}));
+    assert_eq!(i["acknowledged_at"], Value::Null);
+    assert!(i["detected_at"].as_str().unwrap().ends_with('Z'));
+    let id = i["id"].as_i64().unwrap();
+
+    let (s, one) = get(&f.app, &format!("/api/v1/incidents/{id}")).await;
+    assert_eq!((s, &one["id"]), (StatusCode::OK, &json!(id)));
+
+    let (s, acked) = post(
+        &f.app,
+        &format!("/api/v1/incidents/{id}/ack"),
+        r#"{"note": "on it"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{acked}");
+    assert_eq!(acked["state"], "acknowledged");
+    assert_eq!(acked["events"][1]["note"], "on it");
+    let (s, again) = post(&f.app, &format!("/api/v1/incidents/{id}/ack"), "").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{again}");
+    assert!(again["error"].as_str().unwrap().contains("acknowledged"));
+
+    let (s, open) = get(&f.app, "/api/v1/incidents?state=open").await;
+    assert_eq!((s, open), (StatusCode::OK, json!([])));
+
+    let (s, resolved) = post(&f.app, &format!("/api/v1/incidents/{id}/resolve"), "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (resolved["state"].as_str(), resolved["resolution"].as_str()),
+        (Some("resolved"), Some("manual"))
+    );
+
+    let (s, _) = get(&f.app, "/api/v1/incidents/999").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = get(&f.app, "/api/v1/incidents?state=bogus").await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("state"))
+    );
+    let (s, v) = post(&f.app, &format!("/api/v1/incidents/{id}/ack"), "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test]
+async fn push_rejections_change_no_state() {
+    let f = fixture(CONFIG).await;
+    let ok = serde_json::to_vec(&batch("web-01", 1, 0.95)).unwrap();
+
+    let (s, v, _) = call(&f.app, push_req(None, ok.clone(), false)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let (s, _, _) = call(&f.app, push_req(Some("wrong"), ok.clone(), false)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let db = serde_json::to_vec(&batch("db-01", 1, 0.95)).unwrap();
+    let (s, v, _) = call(&f.app, push_req(Some("web-token"), db, false)).await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("agent.host"))
+    );
+
+    let mut bad = batch("web-01", 1, 0.95);
+    bad["samples"][0]["labels"] = json!({"bad-label": "x"});
+    let (s, v, _) = call(
+        &f.app,
+        push_req(Some("web-token"), serde_json::to_vec(&bad).unwrap(), false),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["field"], "samples[0].labels.bad-label");
+
+    let big = vec![b' '; Limits::default().max_body_bytes + 1];
+    let (s, v, _) = call(&f.app, push_req(Some("web-token"), big, false)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+
+    let bomb = gz(&vec![b' '; 64 << 20]);
+    let (s, _, _) = call(&f.app, push_req(Some("web-token"), bomb, true)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let req = Request::post("/api/v1/push")
+        .header("authorization", "Bearer web-token")
+        .header("content-encoding", "br")
+        .body(Body::from(ok.clone()))
+        .unwrap();
+    let (s, _, _) = call(&f.app, req).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let req = Request::post("/api/v1/push")
+        .header("authorization", "Bearer web-token")
+        .header("content-type", "text/plain")
+        .body(Body::from(ok.clone()))
+        .unwrap();
+    let (s, _, _) = call(&f.app, req).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let (_, list) = get(&f.app, "/api/v1/incidents").await;
+    assert_eq!(list, json!([]), "a rejected push changed state");
+    let (_, metrics) = get(&f.app, "/metrics").await;
+    let text = metrics.as_str().unwrap();
+    assert!(!text.contains("vedette_host_up"), "{text}");
+    for line in [
+        "vedette_ingest_batches_total{outcome=\"unauthorized\"} 2",
+        "vedette_ingest_batches_total{outcome=\"forbidden\"} 1",
+        "vedette_ingest_batches_total{outcome=\"invalid\"} 1",
+        "vedette_ingest_batches_total{outcome=\"too_large\"} 2",
+        "vedette_ingest_batches_total{outcome=\"unsupported\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+    }
+
+    // The same batch twice: applied once.
+    let (s, v, _) = call(&f.app, push_req(Some("web-token"), ok.clone(), false)).await;
+    assert_eq!(
+        (s, v),
+        (StatusCode::OK, json!({"accepted": 1, "ack_seq": 1}))
+    );
+    let (s, v, _) = call(&f.app, push_req(Some("web-token"), ok, false)).await;
+    assert_eq!(
+        (s, v),
+        (StatusCode::OK, json!({"accepted": 0, "ack_seq": 1}))
+    );
+    let (_, metrics) = get(&f.app, "/metrics").await;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("vedette_ingest_batches_total{outcome=\"duplicate\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("vedette_ingest_samples_total 1\n"), "{text}");
+    assert!(
+        text.contains("vedette_host_up{host=\"web-01\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vedette_filesystem_used_ratio{host=\"web-01\",mountpoint=\"/\"} 0.95"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let f = fixture(CONFIG).await;
+    assert_eq!(get(&f.app, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&f.app, "/readyz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_tokens_any_host_may_push_on_loopback() {
+    let f = fixture("rules: []").await;
+    let body = serde_json::to_vec(&batch("anything", 1, 0.1)).unwrap();
+    let (s, _, _) = call(&f.app, push_req(None, body, false)).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn incident_api_is_closed_on_a_public_listener_without_api_tokens() {
+    let f = fixture(&format!("listen: 0.0.0.0:0\n{CONFIG}")).await;
+    let (s, v) = get(&f.app, "/api/v1/incidents").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(get(&f.app, "/metrics").await.0, StatusCode::OK);
+}

@@ -1,0 +1,653 @@
+//! Collector configuration: YAML → raw serde structs → validated [`Config`].
+//!
+//! Every problem is collected with its path and position
+//! (`collector.yaml:12:5: rules[1].above: must be a finite number`), so one
+//! `check-config` run shows them all. A file without `rules` gets the embedded
+//! default rules; `rules: []` means none.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use vedette_protocol::{is_valid_name, Status};
+use vedette_yaml::{ConfigError, Diagnostics};
+
+use crate::rules::{CheckRule, Direction, Rule, RuleKind, Threshold};
+
+/// The embedded default configuration (`vedette-collector` with no `--config`).
+pub const EMBEDDED: &str = include_str!("../default.yaml");
+
+/// A validated collector configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The one HTTP listener (push, API, metrics).
+    pub listen: SocketAddr,
+    /// Where the SQLite store lives.
+    pub data_dir: PathBuf,
+    /// Agent tokens and the hosts each may push as. Empty: any host may push
+    /// (allowed only on a loopback listener).
+    pub agents: Vec<AgentToken>,
+    pub rules: Vec<Rule>,
+}
+
+/// One agent token, kept only as its SHA-256.
+#[derive(Debug, Clone)]
+pub struct AgentToken {
+    sha256: [u8; 32],
+    /// Host-name globs, as written.
+    pub hosts: Vec<String>,
+    matcher: globset::GlobSet,
+}
+
+impl AgentToken {
+    /// True when `token` is this one (constant time in the token's content).
+    pub fn matches(&self, token_sha256: &[u8; 32]) -> bool {
+        self.sha256.ct_eq(token_sha256).into()
+    }
+
+    /// True when this token may push as `host`.
+    pub fn allows(&self, host: &str) -> bool {
+        self.matcher.is_match(host)
+    }
+}
+
+/// SHA-256 of a bearer token.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+    #[serde(default)]
+    rules: Option<Vec<RawRule>>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9850))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./vedette-data")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    token_sha256: Option<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    metric: Option<String>,
+    above: Option<f64>,
+    below: Option<f64>,
+    clear_below: Option<f64>,
+    clear_above: Option<f64>,
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    for_: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    absent_for: Option<Duration>,
+    check: Option<String>,
+    status: Option<Status>,
+    impact: Option<u8>,
+    urgency: Option<u8>,
+}
+
+impl Config {
+    /// The embedded default.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_yaml("<embedded>", EMBEDDED)
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            diagnostics: vec![vedette_yaml::Diagnostic {
+                line: 1,
+                col: 1,
+                message: format!("cannot read config: {e}"),
+            }],
+        })?;
+        Config::from_yaml(&file, &text)
+    }
+
+    /// Parses and validates `text`; `file` names it in diagnostics.
+    pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = vedette_yaml::parse(file, text)?;
+        let mut diag = Diagnostics::new(text);
+        let agents = raw
+            .agents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| agent(a, &format!("agents[{i}]"), &mut diag))
+            .collect::<Vec<_>>();
+        if agents.is_empty() && !raw.listen.ip().is_loopback() {
+            diag.push(
+                "listen",
+                format!(
+                    "{} is not a loopback address and no agent tokens are configured; \
+                     add `agents:` with tokens, or listen on 127.0.0.1",
+                    raw.listen
+                ),
+            );
+        }
+        let rules = match &raw.rules {
+            Some(rules) => validate_rules(rules, &mut diag),
+            None => default_rules(),
+        };
+        diag.finish(
+            file,
+            Config {
+                listen: raw.listen,
+                data_dir: raw.data_dir,
+                agents,
+                rules,
+            },
+        )
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("vedette.db")
+    }
+}
+
+fn default_rules() -> Vec<Rule> {
+    let raw: RawConfig = match vedette_yaml::parse("<embedded>", EMBEDDED) {
+        Ok(raw) => raw,
+        Err(_) => return Vec::new(), // covered by the embedded_default_is_valid test
+    };
+    let mut diag = Diagnostics::new(EMBEDDED);
+    validate_rules(raw.rules.as_deref().unwrap_or_default(), &mut diag)
+}
+
+fn agent(raw: &RawAgent, path: &str, diag: &mut Diagnostics) -> Option<AgentToken> {
+    let given = [
+        raw.token.is_some(),
+        raw.token_file.is_some(),
+        raw.token_sha256.is_some(),
+    ]
+    .iter()
+    .filter(|&&b| b)
+    .count();
+    if given != 1 {
+        diag.push(
+            path,
+            "give exactly one of `token`, `token_file` or `token_sha256`",
+        );
+        return None;
+    }
+    let sha256 = if let Some(t) = &raw.token {
+        if t.is_empty() {
+            diag.push(&format!("{path}.token"), "must not be empty");
+            return None;
+        }
+        token_digest(t)
+    } else if let Some(f) = &raw.token_file {
+        match std::fs::read_to_string(f) {
+            Ok(t) if !t.trim().is_empty() => token_digest(t.trim()),
+            Ok(_) => {
+                diag.push(
+                    &format!("{path}.token_file"),
+                    format!("{} is empty", f.display()),
+                );
+                return None;
+            }
+            Err(e) => {
+                diag.push(
+                    &format!("{path}.token_file"),
+                    format!("cannot read {}: {e}", f.display()),
+                );
+                return None;
+            }
+        }
+    } else {
+        let hex_str = raw.token_sha256.as_deref().unwrap_or_default();
+        match hex::decode(hex_str.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
+            Some(d) => d,
+            None => {
+                diag.push(
+                    &format!("{path}.token_sha256"),
+                    "must be 64 hex digits (sha256sum of the token)",
+                );
+                return None;
+            }
+        }
+    };
+    if raw.hosts.is_empty() {
+        diag.push(
+            &format!("{path}.hosts"),
+            "list the host-name globs this token may push as, e.g. [\"web-*\"]",
+        );
+        return None;
+    }
+    let mut set = globset::GlobSetBuilder::new();
+    for (i, h) in raw.hosts.iter().enumerate() {
+        match globset::Glob::new(h) {
+            Ok(g) => {
+                set.add(g);
+            }
+            Err(e) => {
+                diag.push(&format!("{path}.hosts[{i}]"), format!("bad glob: {e}"));
+                return None;
+            }
+        }
+    }
+    let matcher = match set.build() {
+        Ok(m) => m,
+        Err(e) => {
+            diag.push(&format!("{path}.hosts"), format!("bad globs: {e}"));
+            return None;
+        }
+    };
+    Some(AgentToken {
+        sha256,
+        hosts: raw.hosts.clone(),
+        matcher,
+    })
+}
+
+fn validate_rules(raw: &[RawRule], diag: &mut Diagnostics) -> Vec<Rule> {
+    let mut seen = HashSet::new();
+    let mut rules = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let path = format!("rules[{i}]");
+        if !is_valid_name(&r.name) {
+            diag.push(
+                &format!("{path}.name"),
+                format!("'{}' must match [A-Za-z_][A-Za-z0-9_]*", r.name),
+            );
+        } else if !seen.insert(r.name.clone()) {
+            diag.push(
+                &format!("{path}.name"),
+                format!("rule '{}' is defined twice", r.name),
+            );
+        }
+        let level = |v: Option<u8>, key: &str, diag: &mut Diagnostics| match v {
+            None => 2,
+            Some(l @ 1..=3) => l,
+            Some(_) => {
+                diag.push(
+                    &format!("{path}.{key}"),
+                    "must be 1 (high), 2 (medium) or 3 (low)",
+                );
+                2
+            }
+        };
+        let impact = level(r.impact, "impact", diag);
+        let urgency = level(r.urgency, "urgency", diag);
+        if let Some(kind) = rule_kind(r, &path, diag) {
+            rules.push(Rule {
+                name: Arc::from(r.name.as_str()),
+                kind,
+                impact,
+                urgency,
+            });
+        }
+    }
+    rules
+}
+
+fn rule_kind(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Option<RuleKind> {
+    let kinds = [
+        r.metric.is_some(),
+        r.absent_for.is_some(),
+        r.check.is_some(),
+    ]
+    .iter()
+    .filter(|&&b| b)
+    .count();
+    if kinds != 1 {
+        diag.push(
+            path,
+            format!(
+                "rule '{}' needs exactly one of `metric` (threshold), `absent_for` (heartbeat) or `check` (check status)",
+                r.name
+            ),
+        );
+        return None;
+    }
+    let at = |k: &str| format!("{path}.{k}");
+    let only_for = |diag: &mut Diagnostics, present: bool, key: &str, kind: &str| {
+        if present {
+            diag.push(&at(key), format!("applies only to {kind} rules"));
+        }
+    };
+    if let Some(metric) = &r.metric {
+        if !is_valid_name(metric) {
+            diag.push(
+                &at("metric"),
+                format!("'{metric}' must match [A-Za-z_][A-Za-z0-9_]*"),
+            );
+        }
+        only_for(diag, r.status.is_some(), "status", "check");
+        let (direction, threshold) = match (r.above, r.below) {
+            (Some(a), None) => (Direction::Above, a),
+            (None, Some(b)) => (Direction::Below, b),
+            _ => {
+                diag.push(
+                    path,
+                    "a metric rule needs exactly one of `above` or `below`",
+                );
+                return None;
+            }
+        };
+        let key = match direction {
+            Direction::Above => "above",
+            Direction::Below => "below",
+        };
+        if !threshold.is_finite() {
+            diag.push(&at(key), "must be a finite number");
+            return None;
+        }
+        let clear = match (direction, r.clear_below, r.clear_above) {
+            (Direction::Above, c, None) => {
+                let c = c.unwrap_or(threshold);
+                if !(c.is_finite() && c <= threshold) {
+                    diag.push(
+                        &at("clear_below"),
+                        format!("must be a finite number at or below `above` ({threshold})"),
+                    );
+                }
+                c
+            }
+            (Direction::Below, None, c) => {
+                let c = c.unwrap_or(threshold);
+                if !(c.is_finite() && c >= threshold) {
+                    diag.push(
+                        &at("clear_above"),
+                        format!("must be a finite number at or above `below` ({threshold})"),
+                    );
+                }
+                c
+            }
+            (Direction::Above, _, Some(_)) => {
+                diag.push(
+                    &at("clear_above"),
+                    "goes with `below`; use `clear_below` with `above`",
+                );
+                return None;
+            }
+            (Direction::Below, Some(_), _) => {
+                diag.push(
+                    &at("clear_below"),
+                    "goes with `above`; use `clear_above` with `below`",
+                );
+                return None;
+            }
+        };
+        return Some(RuleKind::Threshold(Threshold {
+            metric: metric.clone(),
+            direction,
+            threshold,
+            clear,
+            for_: r.for_.unwrap_or_default(),
+        }));
+    }
+    for (present, key) in [
+        (r.above.is_some(), "above"),
+        (r.below.is_some(), "below"),
+        (r.clear_below.is_some(), "clear_below"),
+        (r.clear_above.is_some(), "clear_above"),
+    ] {
+        only_for(diag, present, key, "metric");
+    }
+    if let Some(after) = r.absent_for {
+        only_for(diag, r.status.is_some(), "status", "check");
+        only_for(diag, r.for_.is_some(), "for", "metric and check");
+        if after.is_zero() {
+            diag.push(&at("absent_for"), "must be more than 0");
+        }
+        return Some(RuleKind::Absent { after });
+    }
+    let pattern = r.check.clone().unwrap_or_default();
+    let matcher = match globset::Glob::new(&pattern) {
+        Ok(g) => g.compile_matcher(),
+        Err(e) => {
+            diag.push(&at("check"), format!("bad glob: {e}"));
+            return None;
+        }
+    };
+    let status = r.status.unwrap_or(Status::Critical);
+    if status == Status::Ok {
+        diag.push(&at("status"), "must be warning, critical or unknown");
+    }
+    Some(RuleKind::Check(CheckRule {
+        pattern,
+        matcher,
+        status,
+        for_: r.for_.unwrap_or_default(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_has_the_design_rules() {
+        let c = Config::embedded().unwrap();
+        assert_eq!(c.listen, default_listen());
+        let names: Vec<_> = c.rules.iter().map(|r| r.name.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "host_down",
+                "cpu_high",
+                "memory_high",
+                "disk_full",
+                "check_critical"
+            ]
+        );
+        let host_down = &c.rules[0];
+        assert!(
+            matches!(host_down.kind, RuleKind::Absent { after } if after == Duration::from_secs(60))
+        );
+        assert_eq!((host_down.impact, host_down.urgency), (1, 1));
+        let RuleKind::Threshold(cpu) = &c.rules[1].kind else {
+            panic!("cpu_high is a threshold")
+        };
+        assert_eq!(
+            (cpu.threshold, cpu.clear, cpu.for_),
+            (0.9, 0.8, Duration::from_secs(300))
+        );
+        let RuleKind::Threshold(disk) = &c.rules[3].kind else {
+            panic!("disk_full is a threshold")
+        };
+        assert_eq!(
+            (disk.metric.as_str(), disk.clear, disk.for_),
+            ("filesystem_used_ratio", 0.85, Duration::from_secs(600))
+        );
+        assert_eq!(default_rules().len(), 5);
+    }
+
+    #[test]
+    fn issue_example_parses() {
+        let text = r#"
+listen: 127.0.0.1:9850
+data_dir: ./vedette-data
+agents:
+  - token: "s3cret"
+    hosts: ["web-*"]
+rules:
+  - name: memory_in_use
+    metric: memory_used_ratio
+    above: 0.9
+    clear_below: 0.8
+    for: 5m
+    impact: 2
+    urgency: 2
+  - name: host_down
+    absent_for: 60s
+    impact: 1
+    urgency: 1
+"#;
+        let c = Config::from_yaml("c.yaml", text).unwrap();
+        assert_eq!(c.rules.len(), 2);
+        let a = &c.agents[0];
+        assert!(a.matches(&token_digest("s3cret")));
+        assert!(!a.matches(&token_digest("s3cret2")));
+        assert!(a.allows("web-01") && !a.allows("db-01"));
+    }
+
+    #[test]
+    fn missing_rules_means_defaults_and_empty_means_none() {
+        assert_eq!(Config::from_yaml("c", "").unwrap().rules.len(), 5);
+        assert!(Config::from_yaml("c", "rules: []")
+            .unwrap()
+            .rules
+            .is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_position() {
+        let text = "\
+listen: 0.0.0.0:9850
+rules:
+  - name: a
+    metric: cpu
+    above: .nan
+  - name: a
+    metric: cpu
+    above: 0.9
+    clear_below: 0.95
+  - name: b
+    absent_for: 0s
+    impact: 4
+  - name: c
+    metric: m
+  - name: d
+";
+        let e = Config::from_yaml("c.yaml", text).unwrap_err();
+        let lines: Vec<String> = e.to_string().lines().map(String::from).collect();
+        assert_eq!(
+            lines,
+            [
+                "c.yaml:1:1: listen: 0.0.0.0:9850 is not a loopback address and no agent tokens are configured; add `agents:` with tokens, or listen on 127.0.0.1",
+                "c.yaml:5:5: rules[0].above: must be a finite number",
+                "c.yaml:6:5: rules[1].name: rule 'a' is defined twice",
+                "c.yaml:9:5: rules[1].clear_below: must be a finite number at or below `above` (0.9)",
+                "c.yaml:11:5: rules[2].absent_for: must be more than 0",
+                "c.yaml:12:5: rules[2].impact: must be 1 (high), 2 (medium) or 3 (low)",
+                "c.yaml:13:5: rules[3]: a metric rule needs exactly one of `above` or `below`",
+                "c.yaml:15:5: rules[4]: rule 'd' needs exactly one of `metric` (threshold), `absent_for` (heartbeat) or `check` (check status)",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_name_their_line() {
+        let e = Config::from_yaml(
+            "c.yaml",
+            "rules:\n  - name: a\n    metric: m\n    abov: 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("c.yaml:4:5: "), "{e}");
+        assert!(e.contains("unknown field `abov`"), "{e}");
+        let e = Config::from_yaml(
+            "c.yaml",
+            "rules:\n  - name: a\n    metric: m\n    above: 1\n    for: soon\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("c.yaml:5:"), "{e}");
+        let e = Config::from_yaml("c.yaml", "listen: nowhere\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.yaml:1:"), "{e}");
+    }
+
+    #[test]
+    fn agent_token_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t");
+        std::fs::write(&f, "from-file\n").unwrap();
+        let sha = hex::encode(token_digest("hashed"));
+        let text = format!(
+            "agents:\n  - token_file: {}\n    hosts: [a]\n  - token_sha256: {sha}\n    hosts: [b]\n",
+            f.display()
+        );
+        let c = Config::from_yaml("c", &text).unwrap();
+        assert!(c.agents[0].matches(&token_digest("from-file")));
+        assert!(c.agents[1].matches(&token_digest("hashed")));
+
+        let bad = "agents:\n  - token: x\n    token_sha256: ab\n    hosts: [a]\n  - token_file: /nonexistent/t\n    hosts: [a]\n  - token: y\n  - token_sha256: zz\n    hosts: [a]\n";
+        let e = Config::from_yaml("c", bad).unwrap_err().to_string();
+        assert!(e.contains("agents[0]: give exactly one of"), "{e}");
+        assert!(
+            e.contains("agents[1].token_file: cannot read /nonexistent/t"),
+            "{e}"
+        );
+        assert!(
+            e.contains("agents[2].hosts: list the host-name globs"),
+            "{e}"
+        );
+        assert!(
+            e.contains("agents[3].token_sha256: must be 64 hex digits"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tokens_allow_a_public_listener() {
+        let c = Config::from_yaml(
+            "c",
+            "listen: 0.0.0.0:9850\nagents:\n  - token: t\n    hosts: ['*']\n",
+        )
+        .unwrap();
+        assert!(!c.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn check_and_below_rules() {
+        let c = Config::from_yaml(
+            "c",
+            "rules:\n  - {name: api_down, check: 'api*', status: warning, for: 1m}\n  - {name: low, metric: m, below: 10, clear_above: 20}\n",
+        )
+        .unwrap();
+        let RuleKind::Check(ck) = &c.rules[0].kind else {
+            panic!()
+        };
+        assert!(ck.matcher.is_match("api-eu") && ck.status == Status::Warning);
+        let RuleKind::Threshold(t) = &c.rules[1].kind else {
+            panic!()
+        };
+        assert_eq!((t.direction, t.clear), (Direction::Below, 20.0));
+        let e = Config::from_yaml(
+            "c",
+            "rules:\n  - {name: x, metric: m, above: 1, clear_above: 2}\n  - {name: y, absent_for: 1m, above: 3}\n  - {name: z, check: a, status: ok}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rules[0].clear_above: goes with `below`"), "{e}");
+        assert!(
+            e.contains("rules[1].above: applies only to metric rules"),
+            "{e}"
+        );
+        assert!(e.contains("rules[2].status: must be warning"), "{e}");
+    }
+}

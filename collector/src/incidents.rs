@@ -1,0 +1,457 @@
+//! Incidents: the ITIL record a breach becomes, and its lifecycle. Pure: every
+//! transition takes the time as an argument and appends to the timeline.
+//!
+//! States: `open → acknowledged → resolved → closed`. An incident is *live*
+//! while open or acknowledged; at most one live incident exists per
+//! fingerprint (rule + host + the series' distinguishing labels).
+//!
+//! Timestamps (all kept, milliseconds since the epoch): `started_at` (first
+//! breaching sample's own time), `detected_at` (opened), `acknowledged_at`,
+//! `restored_at` (the condition cleared), `resolved_at` (automatically on
+//! restore, or by hand), `closed_at`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Series labels, sorted.
+pub type Labels = BTreeMap<String, String>;
+
+/// Lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentState {
+    Open,
+    Acknowledged,
+    Resolved,
+    Closed,
+}
+
+impl IncidentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Open => "open",
+            IncidentState::Acknowledged => "acknowledged",
+            IncidentState::Resolved => "resolved",
+            IncidentState::Closed => "closed",
+        }
+    }
+
+    /// Open or acknowledged: the condition is (or was last known) active.
+    pub fn is_live(self) -> bool {
+        matches!(self, IncidentState::Open | IncidentState::Acknowledged)
+    }
+}
+
+impl FromStr for IncidentState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(IncidentState::Open),
+            "acknowledged" => Ok(IncidentState::Acknowledged),
+            "resolved" => Ok(IncidentState::Resolved),
+            "closed" => Ok(IncidentState::Closed),
+            other => Err(format!(
+                "unknown incident state '{other}'; expected open, acknowledged, resolved or closed"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for IncidentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an incident was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// The condition cleared.
+    Auto,
+    /// An operator resolved it.
+    Manual,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Auto => "auto",
+            Resolution::Manual => "manual",
+        }
+    }
+}
+
+impl FromStr for Resolution {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Resolution::Auto),
+            "manual" => Ok(Resolution::Manual),
+            other => Err(format!("unknown resolution '{other}'")),
+        }
+    }
+}
+
+/// What happened to an incident, for its timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Opened,
+    Acknowledged,
+    Restored,
+    Resolved,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Opened => "opened",
+            EventKind::Acknowledged => "acknowledged",
+            EventKind::Restored => "restored",
+            EventKind::Resolved => "resolved",
+        }
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "opened" => Ok(EventKind::Opened),
+            "acknowledged" => Ok(EventKind::Acknowledged),
+            "restored" => Ok(EventKind::Restored),
+            "resolved" => Ok(EventKind::Resolved),
+            other => Err(format!("unknown incident event '{other}'")),
+        }
+    }
+}
+
+/// One entry of an incident's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentEvent {
+    pub at_ms: i64,
+    pub kind: EventKind,
+    /// Who did it (`vedette` for automatic transitions).
+    pub actor: String,
+    pub note: Option<String>,
+}
+
+/// The actor recorded for transitions the collector makes by itself.
+pub const SYSTEM_ACTOR: &str = "vedette";
+
+/// ITIL priority from impact and urgency (each 1 high … 3 low):
+/// `P = impact + urgency − 1`, clamped to 1…5.
+pub fn priority(impact: u8, urgency: u8) -> u8 {
+    (impact as i16 + urgency as i16 - 1).clamp(1, 5) as u8
+}
+
+/// The stable identity of an alert: rule, host and distinguishing labels.
+pub fn fingerprint(rule: &str, host: &str, labels: &Labels) -> String {
+    let mut h = Sha256::new();
+    h.update(rule.as_bytes());
+    h.update([0]);
+    h.update(host.as_bytes());
+    for (k, v) in labels {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([b'=']);
+        h.update(v.as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+/// What opened an incident.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    pub rule: String,
+    pub host: String,
+    pub labels: Labels,
+    pub impact: u8,
+    pub urgency: u8,
+    pub summary: String,
+    pub description: String,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    pub started_ms: i64,
+}
+
+/// An incident as stored and served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    /// Store-assigned; 0 until first saved.
+    pub id: i64,
+    pub fingerprint: String,
+    pub rule: String,
+    pub host: String,
+    pub labels: Labels,
+    pub state: IncidentState,
+    pub priority: u8,
+    pub impact: u8,
+    pub urgency: u8,
+    pub summary: String,
+    pub description: String,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    pub started_at_ms: i64,
+    pub detected_at_ms: i64,
+    pub acknowledged_at_ms: Option<i64>,
+    pub restored_at_ms: Option<i64>,
+    pub resolved_at_ms: Option<i64>,
+    pub closed_at_ms: Option<i64>,
+    pub resolution: Option<Resolution>,
+    pub occurrences: u32,
+    pub problem_id: Option<i64>,
+    pub flapping: bool,
+    pub events: Vec<IncidentEvent>,
+}
+
+/// A transition that does not apply to the incident's current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("incident {id} is {state}; it cannot be {action}")]
+pub struct InvalidTransition {
+    pub id: i64,
+    pub state: IncidentState,
+    pub action: &'static str,
+}
+
+impl Incident {
+    /// A new open incident, detected at `now_ms`.
+    pub fn open(o: Opening, now_ms: i64) -> Incident {
+        Incident {
+            id: 0,
+            fingerprint: fingerprint(&o.rule, &o.host, &o.labels),
+            priority: priority(o.impact, o.urgency),
+            rule: o.rule,
+            host: o.host,
+            labels: o.labels,
+            state: IncidentState::Open,
+            impact: o.impact,
+            urgency: o.urgency,
+            summary: o.summary,
+            description: o.description,
+            value: o.value,
+            threshold: o.threshold,
+            // A sample stamped after its own detection (agent clock ahead) is
+            // clamped so MTTD is never negative.
+            started_at_ms: o.started_ms.min(now_ms),
+            detected_at_ms: now_ms,
+            acknowledged_at_ms: None,
+            restored_at_ms: None,
+            resolved_at_ms: None,
+            closed_at_ms: None,
+            resolution: None,
+            occurrences: 1,
+            problem_id: None,
+            flapping: false,
+            events: vec![IncidentEvent {
+                at_ms: now_ms,
+                kind: EventKind::Opened,
+                actor: SYSTEM_ACTOR.into(),
+                note: None,
+            }],
+        }
+    }
+
+    /// An operator acknowledges: only an open incident can be.
+    pub fn acknowledge(
+        &mut self,
+        actor: &str,
+        note: Option<String>,
+        now_ms: i64,
+    ) -> Result<(), InvalidTransition> {
+        if self.state != IncidentState::Open {
+            return Err(self.invalid("acknowledged"));
+        }
+        self.state = IncidentState::Acknowledged;
+        self.acknowledged_at_ms = Some(now_ms);
+        self.push(EventKind::Acknowledged, actor, note, now_ms);
+        Ok(())
+    }
+
+    /// An operator resolves a live incident by hand.
+    pub fn resolve(
+        &mut self,
+        actor: &str,
+        note: Option<String>,
+        now_ms: i64,
+    ) -> Result<(), InvalidTransition> {
+        if !self.state.is_live() {
+            return Err(self.invalid("resolved"));
+        }
+        self.state = IncidentState::Resolved;
+        self.resolved_at_ms = Some(now_ms);
+        self.resolution = Some(Resolution::Manual);
+        self.push(EventKind::Resolved, actor, note, now_ms);
+        Ok(())
+    }
+
+    /// The condition cleared: record the restore and, if still live, resolve
+    /// automatically. Returns true when the incident was resolved by this call.
+    pub fn restore(&mut self, now_ms: i64) -> bool {
+        if self.restored_at_ms.is_none() {
+            self.restored_at_ms = Some(now_ms);
+            self.push(EventKind::Restored, SYSTEM_ACTOR, None, now_ms);
+        }
+        if !self.state.is_live() {
+            return false;
+        }
+        self.state = IncidentState::Resolved;
+        self.resolved_at_ms = Some(now_ms);
+        self.resolution = Some(Resolution::Auto);
+        self.push(EventKind::Resolved, SYSTEM_ACTOR, None, now_ms);
+        true
+    }
+
+    fn push(&mut self, kind: EventKind, actor: &str, note: Option<String>, at_ms: i64) {
+        self.events.push(IncidentEvent {
+            at_ms,
+            kind,
+            actor: actor.to_string(),
+            note,
+        });
+    }
+
+    fn invalid(&self, action: &'static str) -> InvalidTransition {
+        InvalidTransition {
+            id: self.id,
+            state: self.state,
+            action,
+        }
+    }
+
+    /// `P1` … `P5`, the label value used in metrics.
+    pub fn priority_label(&self) -> &'static str {
+        priority_label(self.priority)
+    }
+}
+
+/// `P1` … `P5`.
+pub fn priority_label(p: u8) -> &'static str {
+    match p {
+        1 => "P1",
+        2 => "P2",
+        3 => "P3",
+        4 => "P4",
+        _ => "P5",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opening() -> Opening {
+        Opening {
+            rule: "cpu_high".into(),
+            host: "web-01".into(),
+            labels: Labels::new(),
+            impact: 2,
+            urgency: 2,
+            summary: "cpu high".into(),
+            description: String::new(),
+            value: Some(0.95),
+            threshold: Some(0.9),
+            started_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn itil_priority_matrix() {
+        let table = [
+            (1, 1, 1),
+            (1, 2, 2),
+            (2, 1, 2),
+            (2, 2, 3),
+            (1, 3, 3),
+            (2, 3, 4),
+            (3, 2, 4),
+            (3, 3, 5),
+            (0, 0, 1),
+            (9, 9, 5),
+        ];
+        for (impact, urgency, p) in table {
+            assert_eq!(priority(impact, urgency), p, "{impact}/{urgency}");
+        }
+    }
+
+    #[test]
+    fn fingerprint_distinguishes_rule_host_and_labels() {
+        let l = |m: &str| Labels::from([("mountpoint".to_string(), m.to_string())]);
+        let a = fingerprint("disk_full", "web-01", &l("/"));
+        assert_eq!(a, fingerprint("disk_full", "web-01", &l("/")));
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, fingerprint("disk_full", "web-01", &l("/var")));
+        assert_ne!(a, fingerprint("disk_full", "web-02", &l("/")));
+        assert_ne!(a, fingerprint("cpu_high", "web-01", &l("/")));
+        // No ambiguity from concatenation.
+        assert_ne!(
+            fingerprint("a", "bc", &Labels::new()),
+            fingerprint("ab", "c", &Labels::new())
+        );
+    }
+
+    #[test]
+    fn auto_lifecycle_keeps_every_timestamp() {
+        let mut i = Incident::open(opening(), 5_000);
+        assert_eq!(
+            (i.state, i.priority, i.started_at_ms, i.detected_at_ms),
+            (IncidentState::Open, 3, 1_000, 5_000)
+        );
+        i.acknowledge("alice", Some("looking".into()), 7_000)
+            .unwrap();
+        assert!(i.restore(9_000));
+        assert_eq!(i.state, IncidentState::Resolved);
+        assert_eq!(i.acknowledged_at_ms, Some(7_000));
+        assert_eq!(i.restored_at_ms, Some(9_000));
+        assert_eq!(i.resolved_at_ms, Some(9_000));
+        assert_eq!(i.resolution, Some(Resolution::Auto));
+        let kinds: Vec<_> = i.events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Opened,
+                EventKind::Acknowledged,
+                EventKind::Restored,
+                EventKind::Resolved
+            ]
+        );
+        assert_eq!(i.events[1].actor, "alice");
+        assert_eq!(i.events[1].note.as_deref(), Some("looking"));
+    }
+
+    #[test]
+    fn manual_resolve_then_restore_records_restore_only() {
+        let mut i = Incident::open(opening(), 5_000);
+        i.resolve("bob", None, 6_000).unwrap();
+        assert_eq!(i.resolution, Some(Resolution::Manual));
+        assert!(!i.restore(8_000));
+        assert_eq!(i.resolved_at_ms, Some(6_000));
+        assert_eq!(i.restored_at_ms, Some(8_000));
+        assert_eq!(i.resolution, Some(Resolution::Manual));
+    }
+
+    #[test]
+    fn invalid_transitions_are_refused() {
+        let mut i = Incident::open(opening(), 5_000);
+        i.acknowledge("a", None, 6_000).unwrap();
+        let e = i.acknowledge("a", None, 6_500).unwrap_err();
+        assert_eq!(e.state, IncidentState::Acknowledged);
+        i.resolve("a", None, 7_000).unwrap();
+        assert!(i.resolve("a", None, 8_000).is_err());
+        assert!(i.acknowledge("a", None, 8_000).is_err());
+        assert_eq!(i.events.len(), 3);
+    }
+
+    #[test]
+    fn started_after_detection_is_clamped() {
+        let mut o = opening();
+        o.started_ms = 10_000;
+        let i = Incident::open(o, 5_000);
+        assert_eq!(i.started_at_ms, 5_000);
+    }
+}

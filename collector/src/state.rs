@@ -1,0 +1,166 @@
+//! Latest-value state: per host, its identity, liveness, the latest point of
+//! every series and the latest result of every check. No history: long-term
+//! metrics belong to Prometheus.
+//!
+//! Written only by the engine (under a write lock held for one batch), read
+//! by `/metrics` at scrape time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use vedette_protocol::CheckResult;
+
+use crate::incidents::Labels;
+use crate::store::HostRecord;
+
+/// A series within a host: metric name and labels.
+pub type SeriesKey = (String, Labels);
+
+/// One latest value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub ts_ms: i64,
+    pub value: f64,
+}
+
+/// Everything known about one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostState {
+    pub labels: Labels,
+    /// The agent run whose `seq` is tracked.
+    pub boot_id: String,
+    /// Highest `seq` applied for `boot_id`.
+    pub last_seq: u64,
+    /// When the collector last received a batch (collector clock).
+    pub last_seen_ms: i64,
+    /// The agent's push interval.
+    pub interval_ms: i64,
+    pub series: HashMap<SeriesKey, Point>,
+    pub checks: BTreeMap<String, CheckResult>,
+    /// Changed since last persisted.
+    pub dirty: bool,
+}
+
+impl HostState {
+    /// A host restored from the store, with no series yet.
+    pub fn from_record(r: HostRecord) -> HostState {
+        HostState {
+            labels: r.labels,
+            boot_id: r.boot_id,
+            last_seq: r.last_seq,
+            last_seen_ms: r.last_seen_ms,
+            interval_ms: r.interval_ms,
+            series: HashMap::new(),
+            checks: BTreeMap::new(),
+            dirty: false,
+        }
+    }
+
+    /// The record to persist.
+    pub fn record(&self, host: &str) -> HostRecord {
+        HostRecord {
+            host: host.to_string(),
+            labels: self.labels.clone(),
+            boot_id: self.boot_id.clone(),
+            last_seq: self.last_seq,
+            last_seen_ms: self.last_seen_ms,
+            interval_ms: self.interval_ms,
+        }
+    }
+
+    /// True when `(boot_id, seq)` has already been applied. A new `boot_id`
+    /// (the agent restarted) starts a new sequence.
+    pub fn is_duplicate(&self, boot_id: &str, seq: u64) -> bool {
+        self.boot_id == boot_id && seq <= self.last_seq
+    }
+
+    /// Stores a point unless the series already has a newer one (a late
+    /// replay must not roll the latest value back). Returns true if stored.
+    pub fn set_point(&mut self, name: &str, labels: &Labels, point: Point) -> bool {
+        match self.series.get_mut(&(name.to_string(), labels.clone())) {
+            Some(p) if p.ts_ms > point.ts_ms => false,
+            Some(p) => {
+                *p = point;
+                true
+            }
+            None => {
+                self.series
+                    .insert((name.to_string(), labels.clone()), point);
+                true
+            }
+        }
+    }
+}
+
+/// All hosts.
+#[derive(Debug, Default)]
+pub struct State {
+    pub hosts: HashMap<String, HostState>,
+}
+
+impl State {
+    /// State restored from the store's host records.
+    pub fn from_records(records: Vec<HostRecord>) -> State {
+        State {
+            hosts: records
+                .into_iter()
+                .map(|r| (r.host.clone(), HostState::from_record(r)))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> HostState {
+        HostState::from_record(HostRecord {
+            host: "h".into(),
+            labels: Labels::new(),
+            boot_id: "b1".into(),
+            last_seq: 5,
+            last_seen_ms: 0,
+            interval_ms: 10_000,
+        })
+    }
+
+    #[test]
+    fn dedup_is_per_boot_id() {
+        let h = host();
+        assert!(h.is_duplicate("b1", 5));
+        assert!(h.is_duplicate("b1", 1));
+        assert!(!h.is_duplicate("b1", 6));
+        assert!(!h.is_duplicate("b2", 1));
+    }
+
+    #[test]
+    fn older_points_do_not_roll_back() {
+        let mut h = host();
+        let l = Labels::new();
+        assert!(h.set_point(
+            "m",
+            &l,
+            Point {
+                ts_ms: 10,
+                value: 1.0
+            }
+        ));
+        assert!(!h.set_point(
+            "m",
+            &l,
+            Point {
+                ts_ms: 9,
+                value: 2.0
+            }
+        ));
+        assert!(h.set_point(
+            "m",
+            &l,
+            Point {
+                ts_ms: 10,
+                value: 3.0
+            }
+        ));
+        assert_eq!(h.series[&("m".to_string(), l)].value, 3.0);
+    }
+}

@@ -1,0 +1,578 @@
+//! The SQLite store: the only module with SQL. It maps rows to domain types at
+//! its edge.
+//!
+//! # On disk
+//! One file, `<data_dir>/vedette.db`, in WAL mode with `synchronous=FULL`: a
+//! committed transition survives a crash of the process or the machine.
+//! `PRAGMA user_version` is the schema version; [`MIGRATIONS`] upgrade it in
+//! order at start, each in its own transaction, so a crash mid-upgrade leaves
+//! the previous version intact. A database newer than this binary is refused.
+//!
+//! Tables (schema v1):
+//! - `incidents`: one row per incident; timestamps are integer milliseconds
+//!   since the epoch; `labels` is a JSON object. A partial unique index allows
+//!   at most one live (open/acknowledged) incident per `fingerprint`, so a
+//!   restart can never duplicate one.
+//! - `incident_events`: the timeline, appended in the same transaction as the
+//!   incident row it belongs to.
+//! - `hosts`: each host's labels, run identity (`boot_id`, `last_seq` for
+//!   exactly-once application of batches) and when it was last seen.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::incidents::{Incident, IncidentEvent, IncidentState, Labels};
+
+/// Schema migrations; index `i` upgrades version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE incidents (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint     TEXT    NOT NULL,
+    rule            TEXT    NOT NULL,
+    host            TEXT    NOT NULL,
+    labels          TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved', 'closed')),
+    priority        INTEGER NOT NULL,
+    impact          INTEGER NOT NULL,
+    urgency         INTEGER NOT NULL,
+    summary         TEXT    NOT NULL,
+    description     TEXT    NOT NULL,
+    value           REAL,
+    threshold       REAL,
+    started_at      INTEGER NOT NULL,
+    detected_at     INTEGER NOT NULL,
+    acknowledged_at INTEGER,
+    restored_at     INTEGER,
+    resolved_at     INTEGER,
+    closed_at       INTEGER,
+    resolution      TEXT CHECK (resolution IN ('auto', 'manual')),
+    occurrences     INTEGER NOT NULL,
+    problem_id      INTEGER,
+    flapping        INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX incidents_one_live ON incidents (fingerprint)
+    WHERE state IN ('open', 'acknowledged');
+CREATE INDEX incidents_by_state ON incidents (state, id);
+CREATE TABLE incident_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id INTEGER NOT NULL REFERENCES incidents (id),
+    at          INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    actor       TEXT    NOT NULL,
+    note        TEXT
+);
+CREATE INDEX incident_events_by_incident ON incident_events (incident_id, id);
+CREATE TABLE hosts (
+    host        TEXT PRIMARY KEY,
+    labels      TEXT    NOT NULL,
+    boot_id     TEXT    NOT NULL,
+    last_seq    INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    interval_ms INTEGER NOT NULL
+);
+"#];
+
+/// Store failures callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("incident {0} not found")]
+    NotFound(i64),
+    #[error("database schema version {found} is newer than this collector understands ({known}); upgrade vedette-collector")]
+    TooNew { found: i64, known: i64 },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("store row is corrupt: {0}")]
+    Corrupt(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// What the store remembers of a host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRecord {
+    pub host: String,
+    pub labels: Labels,
+    pub boot_id: String,
+    pub last_seq: u64,
+    pub last_seen_ms: i64,
+    pub interval_ms: i64,
+}
+
+/// Incident counts by rule and priority, to restore counters at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentCount {
+    pub rule: String,
+    pub priority: u8,
+    /// `None`: every incident (opened); `Some`: resolved that way.
+    pub resolution: Option<String>,
+    pub count: u64,
+}
+
+/// One SQLite connection. The engine owns the writer; the API has its own
+/// reader (WAL lets it read while the writer commits).
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path)?;
+        Store::init(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Store::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let known = MIGRATIONS.len() as i64;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > known {
+            return Err(StoreError::TooNew { found, known });
+        }
+        for (v, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", v as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(Store { conn })
+    }
+
+    /// The schema version in the file.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Inserts (id 0) or updates an incident and appends `events[persisted..]`,
+    /// in one transaction. Sets `incident.id` on insert.
+    pub fn save_incident(
+        &mut self,
+        incident: &mut Incident,
+        persisted_events: usize,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let labels = serde_json::to_string(&incident.labels)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let i = &*incident;
+        let values = params![
+            i.fingerprint,
+            i.rule,
+            i.host,
+            labels,
+            i.state.as_str(),
+            i.priority,
+            i.impact,
+            i.urgency,
+            i.summary,
+            i.description,
+            i.value,
+            i.threshold,
+            i.started_at_ms,
+            i.detected_at_ms,
+            i.acknowledged_at_ms,
+            i.restored_at_ms,
+            i.resolved_at_ms,
+            i.closed_at_ms,
+            i.resolution.map(|r| r.as_str()),
+            i.occurrences,
+            i.problem_id,
+            i.flapping,
+        ];
+        if incident.id == 0 {
+            tx.execute(
+                "INSERT INTO incidents (fingerprint, rule, host, labels, state, priority, impact,
+                   urgency, summary, description, value, threshold, started_at, detected_at,
+                   acknowledged_at, restored_at, resolved_at, closed_at, resolution, occurrences,
+                   problem_id, flapping)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                   ?17, ?18, ?19, ?20, ?21, ?22)",
+                values,
+            )?;
+            incident.id = tx.last_insert_rowid();
+        } else {
+            let n = tx.execute(
+                "UPDATE incidents SET fingerprint = ?1, rule = ?2, host = ?3, labels = ?4,
+                   state = ?5, priority = ?6, impact = ?7, urgency = ?8, summary = ?9,
+                   description = ?10, value = ?11, threshold = ?12, started_at = ?13,
+                   detected_at = ?14, acknowledged_at = ?15, restored_at = ?16,
+                   resolved_at = ?17, closed_at = ?18, resolution = ?19, occurrences = ?20,
+                   problem_id = ?21, flapping = ?22
+                 WHERE id = ?23",
+                rusqlite::params_from_iter(
+                    values
+                        .iter()
+                        .copied()
+                        .chain(std::iter::once(&incident.id as &dyn rusqlite::ToSql)),
+                ),
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(incident.id));
+            }
+        }
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO incident_events (incident_id, at, kind, actor, note)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for e in incident.events.iter().skip(persisted_events) {
+                ins.execute(params![
+                    incident.id,
+                    e.at_ms,
+                    e.kind.as_str(),
+                    e.actor,
+                    e.note
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One incident with its timeline.
+    pub fn incident(&self, id: i64) -> Result<Incident, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{SELECT_INCIDENT} WHERE id = ?1"))?;
+        let mut incident = stmt
+            .query_row([id], incident_from_row)
+            .optional()?
+            .ok_or(StoreError::NotFound(id))??;
+        incident.events = self.events(id)?;
+        Ok(incident)
+    }
+
+    /// Incidents newest first, optionally in one state, at most `limit`.
+    pub fn incidents(
+        &self,
+        state: Option<IncidentState>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_INCIDENT} WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![state.map(|s| s.as_str()), limit as i64],
+            incident_from_row,
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let mut incident = row??;
+            incident.events = self.events(incident.id)?;
+            out.push(incident);
+        }
+        Ok(out)
+    }
+
+    /// Every live (open or acknowledged) incident, oldest first.
+    pub fn live_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        let mut out = self.incidents(Some(IncidentState::Open), usize::MAX >> 1)?;
+        out.extend(self.incidents(Some(IncidentState::Acknowledged), usize::MAX >> 1)?);
+        out.sort_by_key(|i| i.id);
+        Ok(out)
+    }
+
+    fn events(&self, id: i64) -> Result<Vec<IncidentEvent>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, kind, actor, note FROM incident_events WHERE incident_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at_ms, kind, actor, note) = row?;
+            out.push(IncidentEvent {
+                at_ms,
+                kind: kind.parse().map_err(StoreError::Corrupt)?,
+                actor,
+                note,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Counts for restoring `vedette_incidents_*_total` at start.
+    pub fn incident_counts(&self) -> Result<Vec<IncidentCount>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT rule, priority, NULL, COUNT(*) FROM incidents GROUP BY rule, priority
+             UNION ALL
+             SELECT rule, priority, resolution, COUNT(*) FROM incidents
+               WHERE resolution IS NOT NULL GROUP BY rule, priority, resolution",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(IncidentCount {
+                rule: r.get(0)?,
+                priority: r.get(1)?,
+                resolution: r.get(2)?,
+                count: r.get::<_, i64>(3)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Upserts host records in one transaction.
+    pub fn save_hosts<'a>(
+        &mut self,
+        hosts: impl IntoIterator<Item = &'a HostRecord>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO hosts (host, labels, boot_id, last_seq, last_seen, interval_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (host) DO UPDATE SET labels = excluded.labels,
+                   boot_id = excluded.boot_id, last_seq = excluded.last_seq,
+                   last_seen = excluded.last_seen, interval_ms = excluded.interval_ms",
+            )?;
+            for h in hosts {
+                let labels = serde_json::to_string(&h.labels)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                stmt.execute(params![
+                    h.host,
+                    labels,
+                    h.boot_id,
+                    h.last_seq as i64,
+                    h.last_seen_ms,
+                    h.interval_ms
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every known host.
+    pub fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT host, labels, boot_id, last_seq, last_seen, interval_ms FROM hosts ORDER BY host",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (host, labels, boot_id, last_seq, last_seen_ms, interval_ms) = row?;
+            out.push(HostRecord {
+                labels: serde_json::from_str(&labels)
+                    .map_err(|e| StoreError::Corrupt(format!("host {host} labels: {e}")))?,
+                host,
+                boot_id,
+                last_seq: last_seq.max(0) as u64,
+                last_seen_ms,
+                interval_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A trivial query, for `/readyz`.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+const SELECT_INCIDENT: &str = "SELECT id, fingerprint, rule, host, labels, state, priority,
+    impact, urgency, summary, description, value, threshold, started_at, detected_at,
+    acknowledged_at, restored_at, resolved_at, closed_at, resolution, occurrences, problem_id,
+    flapping FROM incidents";
+
+fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Incident, StoreError>> {
+    let labels: String = r.get(4)?;
+    let state: String = r.get(5)?;
+    let resolution: Option<String> = r.get(19)?;
+    let id: i64 = r.get(0)?;
+    let parsed = (|| {
+        let labels: Labels = serde_json::from_str(&labels)
+            .map_err(|e| StoreError::Corrupt(format!("incident {id} labels: {e}")))?;
+        let state: IncidentState = state.parse().map_err(StoreError::Corrupt)?;
+        let resolution = resolution
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(StoreError::Corrupt)?;
+        Ok::<_, StoreError>((labels, state, resolution))
+    })();
+    let (labels, state, resolution) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(Incident {
+        id,
+        fingerprint: r.get(1)?,
+        rule: r.get(2)?,
+        host: r.get(3)?,
+        labels,
+        state,
+        priority: r.get(6)?,
+        impact: r.get(7)?,
+        urgency: r.get(8)?,
+        summary: r.get(9)?,
+        description: r.get(10)?,
+        value: r.get(11)?,
+        threshold: r.get(12)?,
+        started_at_ms: r.get(13)?,
+        detected_at_ms: r.get(14)?,
+        acknowledged_at_ms: r.get(15)?,
+        restored_at_ms: r.get(16)?,
+        resolved_at_ms: r.get(17)?,
+        closed_at_ms: r.get(18)?,
+        resolution,
+        occurrences: r.get(20)?,
+        problem_id: r.get(21)?,
+        flapping: r.get(22)?,
+        events: Vec::new(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incidents::Opening;
+
+    fn opening(host: &str) -> Opening {
+        Opening {
+            rule: "cpu_high".into(),
+            host: host.into(),
+            labels: Labels::from([("core".into(), "0".into())]),
+            impact: 1,
+            urgency: 2,
+            summary: "cpu".into(),
+            description: "d".into(),
+            value: Some(0.95),
+            threshold: Some(0.9),
+            started_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn incident_round_trip_with_timeline() {
+        let mut s = Store::in_memory().unwrap();
+        let mut i = Incident::open(opening("web-01"), 2_000);
+        s.save_incident(&mut i, 0).unwrap();
+        assert_eq!(i.id, 1);
+        let n = i.events.len();
+        i.acknowledge("alice", Some("on it".into()), 3_000).unwrap();
+        s.save_incident(&mut i, n).unwrap();
+        let n = i.events.len();
+        i.restore(4_000);
+        s.save_incident(&mut i, n).unwrap();
+        assert_eq!(s.incident(1).unwrap(), i);
+        assert_eq!(s.incidents(Some(IncidentState::Resolved), 10).unwrap(), [i]);
+        assert!(s.live_incidents().unwrap().is_empty());
+        assert!(matches!(s.incident(9), Err(StoreError::NotFound(9))));
+    }
+
+    #[test]
+    fn at_most_one_live_incident_per_fingerprint() {
+        let mut s = Store::in_memory().unwrap();
+        let mut a = Incident::open(opening("web-01"), 2_000);
+        s.save_incident(&mut a, 0).unwrap();
+        let mut dup = Incident::open(opening("web-01"), 3_000);
+        assert!(matches!(
+            s.save_incident(&mut dup, 0),
+            Err(StoreError::Sqlite(_))
+        ));
+        // Once resolved, a new incident for the same fingerprint may open.
+        a.restore(4_000);
+        s.save_incident(&mut a, 1).unwrap();
+        let mut b = Incident::open(opening("web-01"), 5_000);
+        b.id = 0;
+        s.save_incident(&mut b, 0).unwrap();
+        assert_eq!(s.live_incidents().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reopening_the_file_keeps_everything_and_does_not_remigrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/vedette.db");
+        {
+            let mut s = Store::open(&path).unwrap();
+            let mut i = Incident::open(opening("web-01"), 2_000);
+            s.save_incident(&mut i, 0).unwrap();
+            s.save_hosts(&[HostRecord {
+                host: "web-01".into(),
+                labels: Labels::from([("env".into(), "prod".into())]),
+                boot_id: "b1".into(),
+                last_seq: 7,
+                last_seen_ms: 9_000,
+                interval_ms: 10_000,
+            }])
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(s.live_incidents().unwrap().len(), 1);
+        let hosts = s.hosts().unwrap();
+        assert_eq!(
+            (hosts[0].last_seq, hosts[0].labels["env"].as_str()),
+            (7, "prod")
+        );
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vedette.db");
+        Store::open(&path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let e = Store::open(&path).err().unwrap();
+        assert!(matches!(e, StoreError::TooNew { found: 99, .. }), "{e}");
+        assert!(e.to_string().contains("upgrade vedette-collector"));
+    }
+
+    #[test]
+    fn counts_for_counter_restore() {
+        let mut s = Store::in_memory().unwrap();
+        for host in ["a", "b", "c"] {
+            let mut i = Incident::open(opening(host), 2_000);
+            s.save_incident(&mut i, 0).unwrap();
+            if host != "c" {
+                i.restore(3_000);
+                s.save_incident(&mut i, 1).unwrap();
+            }
+        }
+        let counts = s.incident_counts().unwrap();
+        let get = |res: Option<&str>| {
+            counts
+                .iter()
+                .find(|c| c.resolution.as_deref() == res)
+                .map(|c| c.count)
+        };
+        assert_eq!(get(None), Some(3));
+        assert_eq!(get(Some("auto")), Some(2));
+        assert_eq!(get(Some("manual")), None);
+    }
+}
