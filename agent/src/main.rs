@@ -1,1 +1,161 @@
-fn main() {}
+//! `vedette-agent`: parses the command line, sets up logging, turns signals
+//! into a cancellation token and calls the library. Exit codes: 0 ok, 64 bad
+//! usage or config, 1 runtime failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use vedette_agent::config::{Config, EMBEDDED};
+
+const EX_USAGE: u8 = 64;
+
+/// Samples this host's health (CPU, memory, swap, load, filesystems, network,
+/// uptime) and pushes it to a vedette collector.
+///
+/// With no --config it runs the embedded default: host metrics every 10 s,
+/// pushed to http://127.0.0.1:9850, local /metrics on 127.0.0.1:9851. Print
+/// it with `default-config`. Logs go to stderr; set RUST_LOG (default info).
+#[derive(Debug, Parser)]
+#[command(name = "vedette-agent", version, about, long_about)]
+struct Cli {
+    /// Configuration file (YAML). Without it, the embedded default is used.
+    #[arg(long, short, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a configuration file: exit 0, or print FILE:LINE:COL: message
+    /// for every problem and exit 64.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Sample once and print the batch as JSON on stdout (nothing is pushed).
+    Once,
+    /// Print the embedded default configuration, a starting point for your own.
+    DefaultConfig,
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Config::embedded(),
+    }
+    .map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EX_USAGE)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => match Config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok (host {}, collector {}, every {})",
+                    file.display(),
+                    c.host,
+                    c.collector_url,
+                    humantime::format_duration(c.interval)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(EX_USAGE)
+            }
+        },
+        Some(Command::DefaultConfig) => {
+            print!("{EMBEDDED}");
+            ExitCode::SUCCESS
+        }
+        Some(Command::Once) => {
+            let config = match load(cli.config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let batch = vedette_agent::once(&config);
+            match serde_json::to_string_pretty(&batch) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("vedette-agent: cannot encode the batch: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => {
+            let config = match load(cli.config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            // One thread is plenty for one host; sampling runs on a blocking thread.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("vedette-agent: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(async {
+                let token = CancellationToken::new();
+                tokio::spawn(shutdown_signal(token.clone()));
+                match vedette_agent::run(config, token).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("vedette-agent: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+    }
+}
+
+/// Logs to stderr; without our own timestamps under systemd (journald adds them).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("interrupt received; shutting down"),
+        _ = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+    token.cancel();
+}

@@ -1,0 +1,355 @@
+//! Agent configuration: YAML → raw serde structs → validated [`Config`].
+//!
+//! Every key has a default, so an empty file (or none: the embedded default)
+//! runs: host metrics every 10 s, pushed to `http://127.0.0.1:9850`, local
+//! `/metrics` on `127.0.0.1:9851`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::Deserialize;
+use vedette_protocol::{is_valid_name, Limits};
+use vedette_yaml::{ConfigError, Diagnostic, Diagnostics};
+
+/// The embedded default configuration (`vedette-agent` with no `--config`).
+pub const EMBEDDED: &str = include_str!("../default.yaml");
+
+/// A validated agent configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The host name to report as.
+    pub host: String,
+    /// Host labels sent with every batch.
+    pub labels: BTreeMap<String, String>,
+    /// The collector's base URL.
+    pub collector_url: Url,
+    /// The agent token, if the collector requires one.
+    pub token: Option<String>,
+    /// How often to sample and push.
+    pub interval: Duration,
+    /// The local `/metrics` listener, if enabled.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    host: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    collector: RawCollector,
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    interval: Duration,
+    #[serde(default = "default_listen")]
+    listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollector {
+    #[serde(default = "default_url")]
+    url: String,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+impl Default for RawCollector {
+    fn default() -> Self {
+        RawCollector {
+            url: default_url(),
+            token: None,
+            token_file: None,
+        }
+    }
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9851".into()
+}
+
+fn default_url() -> String {
+    "http://127.0.0.1:9850".into()
+}
+
+/// The shortest push interval accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest push interval accepted.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+impl Config {
+    /// The embedded default.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_yaml("<embedded>", EMBEDDED)
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            diagnostics: vec![Diagnostic {
+                line: 1,
+                col: 1,
+                message: format!("cannot read config: {e}"),
+            }],
+        })?;
+        Config::from_yaml(&file, &text)
+    }
+
+    /// Parses and validates `text`; `file` names it in diagnostics.
+    pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = vedette_yaml::parse(file, text)?;
+        let mut diag = Diagnostics::new(text);
+        let limits = Limits::default();
+
+        let host = raw.host.clone().unwrap_or_else(local_host_name);
+        let host_ok = !host.is_empty()
+            && host.len() <= limits.max_host_len
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !host_ok {
+            let path = if raw.host.is_some() { "host" } else { "" };
+            diag.push(
+                path,
+                format!(
+                    "host name '{host}' must be 1-{} letters, digits, '.', '-' or '_'{}",
+                    limits.max_host_len,
+                    if raw.host.is_none() {
+                        "; set `host:` in the config"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+
+        if raw.labels.len() > limits.max_labels {
+            diag.push(
+                "labels",
+                format!("at most {} labels are allowed", limits.max_labels),
+            );
+        }
+        for (k, v) in &raw.labels {
+            if !is_valid_name(k) || k.starts_with("__") {
+                diag.push(
+                    &format!("labels.{k}"),
+                    "label name must match [A-Za-z_][A-Za-z0-9_]* and not start with '__'",
+                );
+            }
+            if v.len() > limits.max_label_value_len {
+                diag.push(
+                    &format!("labels.{k}"),
+                    format!(
+                        "label value is longer than {} bytes",
+                        limits.max_label_value_len
+                    ),
+                );
+            }
+        }
+
+        let collector_url = match Url::parse(&raw.collector.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            Ok(_) => {
+                diag.push(
+                    "collector.url",
+                    "must be an http:// or https:// URL with a host",
+                );
+                None
+            }
+            Err(e) => {
+                diag.push("collector.url", format!("not a URL: {e}"));
+                None
+            }
+        };
+
+        let token = match (&raw.collector.token, &raw.collector.token_file) {
+            (Some(_), Some(_)) => {
+                diag.push("collector", "give `token` or `token_file`, not both");
+                None
+            }
+            (Some(t), None) if t.is_empty() => {
+                diag.push("collector.token", "must not be empty");
+                None
+            }
+            (Some(t), None) => Some(t.clone()),
+            (None, Some(f)) => match std::fs::read_to_string(f) {
+                Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+                Ok(_) => {
+                    diag.push("collector.token_file", format!("{} is empty", f.display()));
+                    None
+                }
+                Err(e) => {
+                    diag.push(
+                        "collector.token_file",
+                        format!("cannot read {}: {e}", f.display()),
+                    );
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+
+        if raw.interval < MIN_INTERVAL || raw.interval > MAX_INTERVAL {
+            diag.push(
+                "interval",
+                format!(
+                    "must be between {} and {}",
+                    humantime::format_duration(MIN_INTERVAL),
+                    humantime::format_duration(MAX_INTERVAL)
+                ),
+            );
+        }
+
+        let listen = match raw.listen.trim() {
+            "off" => None,
+            addr => match addr.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    diag.push(
+                        "listen",
+                        format!("'{addr}' is neither `off` nor an address like 127.0.0.1:9851"),
+                    );
+                    None
+                }
+            },
+        };
+
+        let config = Config {
+            host,
+            labels: raw.labels,
+            collector_url: collector_url
+                .unwrap_or_else(|| Url::parse(&default_url()).expect("the default URL parses")),
+            token,
+            interval: raw.interval,
+            listen,
+        };
+        diag.finish(file, config)
+    }
+
+    /// The push endpoint.
+    /// A collector behind a path prefix (`https://mon/vedette/`) keeps it.
+    pub fn push_url(&self) -> Url {
+        let mut base = self.collector_url.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        base.join(vedette_protocol::PUSH_PATH.trim_start_matches('/'))
+            .unwrap_or(base)
+    }
+}
+
+/// The machine's host name, as `hostname` prints it (short form).
+pub fn local_host_name() -> String {
+    sysinfo::System::host_name()
+        .map(|h| h.split('.').next().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default() {
+        let c = Config::embedded().unwrap();
+        assert_eq!(c.collector_url.as_str(), "http://127.0.0.1:9850/");
+        assert_eq!(c.push_url().as_str(), "http://127.0.0.1:9850/api/v1/push");
+        assert_eq!(c.interval, Duration::from_secs(10));
+        assert_eq!(c.listen, Some("127.0.0.1:9851".parse().unwrap()));
+        assert_eq!(c.token, None);
+        assert_eq!(c.host, local_host_name());
+    }
+
+    #[test]
+    fn issue_example() {
+        let c = Config::from_yaml(
+            "a.yaml",
+            "host: web-01\nlabels: {env: prod}\ncollector:\n  url: http://127.0.0.1:9850\n  token: \"s3cret\"\ninterval: 10s\nlisten: off\n",
+        )
+        .unwrap();
+        assert_eq!(c.host, "web-01");
+        assert_eq!(c.labels["env"], "prod");
+        assert_eq!(c.token.as_deref(), Some("s3cret"));
+        assert_eq!(c.listen, None);
+    }
+
+    #[test]
+    fn collector_path_prefix_is_kept() {
+        for url in [
+            "https://mon.example/vedette/",
+            "https://mon.example/vedette",
+        ] {
+            let c = Config::from_yaml("a", &format!("collector: {{url: '{url}'}}")).unwrap();
+            assert_eq!(
+                c.push_url().as_str(),
+                "https://mon.example/vedette/api/v1/push"
+            );
+        }
+    }
+
+    #[test]
+    fn token_file_is_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "abc\n").unwrap();
+        let c =
+            Config::from_yaml("a", &format!("collector: {{token_file: {}}}", f.display())).unwrap();
+        assert_eq!(c.token.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn every_problem_is_located() {
+        let text = "\
+host: 'web 01'
+labels: {'bad-name': x}
+collector:
+  url: ftp://x
+  token: a
+  token_file: /nonexistent
+interval: 100ms
+listen: everywhere
+";
+        let e = Config::from_yaml("a.yaml", text).unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 6, "{e}");
+        assert!(
+            lines[0].starts_with("a.yaml:1:1: host: host name 'web 01'"),
+            "{e}"
+        );
+        assert!(lines[1].starts_with("a.yaml:2:10: labels.bad-name:"), "{e}");
+        assert!(
+            lines[2].starts_with("a.yaml:3:1: collector: give `token`"),
+            "{e}"
+        );
+        assert!(
+            lines[3].starts_with("a.yaml:4:3: collector.url: must be an http"),
+            "{e}"
+        );
+        assert!(
+            lines[4].starts_with("a.yaml:7:1: interval: must be between 1s and 1h"),
+            "{e}"
+        );
+        assert!(
+            lines[5].starts_with("a.yaml:8:1: listen: 'everywhere' is neither"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let e = Config::from_yaml("a.yaml", "collector:\n  uri: http://x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("a.yaml:2:3: "), "{e}");
+        assert!(e.contains("unknown field `uri`"), "{e}");
+    }
+}

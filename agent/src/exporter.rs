@@ -1,0 +1,217 @@
+//! The agent's local HTTP endpoint (loopback by default, `listen: off`
+//! disables it): `GET /metrics` — its latest host sample as
+//! `vedette_<name>{…labels}` plus its delivery health — and `GET /healthz`.
+//! Plain hyper, no framework: the agent's footprint matters more here.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vedette_protocol::Sample;
+
+use crate::push::Stats;
+
+/// What the endpoint shows: shared with the sampling loop and delivery.
+#[derive(Default)]
+pub struct Exported {
+    pub latest: Mutex<Vec<Sample>>,
+    pub stats: Arc<Stats>,
+}
+
+/// Serves `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, exported: Arc<Exported>, shutdown: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let exported = Arc::clone(&exported);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let exported = Arc::clone(&exported);
+                async move { Ok::<_, Infallible>(handle(&req, &exported)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "metrics connection ended with an error");
+            }
+        });
+    }
+}
+
+fn handle<B>(req: &Request<B>, exported: &Exported) -> Response<Full<Bytes>> {
+    let (status, ctype, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            render(exported),
+        ),
+        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics or /healthz\n".to_string(),
+        ),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    if let Ok(v) = ctype.parse() {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+/// The Prometheus text exposition of the latest sample and delivery counters.
+pub fn render(exported: &Exported) -> String {
+    let s = &exported.stats;
+    let mut out = String::new();
+    out.push_str("# HELP vedette_agent_push_total Push attempts to the collector by outcome.\n");
+    out.push_str("# TYPE vedette_agent_push_total counter\n");
+    for (outcome, n) in [
+        ("ok", &s.ok),
+        ("retried", &s.retried),
+        ("rejected", &s.rejected),
+    ] {
+        let _ = writeln!(
+            out,
+            "vedette_agent_push_total{{outcome=\"{outcome}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP vedette_agent_dropped_batches_total Batches dropped because the delivery queue was full.\n");
+    out.push_str("# TYPE vedette_agent_dropped_batches_total counter\n");
+    let _ = writeln!(
+        out,
+        "vedette_agent_dropped_batches_total {}",
+        s.dropped.load(Ordering::Relaxed)
+    );
+    out.push_str("# HELP vedette_agent_queue_batches Batches waiting for the collector.\n");
+    out.push_str("# TYPE vedette_agent_queue_batches gauge\n");
+    let _ = writeln!(
+        out,
+        "vedette_agent_queue_batches {}",
+        s.queued.load(Ordering::Relaxed)
+    );
+
+    let latest = exported.latest.lock().unwrap_or_else(|p| p.into_inner());
+    let mut by_name: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
+    for sample in latest.iter() {
+        by_name.entry(&sample.name).or_default().push(sample);
+    }
+    for (name, samples) in by_name {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(
+            out,
+            "# HELP vedette_{name} Latest {name} sample of this host."
+        );
+        let _ = writeln!(out, "# TYPE vedette_{name} {kind}");
+        for sample in samples {
+            let _ = write!(out, "vedette_{name}");
+            if !sample.labels.is_empty() {
+                out.push('{');
+                for (i, (k, v)) in sample.labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{k}=\"{}\"", escape(v));
+                }
+                out.push('}');
+            }
+            let _ = writeln!(out, " {}", sample.value);
+        }
+    }
+    out
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_metrics_and_health_over_a_real_socket() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let exported = Arc::new(Exported::default());
+        exported.stats.retried.store(2, Ordering::Relaxed);
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, exported, stop.clone()));
+        let metrics = get(addr, "/metrics").await;
+        assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+        assert!(
+            metrics.contains("vedette_agent_push_total{outcome=\"retried\"} 2"),
+            "{metrics}"
+        );
+        assert!(get(addr, "/healthz").await.ends_with("ok\n"));
+        assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        stop.cancel();
+        server.await.unwrap();
+    }
+
+    #[test]
+    fn renders_samples_and_counters() {
+        let e = Exported::default();
+        e.stats.ok.store(4, Ordering::Relaxed);
+        *e.latest.lock().unwrap() = vec![
+            Sample {
+                name: "filesystem_used_ratio".into(),
+                labels: [("mountpoint".to_string(), "/mnt/a \"b\"".to_string())].into(),
+                ts_ms: 0,
+                value: 0.25,
+            },
+            Sample {
+                name: "network_receive_bytes_total".into(),
+                labels: [("interface".to_string(), "eth0".to_string())].into(),
+                ts_ms: 0,
+                value: 10.0,
+            },
+        ];
+        let text = render(&e);
+        for line in [
+            "vedette_agent_push_total{outcome=\"ok\"} 4",
+            "vedette_agent_queue_batches 0",
+            "# TYPE vedette_filesystem_used_ratio gauge",
+            "vedette_filesystem_used_ratio{mountpoint=\"/mnt/a \\\"b\\\"\"} 0.25",
+            "# TYPE vedette_network_receive_bytes_total counter",
+            "vedette_network_receive_bytes_total{interface=\"eth0\"} 10",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+}
