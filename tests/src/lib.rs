@@ -1,1 +1,206 @@
+//! Harness for end-to-end tests: runs the real `vedette-collector` and
+//! `vedette-agent` binaries as child processes on loopback ports, each with a
+//! config file and log in a per-test temporary directory, and waits for
+//! events with deadlines (never fixed sleeps).
+//!
+//! The binaries are the ones cargo built for this test run (`cargo test
+//! --workspace` builds them, because their own crates have integration tests).
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The directory holding this test run's binaries (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The path of one of the workspace's binaries, checked to exist.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace`) first",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral loopback port")
+}
+
+/// Polls `probe` every 50 ms until it returns `Some`, or panics after `deadline`
+/// with `what` and the tail of `log`.
+pub fn wait_for<T>(
+    what: &str,
+    deadline: Duration,
+    log: &Path,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() > end {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "timed out after {deadline:?} waiting for {what}; log {}:\n{}",
+                log.display(),
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running daemon, killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `binary --config <dir>/<name>.yaml` with `config` written there.
+    pub fn start(binary: &str, dir: &Path, name: &str, config: &str) -> Daemon {
+        let cfg = dir.join(format!("{name}.yaml"));
+        std::fs::write(&cfg, config).expect("writing a test config");
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("opening a test log");
+        let child = Command::new(bin(binary))
+            .arg("--config")
+            .arg(&cfg)
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("cloning a file handle"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+        Daemon { child, log }
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") and waits for the exit status.
+    pub fn stop(mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -{signal} failed");
+        let log = self.log.clone();
+        wait_for("the process to exit", Duration::from_secs(15), &log, || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A collector under test, reachable at `url`.
+pub struct Collector {
+    pub daemon: Daemon,
+    pub url: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Collector {
+    /// Starts a collector on `port` with `data_dir` in `dir` and the given
+    /// extra config, and waits until `/readyz` answers.
+    pub fn start(dir: &Path, port: u16, extra: &str) -> Collector {
+        let config = format!(
+            "listen: 127.0.0.1:{port}\ndata_dir: {}\n{extra}",
+            dir.join("data").display()
+        );
+        let daemon = Daemon::start("vedette-collector", dir, "collector", &config);
+        let c = Collector {
+            daemon,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("building an http client"),
+        };
+        let log = c.daemon.log.clone();
+        wait_for(
+            "the collector to be ready",
+            Duration::from_secs(20),
+            &log,
+            || c.get_text("/readyz").filter(|t| t.starts_with("ready")),
+        );
+        c
+    }
+
+    /// GET `path` as text, `None` on any failure.
+    pub fn get_text(&self, path: &str) -> Option<String> {
+        let r = self.http.get(format!("{}{path}", self.url)).send().ok()?;
+        r.status().is_success().then(|| r.text().ok())?
+    }
+
+    /// GET `path` as JSON, `None` on any failure.
+    pub fn get_json(&self, path: &str) -> Option<Value> {
+        serde_json::from_str(&self.get_text(path)?).ok()
+    }
+
+    /// Every incident, oldest first.
+    pub fn incidents(&self) -> Vec<Value> {
+        let mut v = self
+            .get_json("/api/v1/incidents")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        v.reverse();
+        v
+    }
+
+    /// Waits until an incident matching `pred` exists, and returns it.
+    pub fn wait_incident(
+        &self,
+        what: &str,
+        deadline: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        wait_for(what, deadline, &self.daemon.log, || {
+            self.incidents().into_iter().find(|i| pred(i))
+        })
+    }
+
+    /// The value of the metric line starting with `prefix` (e.g.
+    /// `vedette_host_up{host="a"}`), if present.
+    pub fn metric(&self, prefix: &str) -> Option<f64> {
+        let text = self.get_text("/metrics")?;
+        text.lines()
+            .find(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+/// Starts an agent reporting as `host` to the collector at `url` every second.
+pub fn agent(dir: &Path, name: &str, host: &str, url: &str, extra: &str) -> Daemon {
+    let config =
+        format!("host: {host}\ncollector:\n  url: {url}\ninterval: 1s\nlisten: off\n{extra}");
+    Daemon::start("vedette-agent", dir, name, &config)
+}
