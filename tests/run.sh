@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: unit, integration and end-to-end (real binaries over real
+# sockets). Installs what the tests need when it is missing: on Debian, the
+# packages below via apt-get (run as root, as CI does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use, by the command they provide.
+declare -A needs=(
+    [kill]=procps       # end-to-end tests signal the daemons
+)
+missing=()
+for cmd in "${!needs[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+done
+if ((${#missing[@]})); then
+    echo "installing test dependencies: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+cargo test --workspace --locked
