@@ -12,7 +12,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 use vedette_protocol::{is_valid_name, Limits};
-use vedette_yaml::{ConfigError, Diagnostic, Diagnostics};
+use vedette_yaml::{ConfigError, Diagnostics};
 
 /// The embedded default configuration (`vedette-agent` with no `--config`).
 pub const EMBEDDED: &str = include_str!("../default.yaml");
@@ -92,15 +92,7 @@ impl Config {
 
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            diagnostics: vec![Diagnostic {
-                line: 1,
-                col: 1,
-                message: format!("cannot read config: {e}"),
-            }],
-        })?;
+        let (file, text) = vedette_yaml::read(path)?;
         Config::from_yaml(&file, &text)
     }
 

@@ -119,15 +119,7 @@ impl Config {
 
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            diagnostics: vec![vedette_yaml::Diagnostic {
-                line: 1,
-                col: 1,
-                message: format!("cannot read config: {e}"),
-            }],
-        })?;
+        let (file, text) = vedette_yaml::read(path)?;
         Config::from_yaml(&file, &text)
     }
 

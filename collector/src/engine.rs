@@ -430,11 +430,7 @@ impl Engine {
         now_ms: i64,
     ) -> Result<Incident, ActionError> {
         let Some(key) = self.live_ids.get(&id).cloned() else {
-            // Not live: report not-found or the state it is in.
-            let mut incident = self.store.incident(id)?;
-            incident.acknowledge(actor, note, now_ms)?;
-            unreachable_live(id)?;
-            return Ok(incident);
+            return Err(self.not_live(id, |i| i.acknowledge(actor, None, now_ms)));
         };
         let incident = self.live.get_mut(&key).ok_or(ActionError::NotFound(id))?;
         let mut next = incident.clone();
@@ -454,10 +450,7 @@ impl Engine {
         now_ms: i64,
     ) -> Result<Incident, ActionError> {
         let Some(key) = self.live_ids.get(&id).cloned() else {
-            let mut incident = self.store.incident(id)?;
-            incident.resolve(actor, note, now_ms)?;
-            unreachable_live(id)?;
-            return Ok(incident);
+            return Err(self.not_live(id, |i| i.resolve(actor, None, now_ms)));
         };
         let incident = self.live.get(&key).ok_or(ActionError::NotFound(id))?;
         let mut next = incident.clone();
@@ -468,6 +461,29 @@ impl Engine {
         self.count_closed_live(&next);
         self.unrestored.insert(key, next.clone());
         Ok(next)
+    }
+
+    /// The error for an action on an incident the engine does not hold live:
+    /// not found, or the transition's refusal for the state it is in.
+    fn not_live(
+        &self,
+        id: i64,
+        transition: impl FnOnce(&mut Incident) -> Result<(), InvalidTransition>,
+    ) -> ActionError {
+        let mut incident = match self.store.incident(id) {
+            Ok(i) => i,
+            Err(e) => return e.into(),
+        };
+        match transition(&mut incident) {
+            Err(refused) => refused.into(),
+            // Live in the store but not in the engine would be a bug.
+            Ok(()) => {
+                tracing::error!(id, "live incident missing from the engine's live set");
+                ActionError::Store(StoreError::Corrupt(format!(
+                    "incident {id} is live in the store but unknown to the engine"
+                )))
+            }
+        }
     }
 
     fn act(&mut self, f: Fired, now_ms: i64) -> Result<(), StoreError> {
@@ -555,15 +571,6 @@ impl Engine {
             .with_label_values(&[i.priority_label(), &i.rule, res])
             .inc();
     }
-}
-
-/// A stored incident that is live but not in the engine's live set would be
-/// a bug; the transition above already failed for every non-live state.
-fn unreachable_live(id: i64) -> Result<(), ActionError> {
-    tracing::error!(id, "live incident missing from the engine's live set");
-    Err(ActionError::Store(StoreError::Corrupt(format!(
-        "incident {id} is live in the store but unknown to the engine"
-    ))))
 }
 
 fn observe(

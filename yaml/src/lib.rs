@@ -258,6 +258,23 @@ pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigErr
     })
 }
 
+/// Reads a config file; an unreadable file is a located error on line 1.
+/// Returns the file name as given (for diagnostics) and the text.
+pub fn read(path: &std::path::Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((file, text)),
+        Err(e) => Err(ConfigError {
+            diagnostics: vec![Diagnostic {
+                line: 1,
+                col: 1,
+                message: format!("cannot read config: {e}"),
+            }],
+            file,
+        }),
+    }
+}
+
 /// serde_yaml appends " at line L column C"; the diagnostic already says where.
 fn strip_location(message: &str) -> String {
     match message.rfind(" at line ") {
