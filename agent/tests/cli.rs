@@ -54,7 +54,7 @@ fn check_config_reports_file_line_col_and_exits_64() {
 }
 
 #[test]
-fn sigterm_exits_zero_even_with_the_collector_down() {
+fn sighup_is_survived_and_sigterm_exits_zero_with_the_collector_down() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -90,6 +90,25 @@ fn sigterm_exits_zero_even_with_the_collector_down() {
     }
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(log_text.contains("connect refused"), "{log_text}");
+    // SIGHUP must not kill it (reload is not built yet; it says so).
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("config reload is not supported yet")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no SIGHUP warning logged"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "SIGHUP killed the agent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -224,9 +224,19 @@ async fn shutdown_signal(token: CancellationToken) {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
+    // Reload is not built yet; until it is, SIGHUP must not kill the daemon.
+    let hup = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            while s.recv().await.is_some() {
+                tracing::warn!("SIGHUP received: config reload is not supported yet; restart to apply a new config");
+            }
+        }
+        std::future::pending::<()>().await;
+    };
     tokio::select! {
         _ = ctrl_c => tracing::info!("interrupt received; shutting down"),
         _ = term => tracing::info!("SIGTERM received; shutting down"),
+        _ = hup => {}
     }
     token.cancel();
 }
