@@ -1,6 +1,9 @@
 //! The agent binary's command line: exit codes and messages a user sees.
 
 use std::process::Command;
+use std::time::Duration;
+
+use vedette_tests::{free_port, wait_for};
 
 fn agent() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vedette-agent"))
@@ -56,11 +59,7 @@ fn check_config_reports_file_line_col_and_exits_64() {
 #[test]
 fn sighup_is_survived_and_sigterm_exits_zero_with_the_collector_down() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let file = dir.path().join("agent.yaml");
     std::fs::write(
         &file,
@@ -76,18 +75,21 @@ fn sighup_is_survived_and_sigterm_exits_zero_with_the_collector_down() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    // Wait until it has tried (and failed) to deliver once.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("cannot deliver to the collector")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "agent never tried to push"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let logged = |line: &'static str| {
+        let log = log.clone();
+        move || {
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .contains(line)
+                .then_some(())
+        }
+    };
+    wait_for(
+        "a failed delivery",
+        Duration::from_secs(15),
+        &log,
+        logged("cannot deliver to the collector"),
+    );
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(log_text.contains("connect refused"), "{log_text}");
     // SIGHUP must not kill it (reload is not built yet; it says so).
@@ -95,20 +97,16 @@ fn sighup_is_survived_and_sigterm_exits_zero_with_the_collector_down() {
         .args(["-HUP", &child.id().to_string()])
         .status()
         .unwrap();
-    while !std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("config reload is not supported yet")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no SIGHUP warning logged"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "SIGHUP killed the agent"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for(
+        "the SIGHUP warning",
+        Duration::from_secs(15),
+        &log,
+        logged("config reload is not supported yet"),
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP killed the agent"
+    );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
