@@ -83,6 +83,10 @@ pub struct CheckResult {
     /// What was checked (URL, address, unit, command); for people.
     #[serde(default)]
     pub target: String,
+    /// The check's configured labels (`team`, `service`, …); optional on the
+    /// wire, same rules as sample labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// When it ran (milliseconds since the Unix epoch).
     pub ts_ms: i64,
     /// Nagios-style outcome.
@@ -446,6 +450,7 @@ impl Batch {
         for (i, check) in self.checks.iter().enumerate() {
             let at = |f: &str| format!("checks[{i}].{f}");
             check_name(&check.name, limits, || at("name"))?;
+            check_labels(&check.labels, limits, || at("labels"), true)?;
             check_len(&check.target, limits.max_id_len, || at("target"))?;
             check_len(&check.message, limits.max_message_len, || at("message"))?;
             self.check_ts(check.ts_ms, limits, || at("ts_ms"))?;

@@ -26,6 +26,7 @@ fn batch() -> Batch {
             name: "api".into(),
             kind: CheckKind::Http,
             target: "https://127.0.0.1/health".into(),
+            labels: BTreeMap::new(),
             ts_ms: NOW - 1000,
             status: Status::Ok,
             latency_s: 0.012,
@@ -192,6 +193,14 @@ fn every_rejection_names_its_field() {
                 b.samples[0].labels.insert("a.b".into(), "x".into());
             },
             "samples[0].labels.a.b",
+            400,
+        ),
+        (
+            "check label name charset",
+            |b| {
+                b.checks[0].labels.insert("a-b".into(), "x".into());
+            },
+            "checks[0].labels.a-b",
             400,
         ),
         (

@@ -270,6 +270,7 @@ fn check_rule_opens_and_clears() {
         name: "api".into(),
         kind: CheckKind::Http,
         target: "http://127.0.0.1/".into(),
+        labels: Default::default(),
         ts_ms: ts,
         status,
         latency_s: 0.1,
