@@ -14,6 +14,8 @@ use serde::Deserialize;
 use vedette_protocol::{is_valid_name, Limits};
 use vedette_yaml::{ConfigError, Diagnostics};
 
+use crate::checks::{CheckSpec, RawCheck};
+
 /// The embedded default configuration (`vedette-agent` with no `--config`).
 pub const EMBEDDED: &str = include_str!("../default.yaml");
 
@@ -32,6 +34,94 @@ pub struct Config {
     pub interval: Duration,
     /// The local `/metrics` listener, if enabled.
     pub listen: Option<SocketAddr>,
+    /// The on-disk spool; `None` keeps unsent batches in memory only.
+    pub spool: Option<SpoolConfig>,
+    /// What host health to sample and how.
+    pub host_metrics: HostMetrics,
+    /// Availability checks.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// Where unsent batches wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+/// Host sampling settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostMetrics {
+    /// Deadline of each source (cpu, memory, filesystems, …) per sample.
+    pub timeout: Duration,
+    /// Report memory and CPU against the container's cgroup limits.
+    pub cgroup: CgroupMode,
+    pub mountpoints: Filter,
+    pub fstypes: Filter,
+    pub devices: Filter,
+    pub interfaces: Filter,
+}
+
+/// Whether memory ratios use the cgroup's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    /// When the agent runs in a container (`/.dockerenv`, `/run/.containerenv`,
+    /// or `container=` in its environment) and the cgroup has a limit.
+    Auto,
+    On,
+    Off,
+}
+
+/// Include/exclude regular expressions over one name. A name passes when it
+/// matches an include (or there are none) and no exclude.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    include: Vec<regex_lite::Regex>,
+    exclude: Vec<regex_lite::Regex>,
+}
+
+impl PartialEq for Filter {
+    fn eq(&self, other: &Filter) -> bool {
+        let pats =
+            |v: &[regex_lite::Regex]| v.iter().map(|r| r.as_str().to_string()).collect::<Vec<_>>();
+        pats(&self.include) == pats(&other.include) && pats(&self.exclude) == pats(&other.exclude)
+    }
+}
+
+impl Filter {
+    /// True when `name` is to be reported.
+    pub fn allows(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|r| r.is_match(name)))
+            && !self.exclude.iter().any(|r| r.is_match(name))
+    }
+
+    /// Compiles the patterns; `at` names the include and exclude keys.
+    fn build(
+        include: &[String],
+        exclude: &[String],
+        at: [&str; 2],
+        diag: &mut Diagnostics,
+    ) -> Filter {
+        let mut compile = |pats: &[String], key: &str| {
+            pats.iter()
+                .enumerate()
+                .filter_map(|(i, p)| match regex_lite::Regex::new(p) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        diag.push(
+                            &format!("{key}[{i}]"),
+                            format!("not a regular expression: {e}"),
+                        );
+                        None
+                    }
+                })
+                .collect()
+        };
+        let include = compile(include, at[0]);
+        let exclude = compile(exclude, at[1]);
+        Filter { include, exclude }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +136,143 @@ struct RawConfig {
     interval: Duration,
     #[serde(default = "default_listen")]
     listen: String,
+    #[serde(default)]
+    spool: RawSpool,
+    #[serde(default)]
+    host_metrics: RawHostMetrics,
+    #[serde(default)]
+    checks: Vec<RawCheck>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpool {
+    #[serde(default = "default_spool_dir")]
+    dir: PathBuf,
+    #[serde(default = "default_spool_bytes")]
+    max_bytes: bytesize::ByteSize,
+}
+
+impl Default for RawSpool {
+    fn default() -> Self {
+        RawSpool {
+            dir: default_spool_dir(),
+            max_bytes: default_spool_bytes(),
+        }
+    }
+}
+
+fn default_spool_dir() -> PathBuf {
+    "vedette-spool".into()
+}
+
+fn default_spool_bytes() -> bytesize::ByteSize {
+    bytesize::ByteSize::mib(64)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHostMetrics {
+    #[serde(default = "default_source_timeout", with = "humantime_serde")]
+    timeout: Duration,
+    #[serde(default = "default_cgroup")]
+    cgroup: CgroupMode,
+    #[serde(default)]
+    filesystems: RawFilesystems,
+    #[serde(default)]
+    interfaces: RawInterfaces,
+}
+
+impl Default for RawHostMetrics {
+    fn default() -> Self {
+        RawHostMetrics {
+            timeout: default_source_timeout(),
+            cgroup: default_cgroup(),
+            filesystems: RawFilesystems::default(),
+            interfaces: RawInterfaces::default(),
+        }
+    }
+}
+
+fn default_source_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_cgroup() -> CgroupMode {
+    CgroupMode::Auto
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilesystems {
+    #[serde(default)]
+    include_mountpoints: Vec<String>,
+    #[serde(default = "default_exclude_mountpoints")]
+    exclude_mountpoints: Vec<String>,
+    #[serde(default)]
+    include_fstypes: Vec<String>,
+    #[serde(default = "default_exclude_fstypes")]
+    exclude_fstypes: Vec<String>,
+    #[serde(default)]
+    include_devices: Vec<String>,
+    #[serde(default)]
+    exclude_devices: Vec<String>,
+}
+
+impl Default for RawFilesystems {
+    fn default() -> Self {
+        RawFilesystems {
+            include_mountpoints: Vec::new(),
+            exclude_mountpoints: default_exclude_mountpoints(),
+            include_fstypes: Vec::new(),
+            exclude_fstypes: default_exclude_fstypes(),
+            include_devices: Vec::new(),
+            exclude_devices: Vec::new(),
+        }
+    }
+}
+
+/// Kernel and container plumbing mounted from real filesystems.
+pub fn default_exclude_mountpoints() -> Vec<String> {
+    vec![
+        "^/(dev|proc|sys)(/|$)".into(),
+        "^/etc/(hostname|hosts|resolv\\.conf)$".into(),
+    ]
+}
+
+/// One anchored pattern of every pseudo filesystem type.
+pub fn default_exclude_fstypes() -> Vec<String> {
+    vec![format!(
+        "^({})$",
+        crate::sample::PSEUDO_FILESYSTEMS
+            .iter()
+            .map(|f| f.replace('.', "\\."))
+            .collect::<Vec<_>>()
+            .join("|")
+    )]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterfaces {
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default = "default_exclude_interfaces")]
+    exclude: Vec<String>,
+}
+
+impl Default for RawInterfaces {
+    fn default() -> Self {
+        RawInterfaces {
+            include: Vec::new(),
+            exclude: default_exclude_interfaces(),
+        }
+    }
+}
+
+/// Loopback and container veth pairs.
+pub fn default_exclude_interfaces() -> Vec<String> {
+    vec!["^lo$".into(), "^veth".into()]
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +442,70 @@ impl Config {
             },
         };
 
+        let spool = match raw.spool.dir.to_str() {
+            Some("off") => None,
+            _ => {
+                if raw.spool.max_bytes.as_u64() < 64 * 1024 {
+                    diag.push("spool.max_bytes", "must be at least 64KiB");
+                }
+                Some(SpoolConfig {
+                    dir: raw.spool.dir.clone(),
+                    max_bytes: raw.spool.max_bytes.as_u64(),
+                })
+            }
+        };
+
+        let hm = &raw.host_metrics;
+        if hm.timeout < Duration::from_millis(10) || hm.timeout > raw.interval {
+            diag.push(
+                "host_metrics.timeout",
+                "must be at least 10ms and at most the interval",
+            );
+        }
+        let fs = &hm.filesystems;
+        let host_metrics = HostMetrics {
+            timeout: hm.timeout,
+            cgroup: hm.cgroup,
+            mountpoints: Filter::build(
+                &fs.include_mountpoints,
+                &fs.exclude_mountpoints,
+                [
+                    "host_metrics.filesystems.include_mountpoints",
+                    "host_metrics.filesystems.exclude_mountpoints",
+                ],
+                &mut diag,
+            ),
+            fstypes: Filter::build(
+                &fs.include_fstypes,
+                &fs.exclude_fstypes,
+                [
+                    "host_metrics.filesystems.include_fstypes",
+                    "host_metrics.filesystems.exclude_fstypes",
+                ],
+                &mut diag,
+            ),
+            devices: Filter::build(
+                &fs.include_devices,
+                &fs.exclude_devices,
+                [
+                    "host_metrics.filesystems.include_devices",
+                    "host_metrics.filesystems.exclude_devices",
+                ],
+                &mut diag,
+            ),
+            interfaces: Filter::build(
+                &hm.interfaces.include,
+                &hm.interfaces.exclude,
+                [
+                    "host_metrics.interfaces.include",
+                    "host_metrics.interfaces.exclude",
+                ],
+                &mut diag,
+            ),
+        };
+
+        let checks = crate::checks::validate(&raw.checks, raw.interval, &mut diag);
+
         let config = Config {
             host,
             labels: raw.labels,
@@ -223,6 +514,9 @@ impl Config {
             token,
             interval: raw.interval,
             listen,
+            spool,
+            host_metrics,
+            checks,
         };
         diag.finish(file, config)
     }

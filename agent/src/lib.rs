@@ -12,10 +12,12 @@
 //! The sampling loop never waits on the network, so a collector outage cannot
 //! stop sampling.
 
+pub mod checks;
 pub mod config;
 pub mod exporter;
 pub mod push;
 pub mod sample;
+pub mod spool;
 
 use std::sync::Arc;
 use std::time::Duration;
