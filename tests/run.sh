@@ -6,12 +6,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use, by the command they provide.
+# (A path is checked as a file, a bare name on PATH.)
 declare -A needs=(
-    [kill]=procps       # end-to-end tests signal the daemons
+    [kill]=procps                                               # end-to-end tests signal the daemons
+    [/usr/lib/nagios/plugins/check_dummy]=monitoring-plugins-basic  # command checks run real plugins
+    [/usr/sbin/dnsmasq]=dnsmasq-base                            # dns checks ask a real server
 )
 missing=()
 for cmd in "${!needs[@]}"; do
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+    if [[ $cmd == /* ]]; then
+        [[ -x $cmd ]] || missing+=("${needs[$cmd]}")
+    else
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+    fi
 done
 if ((${#missing[@]})); then
     echo "installing test dependencies: ${missing[*]}"

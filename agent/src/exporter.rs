@@ -17,13 +17,19 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vedette_protocol::Sample;
 
+use crate::checks::Pending;
 use crate::push::Stats;
+use crate::sample::Timeouts;
 
 /// What the endpoint shows: shared with the sampling loop and delivery.
 #[derive(Default)]
 pub struct Exported {
     pub latest: Mutex<Vec<Sample>>,
     pub stats: Arc<Stats>,
+    /// Per-source deadline misses of the current sampler.
+    pub timeouts: Mutex<Timeouts>,
+    /// Check results, for each check's latest status and duration.
+    pub checks: Arc<Mutex<Pending>>,
 }
 
 /// Serves `listener` until `shutdown`.
@@ -110,13 +116,62 @@ pub fn render(exported: &Exported) -> String {
         s.queued.load(Ordering::Relaxed)
     );
 
+    out.push_str(
+        "# HELP vedette_agent_spool_bytes Bytes of unsent batches held in the spool (or memory).\n",
+    );
+    out.push_str("# TYPE vedette_agent_spool_bytes gauge\n");
+    let _ = writeln!(
+        out,
+        "vedette_agent_spool_bytes {}",
+        s.spool_bytes.load(Ordering::Relaxed)
+    );
+    out.push_str("# HELP vedette_agent_source_timeouts_total Host metric sources skipped because they missed their deadline.\n");
+    out.push_str("# TYPE vedette_agent_source_timeouts_total counter\n");
+    {
+        let timeouts = exported.timeouts.lock().unwrap_or_else(|p| p.into_inner());
+        let t = timeouts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<_> = t.iter().collect();
+        names.sort_by_key(|(n, _)| **n);
+        for (name, n) in names {
+            let _ = writeln!(
+                out,
+                "vedette_agent_source_timeouts_total{{source=\"{name}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+    {
+        let pending = exported.checks.lock().unwrap_or_else(|p| p.into_inner());
+        if !pending.latest.is_empty() {
+            out.push_str("# HELP vedette_agent_check_status Latest status of each check: 0 ok, 1 warning, 2 critical, 3 unknown.\n");
+            out.push_str("# TYPE vedette_agent_check_status gauge\n");
+            for (name, r) in &pending.latest {
+                let _ = writeln!(
+                    out,
+                    "vedette_agent_check_status{{check=\"{name}\"}} {}",
+                    r.status as u8
+                );
+            }
+            out.push_str("# HELP vedette_agent_check_duration_seconds How long each check's latest run took.\n");
+            out.push_str("# TYPE vedette_agent_check_duration_seconds gauge\n");
+            for (name, r) in &pending.latest {
+                let _ = writeln!(
+                    out,
+                    "vedette_agent_check_duration_seconds{{check=\"{name}\"}} {}",
+                    r.latency_s
+                );
+            }
+        }
+    }
+
     let latest = exported.latest.lock().unwrap_or_else(|p| p.into_inner());
     let mut by_name: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
     for sample in latest.iter() {
         by_name.entry(&sample.name).or_default().push(sample);
     }
     for (name, samples) in by_name {
-        let kind = if name.ends_with("_total") {
+        // `processes_total` is DESIGN's name for a gauge (a count, not a counter).
+        let kind = if name.ends_with("_total") && name != "processes_total" {
             "counter"
         } else {
             "gauge"

@@ -3,12 +3,16 @@
 //! # Layout
 //! - [`config`]: YAML → validated [`config::Config`] (host, labels, collector, interval, listen).
 //! - [`sample`]: host health through one long-lived `sysinfo` sampler.
-//! - [`push`]: delivery — gzip batches, bounded queue, backoff with jitter, outage logging.
+//! - [`checks`]: availability checks (http, tcp, dns, process, systemd, command), each on its own schedule.
+//! - [`push`]: delivery — gzip batches, backoff with jitter, outage logging.
+//! - [`spool`]: the crash-safe on-disk backlog of unacknowledged batches.
 //! - [`exporter`]: the local `/metrics` and `/healthz`.
 //!
-//! Data flow: every `interval` the sampling loop takes a sample (on a blocking
-//! thread), wraps it in a [`vedette_protocol::Batch`] with the next `seq`, and
-//! hands it to the delivery task over a channel; delivery pushes oldest first.
+//! Data flow: every `interval` the sampling loop takes a sample (each source
+//! on a blocking thread under its deadline), adds the check results that
+//! arrived since the last batch, wraps them in a [`vedette_protocol::Batch`]
+//! with the next `seq`, and hands it to the delivery task over a channel;
+//! delivery pushes it, or spools it behind older ones.
 //! The sampling loop never waits on the network, so a collector outage cannot
 //! stop sampling.
 
@@ -19,7 +23,8 @@ pub mod push;
 pub mod sample;
 pub mod spool;
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -30,8 +35,9 @@ use vedette_protocol::{AgentInfo, Batch, Sample, VERSION};
 
 use crate::config::Config;
 use crate::exporter::Exported;
-use crate::push::{now_ms, Delivery, Stats};
+use crate::push::{now_ms, Delivery, Msg, Stats};
 use crate::sample::Sampler;
+use crate::spool::Backlog;
 
 /// The agent's version, sent with every batch.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -54,13 +60,21 @@ pub fn batch(config: &Config, boot_id: &str, seq: u64, samples: Vec<Sample>) -> 
     }
 }
 
-/// Samples once (waiting the minimum CPU measurement interval) and returns
-/// the batch that would be pushed, for `vedette-agent once`.
-pub fn once(config: &Config) -> Batch {
-    let mut sampler = Sampler::new();
-    std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
-    let samples = sampler.sample(now_ms());
-    batch(config, &new_boot_id(), 1, samples)
+/// Samples once (waiting the minimum CPU measurement interval), runs every
+/// check once, and returns the batch that would be pushed, for
+/// `vedette-agent once`.
+pub async fn once(config: &Config) -> Batch {
+    let mut sampler = Sampler::new(&config.host_metrics);
+    let (checks, check_samples) = tokio::join!(
+        checks::run_all_once(&config.checks),
+        tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL)
+    )
+    .0;
+    let mut samples = sampler.sample(now_ms()).await;
+    samples.extend(check_samples);
+    let mut b = batch(config, &new_boot_id(), 1, samples);
+    b.checks = checks;
+    b
 }
 
 /// A fresh run identity.
@@ -68,13 +82,70 @@ pub fn new_boot_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Runs the agent until `shutdown` is cancelled, then flushes what it can.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Where the running config came from, so `SIGHUP` can read it again.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    Embedded,
+    File(PathBuf),
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<Config, vedette_yaml::ConfigError> {
+        match self {
+            ConfigSource::Embedded => Config::embedded(),
+            ConfigSource::File(p) => Config::load(p),
+        }
+    }
+}
+
+fn ticker(interval: Duration) -> tokio::time::Interval {
+    // Spread agents that start together, and give CPU usage its minimum window.
+    let jitter_ms = rand::rng().random_range(0..=interval.as_millis().min(1000) as u64);
+    let first = tokio::time::Instant::now()
+        + sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(jitter_ms));
+    let mut t = tokio::time::interval_at(first, interval);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+/// Runs the agent until `shutdown` is cancelled, then spools what is
+/// unsent. Each message on `reload` re-reads the config from `source`.
+pub async fn run(
+    mut config: Config,
+    source: ConfigSource,
+    shutdown: CancellationToken,
+    mut reload: mpsc::Receiver<()>,
+) -> anyhow::Result<()> {
     let boot_id = new_boot_id();
     let stats = Arc::new(Stats::default());
+    let backlog = match &config.spool {
+        Some(s) => {
+            let (b, recovery) = Backlog::open(&s.dir, s.max_bytes)
+                .with_context(|| format!("opening the spool {} (set `spool: {{dir: off}}` to keep unsent batches in memory only)", s.dir.display()))?;
+            if recovery.torn_bytes > 0 || recovery.damaged_segments > 0 {
+                tracing::warn!(
+                    dir = %s.dir.display(),
+                    torn_bytes = recovery.torn_bytes,
+                    damaged_segments = recovery.damaged_segments,
+                    "spool recovered from an interrupted write"
+                );
+            }
+            b
+        }
+        None => Backlog::memory(push::MEMORY_BACKLOG_BYTES),
+    };
+    let mut sampler = Some(Sampler::new(&config.host_metrics));
+    let mut scheduler = checks::Scheduler::new();
     let exported = Arc::new(Exported {
         latest: Default::default(),
         stats: Arc::clone(&stats),
+        timeouts: Mutex::new(
+            sampler
+                .as_ref()
+                .map(|s| Arc::clone(&s.timeouts))
+                .unwrap_or_default(),
+        ),
+        checks: Arc::clone(&scheduler.pending),
     });
     let mut tasks = Vec::new();
     if let Some(addr) = config.listen {
@@ -92,49 +163,73 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.push_url(),
         config.token.clone(),
         config.interval,
+        backlog,
         stats,
+        shutdown.clone(),
     )?;
-    let delivery = tokio::spawn(delivery.run(rx, shutdown.clone()));
+    let delivery = tokio::spawn(delivery.run(rx));
+    scheduler.sync(&config.checks);
     tracing::info!(
         host = %config.host,
         collector = %config.collector_url,
         interval = %humantime::format_duration(config.interval),
         listen = ?config.listen,
+        spool = ?config.spool.as_ref().map(|s| &s.dir),
+        checks = config.checks.len(),
         boot_id = %boot_id,
         "agent started"
     );
 
-    let mut sampler = Some(Sampler::new());
-    // Spread agents that start together, and give CPU usage its minimum window.
-    let jitter_ms = rand::rng().random_range(0..=config.interval.as_millis().min(1000) as u64);
-    let first = tokio::time::Instant::now()
-        + sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(jitter_ms));
-    let mut ticker = tokio::time::interval_at(first, config.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = ticker(config.interval);
     let mut seq = 0u64;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
+            Some(()) = reload.recv() => {
+                match source.load() {
+                    Err(e) => tracing::error!("config reload failed; keeping the running config:\n{e}"),
+                    Ok(new) => {
+                        if new.listen != config.listen || new.spool != config.spool {
+                            tracing::warn!("`listen` and `spool` changes take effect at the next restart");
+                        }
+                        if new.host_metrics != config.host_metrics {
+                            sampler = Some(Sampler::new(&new.host_metrics));
+                            if let Some(s) = &sampler {
+                                *exported.timeouts.lock().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&s.timeouts);
+                            }
+                        }
+                        if new.interval != config.interval {
+                            ticks = ticker(new.interval);
+                        }
+                        if new.push_url() != config.push_url() || new.token != config.token {
+                            let _ = tx.send(Msg::Target { url: new.push_url(), token: new.token.clone() }).await;
+                        }
+                        scheduler.sync(&new.checks);
+                        config = Config { listen: config.listen, spool: config.spool.clone(), ..new };
+                        tracing::info!(checks = ?scheduler.names(), "config reloaded");
+                    }
+                }
+                continue;
+            }
+            _ = ticks.tick() => {}
         }
-        let Some(mut s) = sampler.take() else { break };
-        let (s, samples) = tokio::task::spawn_blocking(move || {
-            let samples = s.sample(now_ms());
-            (s, samples)
-        })
-        .await
-        .context("the sampling thread panicked")?;
-        sampler = Some(s);
+        let Some(s) = sampler.as_mut() else { break };
+        let mut samples = s.sample(now_ms()).await;
+        let (results, check_samples) = scheduler
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        samples.extend(check_samples);
         seq += 1;
         *exported.latest.lock().unwrap_or_else(|p| p.into_inner()) = samples.clone();
-        if tx
-            .send(batch(&config, &boot_id, seq, samples))
-            .await
-            .is_err()
-        {
+        let mut b = batch(&config, &boot_id, seq, samples);
+        b.checks = results;
+        if tx.send(Msg::Batch(b)).await.is_err() {
             break;
         }
     }
+    scheduler.stop();
     drop(tx);
     delivery.await.context("the delivery task panicked")?;
     for t in tasks {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use vedette_agent::config::{Config, EMBEDDED};
+use vedette_agent::ConfigSource;
 
 const EX_USAGE: u8 = 64;
 
@@ -81,7 +82,11 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let batch = vedette_agent::once(&config);
+            let runtime = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let batch = runtime.block_on(vedette_agent::once(&config));
             match serde_json::to_string_pretty(&batch) {
                 Ok(json) => {
                     println!("{json}");
@@ -98,21 +103,19 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            // One thread is plenty for one host; sampling runs on a blocking thread.
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let source = match cli.config {
+                Some(p) => ConfigSource::File(p),
+                None => ConfigSource::Embedded,
+            };
+            let runtime = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("vedette-agent: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             runtime.block_on(async {
                 let token = CancellationToken::new();
-                tokio::spawn(shutdown_signal(token.clone()));
-                match vedette_agent::run(config, token).await {
+                let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+                tokio::spawn(signals(token.clone(), reload_tx));
+                match vedette_agent::run(config, source, token, reload_rx).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("vedette-agent: {e:#}");
@@ -122,6 +125,18 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// One thread is plenty for one host; sampling and process scans run on
+/// blocking threads.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("vedette-agent: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
 }
 
 /// Logs to stderr; without our own timestamps under systemd (journald adds them).
@@ -139,11 +154,12 @@ fn init_tracing() {
     }
 }
 
-/// Cancels `token` on Ctrl-C or SIGTERM.
-async fn shutdown_signal(token: CancellationToken) {
+/// Cancels `token` on Ctrl-C or SIGTERM; asks for a config reload on SIGHUP.
+async fn signals(token: CancellationToken, reload: tokio::sync::mpsc::Sender<()>) {
+    use tokio::signal::unix::{signal, SignalKind};
     let ctrl_c = tokio::signal::ctrl_c();
     let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        match signal(SignalKind::terminate()) {
             Ok(mut s) => {
                 s.recv().await;
             }
@@ -153,12 +169,16 @@ async fn shutdown_signal(token: CancellationToken) {
             }
         }
     };
-    // Reload is not built yet; until it is, SIGHUP must not kill the daemon.
     let hup = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            while s.recv().await.is_some() {
-                tracing::warn!("SIGHUP received: config reload is not supported yet; restart to apply a new config");
+        match signal(SignalKind::hangup()) {
+            Ok(mut s) => {
+                while s.recv().await.is_some() {
+                    tracing::info!("SIGHUP received; reloading the config");
+                    // A reload already waiting covers this one too.
+                    let _ = reload.try_send(());
+                }
             }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
         }
         std::future::pending::<()>().await;
     };

@@ -1,9 +1,8 @@
 //! The agent binary's command line: exit codes and messages a user sees.
 
 use std::process::Command;
-use std::time::Duration;
 
-use vedette_tests::{free_port, wait_for};
+use vedette_tests::free_port;
 
 fn agent() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vedette-agent"))
@@ -57,60 +56,39 @@ fn check_config_reports_file_line_col_and_exits_64() {
 }
 
 #[test]
-fn sighup_is_survived_and_sigterm_exits_zero_with_the_collector_down() {
+fn sighup_reloads_checks_and_sigterm_spools_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let file = dir.path().join("agent.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "host: t\ncollector: {{url: 'http://127.0.0.1:{port}'}}\ninterval: 1s\nlisten: off\n"
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("agent.log");
-    let mut child = agent()
-        .arg("--config")
-        .arg(&file)
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let logged = |line: &'static str| {
-        let log = log.clone();
-        move || {
-            std::fs::read_to_string(&log)
-                .unwrap()
-                .contains(line)
-                .then_some(())
-        }
-    };
-    wait_for(
-        "a failed delivery",
-        Duration::from_secs(15),
-        &log,
-        logged("cannot deliver to the collector"),
-    );
-    let log_text = std::fs::read_to_string(&log).unwrap();
-    assert!(log_text.contains("connect refused"), "{log_text}");
-    // SIGHUP must not kill it (reload is not built yet; it says so).
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    wait_for(
-        "the SIGHUP warning",
-        Duration::from_secs(15),
-        &log,
-        logged("config reload is not supported yet"),
-    );
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "SIGHUP killed the agent"
-    );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let mut a = vedette_tests::agent(dir.path(), "agent", "t", &url, "");
+    a.wait_log("cannot deliver to the collector", 1);
+    assert!(a.log_text().contains("connect refused"), "{}", a.log_text());
+
+    // Add a check and reload: it starts without a restart.
+    let cfg = dir.path().join("agent.yaml");
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    let with_check =
+        format!("{base}checks:\n  - name: self_proc\n    process: {{name: vedette-agent}}\n");
+    std::fs::write(&cfg, &with_check).unwrap();
+    a.signal("HUP");
+    a.wait_log("check started check=self_proc", 1);
+    a.wait_log("config reloaded", 1);
+
+    // A broken config is refused with its location; the agent keeps running.
+    std::fs::write(&cfg, format!("{with_check}    interval: soon\n")).unwrap();
+    a.signal("HUP");
+    a.wait_log("config reload failed", 1);
+    assert!(a.log_text().contains("agent.yaml:"), "{}", a.log_text());
+    assert!(a.running(), "a bad reload killed the agent");
+
+    // Remove the check again.
+    std::fs::write(&cfg, &base).unwrap();
+    a.signal("HUP");
+    a.wait_log("check stopped check=self_proc", 1);
+
+    let status = a.stop("TERM");
     assert!(status.success(), "{status}");
+    let spool = dir.path().join("vedette-spool");
+    assert!(spool.join("lock").exists());
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert!(log.contains("unsent batches are spooled"), "{log}");
 }

@@ -98,6 +98,35 @@ impl Daemon {
         Daemon { child, log }
     }
 
+    /// Sends `signal` (e.g. "HUP") and returns at once.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `needle` `times` times in all.
+    pub fn wait_log(&self, needle: &str, times: usize) {
+        wait_for(
+            &format!("{needle:?} in the log (x{times})"),
+            Duration::from_secs(20),
+            &self.log,
+            || (self.log_text().matches(needle).count() >= times).then_some(()),
+        )
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
     /// Sends `signal` (e.g. "TERM", "KILL") and waits for the exit status.
     pub fn stop(mut self, signal: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

@@ -129,6 +129,9 @@ pub async fn run(spec: &CommandSpec) -> Outcome {
             .trim()
             .to_string();
     }
+    if message.is_empty() {
+        message = "(no output)".into();
+    }
     let status = match (status.code(), status.signal()) {
         (Some(code @ 0..=3), _) => Status::from_exit_code(code),
         (Some(code), _) => {
@@ -141,9 +144,6 @@ pub async fn run(spec: &CommandSpec) -> Outcome {
         }
         (None, None) => Status::Unknown,
     };
-    if message.is_empty() {
-        message = "(no output)".into();
-    }
     let mut outcome = Outcome::new(status, message);
     for p in perf {
         let mut label = p.label;

@@ -342,9 +342,9 @@ impl HttpProbe {
 }
 
 fn expired_message(days: f64) -> String {
-    let ago = (-days).ceil() as i64;
-    match ago {
-        0 | 1 => "certificate expired 1 day ago".to_string(),
+    match (-days).floor() as i64 {
+        0 => "certificate expired less than a day ago".to_string(),
+        1 => "certificate expired 1 day ago".to_string(),
         n => format!("certificate expired {n} days ago"),
     }
 }
