@@ -1,0 +1,253 @@
+//! The agent's delivery, end to end: the real agent process pushing over a
+//! real socket to a receiver that speaks the push protocol (decoded and
+//! validated with `vedette-protocol`, as the collector does) and records
+//! every batch it acknowledges, so order and exactly-once can be checked
+//! batch by batch. The receiver goes away for several intervals (an
+//! outage), and the agent is SIGKILLed while spooling.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use vedette_protocol::{decode, Encoding, Limits};
+use vedette_tests::{free_port, wait_for, Daemon};
+
+/// `(boot_id, seq)` of every acknowledged batch, in arrival order.
+type Log = Arc<Mutex<Vec<(String, u64)>>>;
+
+/// A protocol-speaking receiver on `port`, until `stop` is set.
+struct Receiver {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    fn start(port: u16, log: Log) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("binding the receiver");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => serve(s, &log),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Receiver {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Closes the listening socket (connections are refused from now on).
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("receiver thread");
+        }
+    }
+}
+
+fn serve(s: TcpStream, log: &Log) {
+    s.set_nonblocking(false).expect("blocking stream");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut w = s;
+    // One request per connection, so stopping the receiver is immediate.
+    {
+        let mut len = 0usize;
+        let mut gzip = false;
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end().to_ascii_lowercase();
+            if h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if h == "content-encoding: gzip" {
+                gzip = true;
+            }
+        }
+        let mut body = vec![0u8; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let enc = if gzip {
+            Encoding::Gzip
+        } else {
+            Encoding::Identity
+        };
+        let (status, answer) = match decode(&body, enc, &Limits::default(), now) {
+            Ok(b) => {
+                log.lock()
+                    .expect("log")
+                    .push((b.agent.boot_id.clone(), b.seq));
+                (
+                    "200 OK",
+                    format!(
+                        "{{\"accepted\": {}, \"ack_seq\": {}}}",
+                        b.samples.len(),
+                        b.seq
+                    ),
+                )
+            }
+            Err(e) => (
+                "400 Bad Request",
+                serde_json::json!({"error": e.to_string()}).to_string(),
+            ),
+        };
+        let resp = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        let _ = w.write_all(resp.as_bytes());
+    }
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .ok()?
+        .text()
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn an_outage_and_a_sigkill_lose_nothing_and_repeat_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let metrics_port = free_port();
+    let log: Log = Arc::default();
+    let receiver = Receiver::start(port, Arc::clone(&log));
+    let config = format!(
+        "host: e2e-spool\ncollector: {{url: 'http://127.0.0.1:{port}'}}\ninterval: 1s\nlisten: 127.0.0.1:{metrics_port}\n"
+    );
+    let agent = Daemon::start("vedette-agent", dir.path(), "agent", &config);
+    let count = |log: &Log| log.lock().unwrap().len();
+    wait_for(
+        "two live batches",
+        Duration::from_secs(20),
+        &agent.log,
+        || (count(&log) >= 2).then_some(()),
+    );
+
+    // Outage: the receiver goes away for several intervals; batches spool.
+    receiver.stop();
+    agent.wait_log("cannot deliver to the collector", 1);
+    wait_for(
+        "three spooled batches",
+        Duration::from_secs(20),
+        &agent.log,
+        || metric(metrics_port, "vedette_agent_queue_batches").filter(|n| *n >= 3.0),
+    );
+    // SIGKILL mid-outage: nothing flushed, nothing said. The spool must be
+    // readable on the next start, which is a new run (new boot_id).
+    let status = agent.stop("KILL");
+    assert!(!status.success());
+    let agent = Daemon::start("vedette-agent", dir.path(), "agent", &config);
+    agent.wait_log("replaying spooled batches", 1);
+    wait_for(
+        "two more spooled batches",
+        Duration::from_secs(20),
+        &agent.log,
+        || metric(metrics_port, "vedette_agent_queue_batches").filter(|n| *n >= 5.0),
+    );
+
+    // The receiver is back: the backlog drains, then live batches follow.
+    let receiver = Receiver::start(port, Arc::clone(&log));
+    wait_for(
+        "the backlog to drain",
+        Duration::from_secs(60),
+        &agent.log,
+        || metric(metrics_port, "vedette_agent_queue_batches").filter(|n| *n == 0.0),
+    );
+    let before = count(&log);
+    wait_for(
+        "live batches again",
+        Duration::from_secs(20),
+        &agent.log,
+        || (count(&log) >= before + 2).then_some(()),
+    );
+    let status = agent.stop("TERM");
+    assert!(status.success(), "{status}");
+    receiver.stop();
+
+    let log = log.lock().unwrap().clone();
+    // Two runs, each a gapless 1..=n sequence, the first entirely before the
+    // second, and no batch twice.
+    let mut runs: Vec<(String, Vec<u64>)> = Vec::new();
+    for (boot, seq) in &log {
+        match runs.last_mut() {
+            Some((b, seqs)) if b == boot => seqs.push(*seq),
+            _ => runs.push((boot.clone(), vec![*seq])),
+        }
+    }
+    assert_eq!(runs.len(), 2, "runs interleaved or missing: {log:?}");
+    for (boot, seqs) in &runs {
+        let want: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(
+            seqs, &want,
+            "run {boot}: a batch lost, repeated or out of order"
+        );
+    }
+    assert!(runs[0].1.len() >= 5, "{log:?}");
+    let text = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert!(
+        !text.contains("dropping"),
+        "nothing may be dropped here:\n{text}"
+    );
+}
+
+/// A check that fails on the agent opens an incident on the real collector,
+/// with the agent's reason; when the service comes back, it resolves.
+#[test]
+fn a_failing_check_opens_an_incident_and_recovery_resolves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = vedette_tests::Collector::start(
+        dir.path(),
+        free_port(),
+        "rules:\n  - {name: svc_down, check: 'svc', status: critical, impact: 2, urgency: 2}\n",
+    );
+    let svc_port = free_port();
+    let _agent = vedette_tests::agent(
+        dir.path(),
+        "agent",
+        "e2e-check",
+        &c.url,
+        &format!(
+            "checks:\n  - name: svc\n    tcp: {{address: '127.0.0.1:{svc_port}'}}\n    interval: 1s\n    timeout: 500ms\n"
+        ),
+    );
+    let i = c.wait_incident("svc_down to open", Duration::from_secs(20), |i| {
+        i["rule"] == "svc_down" && i["state"] == "open"
+    });
+    assert_eq!(i["host"], "e2e-check");
+    assert_eq!(i["priority"], 3);
+    // The service comes up: the next ok result resolves the incident.
+    let svc = TcpListener::bind(("127.0.0.1", svc_port)).unwrap();
+    let i = c.wait_incident("svc_down to resolve", Duration::from_secs(20), |i| {
+        i["rule"] == "svc_down" && i["state"] == "resolved"
+    });
+    assert_eq!(i["resolution"], "auto");
+    drop(svc);
+}
