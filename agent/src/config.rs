@@ -629,6 +629,59 @@ listen: everywhere
     }
 
     #[test]
+    fn embedded_default_spells_out_the_code_defaults() {
+        let embedded = Config::embedded().unwrap();
+        let empty = Config::from_yaml("a", "{}").unwrap();
+        assert_eq!(embedded, empty);
+        assert_eq!(
+            embedded.spool,
+            Some(SpoolConfig {
+                dir: "vedette-spool".into(),
+                max_bytes: 64 << 20
+            })
+        );
+        assert_eq!(embedded.host_metrics.timeout, Duration::from_secs(2));
+        let off = Config::from_yaml("a", "spool: {dir: off}").unwrap();
+        assert_eq!(off.spool, None);
+    }
+
+    #[test]
+    fn check_problems_are_located() {
+        let text = "\
+interval: 10s
+checks:
+  - name: a
+    tcp: {address: '127.0.0.1:22'}
+    http: {url: 'http://x/'}
+  - name: a
+    tcp: {address: 'nohost'}
+  - name: b-c
+    command: {path: /nonexistent/check_x}
+    timeout: 20s
+  - name: d
+    process: {cmdline: '(('}
+  - name: e
+    dns: {name: x.example, server: 'not an ip'}
+host_metrics:
+  interfaces: {exclude: ['[']}
+";
+        let e = Config::from_yaml("a.yaml", text).unwrap_err().to_string();
+        for want in [
+            "a.yaml:3:5: checks[0]: check 'a' needs exactly one of http, tcp, dns, process, systemd, command (found 2)",
+            "a.yaml:6:5: checks[1].name: check 'a' is already defined at checks[0]",
+            "a.yaml:7:11: checks[1].tcp.address: 'nohost' is not host:port",
+            "a.yaml:8:5: checks[2].name: check name 'b-c' must match",
+            "a.yaml:9:15: checks[2].command.path: cannot read /nonexistent/check_x",
+            "a.yaml:10:5: checks[2].timeout: must be at least 10ms and at most the interval (10s)",
+            "a.yaml:12:15: checks[3].process.cmdline: not a regular expression",
+            "a.yaml:14:28: checks[4].dns.server: 'not an ip' is not an IP address",
+            "a.yaml:16:26: host_metrics.interfaces.exclude[0]: not a regular expression",
+        ] {
+            assert!(e.lines().any(|l| l.starts_with(want)), "missing {want:?} in\n{e}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_its_line() {
         let e = Config::from_yaml("a.yaml", "collector:\n  uri: http://x\n")
             .unwrap_err()

@@ -13,11 +13,19 @@ use vedette_agent::ConfigSource;
 const EX_USAGE: u8 = 64;
 
 /// Samples this host's health (CPU, memory, swap, load, filesystems, network,
-/// uptime) and pushes it to a vedette collector.
+/// pressure, file descriptors, uptime), runs availability checks (http, tcp,
+/// dns, process, systemd, any Nagios plugin) and pushes both to a vedette
+/// collector.
 ///
 /// With no --config it runs the embedded default: host metrics every 10 s,
-/// pushed to http://127.0.0.1:9850, local /metrics on 127.0.0.1:9851. Print
-/// it with `default-config`. Logs go to stderr; set RUST_LOG (default info).
+/// pushed to http://127.0.0.1:9850, unsent batches spooled in ./vedette-spool,
+/// local /metrics on 127.0.0.1:9851. Print it (every key, commented) with
+/// `default-config`.
+///
+/// Signals: SIGHUP re-reads the config file (checks start and stop without a
+/// restart; a broken file is refused and the running config kept); SIGTERM
+/// leaves unsent batches in the spool and exits 0. Logs go to stderr; set
+/// RUST_LOG (default info).
 #[derive(Debug, Parser)]
 #[command(name = "vedette-agent", version, about, long_about)]
 struct Cli {
@@ -36,7 +44,8 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
-    /// Sample once and print the batch as JSON on stdout (nothing is pushed).
+    /// Sample and run every check once; print the batch as JSON on stdout
+    /// (nothing is pushed).
     Once,
     /// Print the embedded default configuration, a starting point for your own.
     DefaultConfig,
@@ -60,11 +69,16 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { file }) => match Config::load(&file) {
             Ok(c) => {
                 println!(
-                    "{}: ok (host {}, collector {}, every {})",
+                    "{}: ok (host {}, collector {}, every {}, {} checks, spool {})",
                     file.display(),
                     c.host,
                     c.collector_url,
-                    humantime::format_duration(c.interval)
+                    humantime::format_duration(c.interval),
+                    c.checks.len(),
+                    c.spool
+                        .as_ref()
+                        .map(|s| s.dir.display().to_string())
+                        .unwrap_or_else(|| "off".into())
                 );
                 ExitCode::SUCCESS
             }
