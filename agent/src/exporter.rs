@@ -101,30 +101,32 @@ pub fn render(exported: &Exported) -> String {
             n.load(Ordering::Relaxed)
         );
     }
-    out.push_str("# HELP vedette_agent_dropped_batches_total Batches dropped because the delivery queue was full.\n");
-    out.push_str("# TYPE vedette_agent_dropped_batches_total counter\n");
-    let _ = writeln!(
-        out,
-        "vedette_agent_dropped_batches_total {}",
-        s.dropped.load(Ordering::Relaxed)
-    );
-    out.push_str("# HELP vedette_agent_queue_batches Batches waiting for the collector.\n");
-    out.push_str("# TYPE vedette_agent_queue_batches gauge\n");
-    let _ = writeln!(
-        out,
-        "vedette_agent_queue_batches {}",
-        s.queued.load(Ordering::Relaxed)
-    );
-
-    out.push_str(
-        "# HELP vedette_agent_spool_bytes Bytes of unsent batches held in the spool (or memory).\n",
-    );
-    out.push_str("# TYPE vedette_agent_spool_bytes gauge\n");
-    let _ = writeln!(
-        out,
-        "vedette_agent_spool_bytes {}",
-        s.spool_bytes.load(Ordering::Relaxed)
-    );
+    for (name, kind, help, value) in [
+        (
+            "vedette_agent_dropped_batches_total",
+            "counter",
+            "Batches dropped because the backlog was full or a spooled record was unreadable.",
+            &s.dropped,
+        ),
+        (
+            "vedette_agent_queue_batches",
+            "gauge",
+            "Batches waiting for the collector.",
+            &s.queued,
+        ),
+        (
+            "vedette_agent_spool_bytes",
+            "gauge",
+            "Bytes of unsent batches held in the spool (or memory).",
+            &s.spool_bytes,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+            value.load(Ordering::Relaxed)
+        );
+    }
     out.push_str("# HELP vedette_agent_source_timeouts_total Host metric sources skipped because they missed their deadline.\n");
     out.push_str("# TYPE vedette_agent_source_timeouts_total counter\n");
     {

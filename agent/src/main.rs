@@ -146,6 +146,9 @@ fn main() -> ExitCode {
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Keep the sampling thread between samples instead of creating one
+        // per interval (the default keep-alive is 10 s, our default interval).
+        .thread_keep_alive(std::time::Duration::from_secs(600))
         .build()
         .map_err(|e| {
             eprintln!("vedette-agent: cannot start the async runtime: {e}");
@@ -153,18 +156,33 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// Logs to stderr; without our own timestamps under systemd (journald adds them).
+/// Logs to stderr; without our own timestamps under systemd (journald adds
+/// them). `RUST_LOG` takes `level` or `target=level,…` directives; the
+/// agent parses them with `Targets` rather than `EnvFilter`, which would
+/// link a full regex engine into every host's agent for span-field filters
+/// nobody uses here.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let default = Targets::new().with_default(LevelFilter::INFO);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => v.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("vedette-agent: ignoring RUST_LOG={v:?} ({e}); logging at info");
+            default
+        }),
+        _ => default,
+    };
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().init();
+        tracing_subscriber::registry()
+            .with(fmt.without_time().with_filter(filter))
+            .init();
     } else {
-        builder.init();
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(filter))
+            .init();
     }
 }
 

@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System};
+use sysinfo::{
+    CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System,
+};
 use tokio::task::JoinHandle;
 use vedette_protocol::Sample;
 
@@ -240,7 +242,9 @@ impl Source for Filesystems {
         "filesystems"
     }
     fn sample(&mut self, out: &mut Out) {
-        self.disks.refresh(true);
+        // Space only: no I/O counters, no disk-kind probing in /sys.
+        self.disks
+            .refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
         let mut seen_mounts = std::collections::HashSet::new();
         for d in self.disks.list() {
             let fstype = d.file_system().to_string_lossy();
@@ -447,7 +451,9 @@ impl Sampler {
                 cgroup,
             }),
             Box::new(Filesystems {
-                disks: Disks::new_with_refreshed_list(),
+                disks: Disks::new_with_refreshed_list_specifics(
+                    DiskRefreshKind::nothing().with_storage(),
+                ),
                 mountpoints: config.mountpoints.clone(),
                 fstypes: config.fstypes.clone(),
                 devices: config.devices.clone(),
