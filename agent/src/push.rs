@@ -268,7 +268,7 @@ impl Delivery {
                 }
             }
             Err(e) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.backlog.dropped += 1;
                 tracing::error!(seq = batch.seq, error = %e, "cannot write a batch to the spool; dropping it");
             }
         }
