@@ -27,7 +27,7 @@ rules:
 fn token_agent(dir: &std::path::Path, name: &str, host: &str, url: &str) -> vedette_tests::Daemon {
     // The collector URL goes in `collector:`; merge the token into it.
     let config = format!(
-        "host: {host}\ncollector:\n  url: {url}\n  token: e2e-token\ninterval: 1s\nlisten: off\n"
+        "host: {host}\ncollector:\n  url: {url}\n  token: e2e-token\ninterval: 1s\nlisten: off\nspool: {{dir: {name}-spool}}\n"
     );
     vedette_tests::Daemon::start("vedette-agent", dir, name, &config)
 }

@@ -229,7 +229,15 @@ impl Collector {
 
 /// Starts an agent reporting as `host` to the collector at `url` every second.
 pub fn agent(dir: &Path, name: &str, host: &str, url: &str, extra: &str) -> Daemon {
-    let config =
-        format!("host: {host}\ncollector:\n  url: {url}\ninterval: 1s\nlisten: off\n{extra}");
+    // Agents sharing a test directory each get their own spool (a spool is
+    // locked by its agent).
+    let spool = if extra.contains("spool:") {
+        String::new()
+    } else {
+        format!("spool: {{dir: {name}-spool}}\n")
+    };
+    let config = format!(
+        "host: {host}\ncollector:\n  url: {url}\ninterval: 1s\nlisten: off\n{spool}{extra}"
+    );
     Daemon::start("vedette-agent", dir, name, &config)
 }
