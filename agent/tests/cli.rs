@@ -87,8 +87,14 @@ fn sighup_reloads_checks_and_sigterm_spools_and_exits_zero() {
 
     let status = a.stop("TERM");
     assert!(status.success(), "{status}");
-    let spool = dir.path().join("vedette-spool");
-    assert!(spool.join("lock").exists());
+    // What was never delivered waits in the spool for the next start.
+    let spooled: u64 = std::fs::read_dir(dir.path().join("agent-spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(spooled > 0, "nothing spooled");
     let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
     assert!(log.contains("unsent batches are spooled"), "{log}");
 }
