@@ -11,6 +11,7 @@ declare -A needs=(
     [kill]=procps                                               # end-to-end tests signal the daemons
     [/usr/lib/nagios/plugins/check_dummy]=monitoring-plugins-basic  # command checks run real plugins
     [/usr/sbin/dnsmasq]=dnsmasq-base                            # dns checks ask a real server
+    [systemd-analyze]=systemd                                   # the units are verified and scored
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -169,6 +169,9 @@ pub async fn run(
     )?;
     let delivery = tokio::spawn(delivery.run(rx));
     scheduler.sync(&config.checks);
+    let notifier = vedette_daemon::Notifier::from_env();
+    let mut watchdog = notifier.watchdog_interval().map(tokio::time::interval);
+    notifier.ready();
     tracing::info!(
         host = %config.host,
         collector = %config.collector_url,
@@ -185,7 +188,12 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = async { match watchdog.as_mut() { Some(w) => { w.tick().await; } None => std::future::pending().await } } => {
+                notifier.watchdog();
+                continue;
+            }
             Some(()) = reload.recv() => {
+                notifier.reloading();
                 match source.load() {
                     Err(e) => tracing::error!("config reload failed; keeping the running config:\n{e}"),
                     Ok(new) => {
@@ -209,6 +217,7 @@ pub async fn run(
                         tracing::info!(checks = ?scheduler.names(), "config reloaded");
                     }
                 }
+                notifier.ready();
                 continue;
             }
             _ = ticks.tick() => {}
@@ -229,6 +238,7 @@ pub async fn run(
             break;
         }
     }
+    notifier.stopping();
     scheduler.stop();
     drop(tx);
     delivery.await.context("the delivery task panicked")?;

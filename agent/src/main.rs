@@ -64,7 +64,7 @@ fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    vedette_daemon::init_tracing("vedette-agent");
     match cli.command {
         Some(Command::CheckConfig { file }) => match Config::load(&file) {
             Ok(c) => {
@@ -128,7 +128,7 @@ fn main() -> ExitCode {
             runtime.block_on(async {
                 let token = CancellationToken::new();
                 let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-                tokio::spawn(signals(token.clone(), reload_tx));
+                tokio::spawn(vedette_daemon::signals(token.clone(), Some(reload_tx)));
                 match vedette_agent::run(config, source, token, reload_rx).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
@@ -154,70 +154,4 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("vedette-agent: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         })
-}
-
-/// Logs to stderr; without our own timestamps under systemd (journald adds
-/// them). `RUST_LOG` takes `level` or `target=level,…` directives; the
-/// agent parses them with `Targets` rather than `EnvFilter`, which would
-/// link a full regex engine into every host's agent for span-field filters
-/// nobody uses here.
-fn init_tracing() {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::prelude::*;
-    let default = Targets::new().with_default(LevelFilter::INFO);
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => v.parse::<Targets>().unwrap_or_else(|e| {
-            eprintln!("vedette-agent: ignoring RUST_LOG={v:?} ({e}); logging at info");
-            default
-        }),
-        _ => default,
-    };
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        tracing_subscriber::registry()
-            .with(fmt.without_time().with_filter(filter))
-            .init();
-    } else {
-        tracing_subscriber::registry()
-            .with(fmt.with_filter(filter))
-            .init();
-    }
-}
-
-/// Cancels `token` on Ctrl-C or SIGTERM; asks for a config reload on SIGHUP.
-async fn signals(token: CancellationToken, reload: tokio::sync::mpsc::Sender<()>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let ctrl_c = tokio::signal::ctrl_c();
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    let hup = async {
-        match signal(SignalKind::hangup()) {
-            Ok(mut s) => {
-                while s.recv().await.is_some() {
-                    tracing::info!("SIGHUP received; reloading the config");
-                    // A reload already waiting covers this one too.
-                    let _ = reload.try_send(());
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
-        }
-        std::future::pending::<()>().await;
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("interrupt received; shutting down"),
-        _ = term => tracing::info!("SIGTERM received; shutting down"),
-        _ = hup => {}
-    }
-    token.cancel();
 }

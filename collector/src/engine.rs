@@ -695,8 +695,12 @@ pub struct EngineHandle {
 pub const QUEUE_CAPACITY: usize = 1024;
 
 /// Runs `engine` on its own thread. The thread flushes hosts and exits once
-/// every handle is dropped.
-pub fn spawn(mut engine: Engine) -> (EngineHandle, std::thread::JoinHandle<()>) {
+/// every handle is dropped. `on_tick` runs after every tick (the systemd
+/// watchdog ping: a wedged engine stops pinging).
+pub fn spawn(
+    mut engine: Engine,
+    on_tick: Box<dyn Fn() + Send>,
+) -> (EngineHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::sync_channel::<Command>(QUEUE_CAPACITY);
     let stopped = Arc::new(AtomicBool::new(false));
     let stopped_flag = Arc::clone(&stopped);
@@ -716,6 +720,7 @@ pub fn spawn(mut engine: Engine) -> (EngineHandle, std::thread::JoinHandle<()>) 
                     if let Err(e) = engine.tick(now_ms()) {
                         tracing::warn!(error = %e, "engine tick failed");
                     }
+                    on_tick();
                     next_tick = Instant::now() + tick;
                 }
             }

@@ -34,6 +34,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use vedette_daemon::Notifier;
 use vedette_protocol::Limits;
 
 use crate::api::AppState;
@@ -51,6 +52,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Collector {
     state: AppState,
     engine_thread: std::thread::JoinHandle<()>,
+    /// systemd: READY=1 once serving, watchdog pings from the engine's tick.
+    notifier: Arc<Notifier>,
 }
 
 impl Collector {
@@ -78,8 +81,19 @@ impl Collector {
             })
             .await??
         };
-        let (handle, engine_thread) = engine::spawn(engine);
+        let notifier = Arc::new(Notifier::from_env());
+        let pinger = Arc::clone(&notifier);
+        let ping = pinger.watchdog_interval().is_some();
+        let (handle, engine_thread) = engine::spawn(
+            engine,
+            Box::new(move || {
+                if ping {
+                    pinger.watchdog();
+                }
+            }),
+        );
         Ok(Collector {
+            notifier,
             state: AppState {
                 config,
                 limits: Limits::default(),
@@ -106,6 +120,7 @@ impl Collector {
         let Collector {
             state,
             engine_thread,
+            notifier,
         } = self;
         let addr = listener.local_addr()?;
         tracing::info!(
@@ -115,6 +130,14 @@ impl Collector {
             agent_tokens = state.config.agents.len(),
             "collector ready"
         );
+        notifier.ready();
+        let stopping = {
+            let (notifier, shutdown) = (Arc::clone(&notifier), shutdown.clone());
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                notifier.stopping();
+            })
+        };
         let app = api::router(state);
         let stop = shutdown.clone();
         let server = axum::serve(listener, app)
@@ -129,6 +152,7 @@ impl Collector {
         tokio::task::spawn_blocking(move || engine_thread.join())
             .await?
             .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
+        stopping.abort();
         tracing::info!("collector stopped");
         Ok(())
     }

@@ -91,7 +91,7 @@ enum IncidentsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    vedette_daemon::init_tracing("vedette-collector");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -155,7 +155,7 @@ async fn async_main(cli: Cli) -> ExitCode {
                 }
             };
             let token = CancellationToken::new();
-            tokio::spawn(shutdown_signal(token.clone()));
+            tokio::spawn(vedette_daemon::signals(token.clone(), None));
             match vedette_collector::run(config, token).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -190,53 +190,4 @@ async fn incidents(
     } else {
         client::detail(&value)
     })
-}
-
-/// Logs to stderr; without our own timestamps under systemd (journald adds them).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// Cancels `token` on Ctrl-C or SIGTERM.
-async fn shutdown_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    // Reload is not built yet; until it is, SIGHUP must not kill the daemon.
-    let hup = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            while s.recv().await.is_some() {
-                tracing::warn!("SIGHUP received: config reload is not supported yet; restart to apply a new config");
-            }
-        }
-        std::future::pending::<()>().await;
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("interrupt received; shutting down"),
-        _ = term => tracing::info!("SIGTERM received; shutting down"),
-        _ = hup => {}
-    }
-    token.cancel();
 }

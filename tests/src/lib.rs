@@ -77,6 +77,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `binary --config <dir>/<name>.yaml` with `config` written there.
     pub fn start(binary: &str, dir: &Path, name: &str, config: &str) -> Daemon {
+        Daemon::start_with_env(binary, dir, name, config, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_with_env(
+        binary: &str,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let cfg = dir.join(format!("{name}.yaml"));
         std::fs::write(&cfg, config).expect("writing a test config");
         let log = dir.join(format!("{name}.log"));
@@ -90,6 +101,7 @@ impl Daemon {
             .arg(&cfg)
             .current_dir(dir)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("cloning a file handle"))
             .stderr(out)

@@ -73,6 +73,10 @@ pub async fn run(spec: &CommandSpec) -> Outcome {
     let mut child = match tokio::process::Command::new(&spec.path)
         .args(&spec.args)
         .env("LC_ALL", "C")
+        // systemd's channel is the agent's, not its plugins'.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

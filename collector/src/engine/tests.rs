@@ -428,7 +428,7 @@ async fn thread_handle_round_trip() {
         super::now_ms(),
         &[("filesystem_used_ratio", &[], 0.99)],
     );
-    let (handle, thread) = spawn(h.engine);
+    let (handle, thread) = spawn(h.engine, Box::new(|| {}));
     let ack = handle.push(b).await.unwrap().unwrap();
     assert_eq!(ack.accepted, 1);
     let err = handle
