@@ -21,15 +21,15 @@ struct Systemd {
 impl Systemd {
     fn listen(dir: &Path) -> (Systemd, String) {
         let path = dir.join("notify");
-        let sock = UnixDatagram::bind(&path).unwrap();
+        let sock = UnixDatagram::bind(&path).expect("binding the notify socket");
         sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+            .expect("setting a read timeout");
         (
             Systemd {
                 sock,
                 heard: Vec::new(),
             },
-            path.to_str().unwrap().to_string(),
+            path.to_string_lossy().into_owned(),
         )
     }
 
