@@ -150,7 +150,9 @@ struct RawSpool {
     #[serde(default = "default_spool_dir")]
     dir: PathBuf,
     #[serde(default = "default_spool_bytes")]
-    max_bytes: bytesize::ByteSize,
+    /// A size like `64MiB` or `500MB` (parsed with `bytesize` after serde,
+    /// so a bad value is reported in our words).
+    max_bytes: String,
 }
 
 impl Default for RawSpool {
@@ -166,8 +168,8 @@ fn default_spool_dir() -> PathBuf {
     "vedette-spool".into()
 }
 
-fn default_spool_bytes() -> bytesize::ByteSize {
-    bytesize::ByteSize::mib(64)
+fn default_spool_bytes() -> String {
+    "64MiB".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -445,12 +447,26 @@ impl Config {
         let spool = match raw.spool.dir.to_str() {
             Some("off") => None,
             _ => {
-                if raw.spool.max_bytes.as_u64() < 64 * 1024 {
-                    diag.push("spool.max_bytes", "must be at least 64KiB");
-                }
+                let max_bytes = match raw.spool.max_bytes.trim().parse::<bytesize::ByteSize>() {
+                    Ok(b) if b.as_u64() >= 64 * 1024 => b.as_u64(),
+                    Ok(_) => {
+                        diag.push("spool.max_bytes", "must be at least 64KiB");
+                        0
+                    }
+                    Err(_) => {
+                        diag.push(
+                            "spool.max_bytes",
+                            format!(
+                                "'{}' is not a size like 64MiB, 500MB or 1GiB",
+                                raw.spool.max_bytes
+                            ),
+                        );
+                        0
+                    }
+                };
                 Some(SpoolConfig {
                     dir: raw.spool.dir.clone(),
-                    max_bytes: raw.spool.max_bytes.as_u64(),
+                    max_bytes,
                 })
             }
         };
@@ -643,6 +659,19 @@ listen: everywhere
         assert_eq!(embedded.host_metrics.timeout, Duration::from_secs(2));
         let off = Config::from_yaml("a", "spool: {dir: off}").unwrap();
         assert_eq!(off.spool, None);
+    }
+
+    #[test]
+    fn spool_sizes_are_checked_in_words() {
+        let e = Config::from_yaml("a.yaml", "spool: {max_bytes: lots}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e.trim(),
+            "a.yaml:1:9: spool.max_bytes: 'lots' is not a size like 64MiB, 500MB or 1GiB"
+        );
+        let c = Config::from_yaml("a.yaml", "spool: {max_bytes: 500 MB}").unwrap();
+        assert_eq!(c.spool.unwrap().max_bytes, 500_000_000);
     }
 
     #[test]

@@ -26,8 +26,8 @@ use crate::sample::Timeouts;
 pub struct Exported {
     pub latest: Mutex<Vec<Sample>>,
     pub stats: Arc<Stats>,
-    /// Per-source deadline misses of the current sampler.
-    pub timeouts: Mutex<Timeouts>,
+    /// Per-source deadline misses.
+    pub timeouts: Timeouts,
     /// Check results, for each check's latest status and duration.
     pub checks: Arc<Mutex<Pending>>,
 }
@@ -131,14 +131,10 @@ pub fn render(exported: &Exported) -> String {
     out.push_str("# TYPE vedette_agent_source_timeouts_total counter\n");
     {
         let timeouts = exported.timeouts.lock().unwrap_or_else(|p| p.into_inner());
-        let t = timeouts.lock().unwrap_or_else(|p| p.into_inner());
-        let mut names: Vec<_> = t.iter().collect();
-        names.sort_by_key(|(n, _)| **n);
-        for (name, n) in names {
+        for (name, n) in timeouts.iter() {
             let _ = writeln!(
                 out,
-                "vedette_agent_source_timeouts_total{{source=\"{name}\"}} {}",
-                n.load(Ordering::Relaxed)
+                "vedette_agent_source_timeouts_total{{source=\"{name}\"}} {n}"
             );
         }
     }

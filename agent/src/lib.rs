@@ -24,7 +24,7 @@ pub mod sample;
 pub mod spool;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -64,7 +64,7 @@ pub fn batch(config: &Config, boot_id: &str, seq: u64, samples: Vec<Sample>) -> 
 /// check once, and returns the batch that would be pushed, for
 /// `vedette-agent once`.
 pub async fn once(config: &Config) -> Batch {
-    let mut sampler = Sampler::new(&config.host_metrics);
+    let mut sampler = Sampler::new(&config.host_metrics, Default::default());
     let (checks, check_samples) = tokio::join!(
         checks::run_all_once(&config.checks),
         tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL)
@@ -134,17 +134,13 @@ pub async fn run(
         }
         None => Backlog::memory(push::MEMORY_BACKLOG_BYTES),
     };
-    let mut sampler = Some(Sampler::new(&config.host_metrics));
+    let timeouts = sample::Timeouts::default();
+    let mut sampler = Sampler::new(&config.host_metrics, Arc::clone(&timeouts));
     let mut scheduler = checks::Scheduler::new();
     let exported = Arc::new(Exported {
         latest: Default::default(),
         stats: Arc::clone(&stats),
-        timeouts: Mutex::new(
-            sampler
-                .as_ref()
-                .map(|s| Arc::clone(&s.timeouts))
-                .unwrap_or_default(),
-        ),
+        timeouts: Arc::clone(&timeouts),
         checks: Arc::clone(&scheduler.pending),
     });
     let mut tasks = Vec::new();
@@ -201,10 +197,7 @@ pub async fn run(
                             tracing::warn!("`listen` and `spool` changes take effect at the next restart");
                         }
                         if new.host_metrics != config.host_metrics {
-                            sampler = Some(Sampler::new(&new.host_metrics));
-                            if let Some(s) = &sampler {
-                                *exported.timeouts.lock().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&s.timeouts);
-                            }
+                            sampler = Sampler::new(&new.host_metrics, Arc::clone(&timeouts));
                         }
                         if new.interval != config.interval {
                             ticks = ticker(new.interval);
@@ -222,8 +215,7 @@ pub async fn run(
             }
             _ = ticks.tick() => {}
         }
-        let Some(s) = sampler.as_mut() else { break };
-        let mut samples = s.sample(now_ms()).await;
+        let mut samples = sampler.sample(now_ms()).await;
         let (results, check_samples) = scheduler
             .pending
             .lock()

@@ -470,19 +470,33 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// A short, operator-facing reason for a transport error.
+/// A short, operator-facing reason for a push's transport error.
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return format!("timeout after {}s", PUSH_TIMEOUT.as_secs());
     }
+    describe_transport(e)
+}
+
+/// The innermost cause of a transport error, in an operator's words:
+/// `connect refused`, `TLS: …`, `redirect: …`, else the cause itself.
+/// Shared by pushes and `http` checks.
+pub fn describe_transport(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         msg = s.to_string();
         source = s.source();
     }
-    if e.is_connect() && msg.contains("refused") {
+    if e.is_connect() && msg.to_ascii_lowercase().contains("refused") {
         return "connect refused".into();
+    }
+    if e.is_redirect() {
+        return format!("redirect: {msg}");
+    }
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        return format!("TLS: {msg}");
     }
     msg
 }

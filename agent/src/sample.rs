@@ -14,9 +14,8 @@
 //!
 //! Metric names follow DESIGN.md (base units, `_ratio`, `_bytes`, `_total`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -417,20 +416,22 @@ enum Slot {
     Gone,
 }
 
-/// Source timeouts by source name, for `/metrics`.
-pub type Timeouts = Arc<Mutex<HashMap<&'static str, Arc<AtomicU64>>>>;
+/// Deadline misses by source name, for `/metrics`. Made once per agent
+/// and handed to every sampler, so a reload does not reset the counters.
+pub type Timeouts = Arc<Mutex<BTreeMap<&'static str, u64>>>;
 
 /// Samples the host. Keep one for the agent's lifetime (CPU usage is
 /// measured between samples).
 pub struct Sampler {
     slots: Vec<Slot>,
     timeout: Duration,
-    pub timeouts: Timeouts,
+    timeouts: Timeouts,
 }
 
 impl Sampler {
     /// Takes the CPU baseline the first sample's usage is measured from.
-    pub fn new(config: &HostMetrics) -> Sampler {
+    /// Deadline misses are counted in `timeouts`.
+    pub fn new(config: &HostMetrics, timeouts: Timeouts) -> Sampler {
         let cgroup = match config.cgroup {
             CgroupMode::On => true,
             CgroupMode::Off => false,
@@ -465,11 +466,10 @@ impl Sampler {
             Box::new(Pressure),
             Box::new(Kernel),
         ];
-        let timeouts: Timeouts = Arc::default();
         {
             let mut t = timeouts.lock().unwrap_or_else(|p| p.into_inner());
             for s in &sources {
-                t.insert(s.name(), Arc::default());
+                t.entry(s.name()).or_insert(0);
             }
         }
         Sampler {
@@ -480,14 +480,12 @@ impl Sampler {
     }
 
     fn timed_out(&self, name: &'static str, first: bool) {
-        if let Some(c) = self
+        *self
             .timeouts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-        {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+            .entry(name)
+            .or_insert(0) += 1;
         if first {
             tracing::warn!(source = name, timeout = ?self.timeout, "host metrics source missed its deadline; skipping it until it returns");
         }
@@ -547,7 +545,7 @@ mod tests {
     #[tokio::test]
     async fn samples_this_host_within_protocol_limits() {
         let config = crate::config::Config::embedded().unwrap();
-        let mut s = Sampler::new(&config.host_metrics);
+        let mut s = Sampler::new(&config.host_metrics, Timeouts::default());
         tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL).await;
         let now = 1_763_700_000_000;
         let samples = s.sample(now).await;
@@ -681,9 +679,6 @@ mod tests {
     async fn a_hung_source_costs_only_its_own_samples() {
         let release = Arc::new(std::sync::Barrier::new(2));
         let timeouts: Timeouts = Arc::default();
-        for n in ["hang", "quick"] {
-            timeouts.lock().unwrap().insert(n, Arc::default());
-        }
         let mut s = Sampler {
             slots: vec![
                 Slot::Idle(Box::new(Hang(Arc::clone(&release), false))),
@@ -692,7 +687,7 @@ mod tests {
             timeout: Duration::from_millis(50),
             timeouts: Arc::clone(&timeouts),
         };
-        let count = |n: &str| timeouts.lock().unwrap()[n].load(Ordering::Relaxed);
+        let count = |n: &str| timeouts.lock().unwrap().get(n).copied().unwrap_or(0);
         let names = |v: Vec<Sample>| v.into_iter().map(|s| s.name).collect::<Vec<_>>();
         assert_eq!(names(s.sample(1).await), ["quick"]);
         assert_eq!(count("hang"), 1);

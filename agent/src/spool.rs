@@ -79,6 +79,8 @@ struct Disk {
     segments: VecDeque<Segment>,
     /// Offset of the head record in `segments[0]`.
     head: u64,
+    /// Payload length of the head record, once `peek` has read it.
+    head_len: Option<u64>,
     /// The newest segment, open for appending.
     writer: Option<File>,
     next_id: u64,
@@ -163,7 +165,7 @@ impl Backlog {
             })
             .collect();
         ids.sort_unstable();
-        let (head_id, mut head) = std::fs::read_to_string(dir.join("head"))
+        let (head_id, head) = std::fs::read_to_string(dir.join("head"))
             .ok()
             .and_then(|t| {
                 let mut w = t.split_whitespace();
@@ -185,9 +187,6 @@ impl Backlog {
             let start = if id == head_id { head } else { 0 };
             let mut f = File::open(&path)?;
             let len = f.metadata()?.len();
-            if start > len {
-                head = 0;
-            }
             f.seek(SeekFrom::Start(start.min(len)))?;
             let mut r = io::BufReader::new(f);
             let mut pos = start.min(len);
@@ -238,6 +237,7 @@ impl Backlog {
             segment_bytes: (max_bytes / 8).clamp(64 * 1024, 8 << 20),
             segments,
             head,
+            head_len: None,
             writer,
             next_id,
             _lock: lock,
@@ -314,6 +314,7 @@ impl Backlog {
                         self.dropped += old.records;
                         let _ = std::fs::remove_file(segment_path(&d.dir, old.id));
                         d.head = 0;
+                        d.head_len = None;
                     }
                 }
                 let mut rec = Vec::with_capacity(need as usize);
@@ -356,7 +357,10 @@ impl Backlog {
                 let mut f = File::open(segment_path(&d.dir, seg.id))?;
                 f.seek(SeekFrom::Start(d.head))?;
                 match read_record(&mut io::BufReader::new(f)) {
-                    Ok(Some(p)) => return Ok(Some(p)),
+                    Ok(Some(p)) => {
+                        d.head_len = Some(p.len() as u64);
+                        return Ok(Some(p));
+                    }
                     Ok(None) | Err(_) => {
                         // Damaged since it was written: lose this segment's rest.
                         tracing::warn!(
@@ -379,39 +383,42 @@ impl Backlog {
 
     /// Consumes the oldest record (after the collector acknowledged it).
     pub fn pop(&mut self) -> io::Result<()> {
-        match &mut self.store {
-            Store::Memory { queue, bytes } => {
-                if let Some(old) = queue.pop_front() {
-                    *bytes -= HEADER + old.len() as u64;
-                }
-                Ok(())
+        if let Store::Memory { queue, bytes } = &mut self.store {
+            if let Some(old) = queue.pop_front() {
+                *bytes -= HEADER + old.len() as u64;
             }
-            Store::Disk(d) => {
-                let Some(seg) = d.segments.front() else {
-                    return Ok(());
-                };
-                let mut f = File::open(segment_path(&d.dir, seg.id))?;
-                f.seek(SeekFrom::Start(d.head))?;
-                let mut header = [0u8; HEADER as usize];
-                f.read_exact(&mut header)?;
-                let len = u64::from(u32::from_le_bytes([
-                    header[0], header[1], header[2], header[3],
-                ]));
-                d.head += HEADER + len;
-                if let Some(s) = d.segments.front_mut() {
-                    s.records = s.records.saturating_sub(1);
-                }
-                let seg_done = d.segments.front().is_some_and(|s| s.records == 0);
-                if seg_done {
-                    // Empty: start over with a fresh segment next time.
-                    d.drop_front()?;
-                    if d.segments.is_empty() {
-                        d.writer = None;
-                    }
-                }
-                d.save_head()
+            return Ok(());
+        }
+        // The head's length comes from the `peek` before (read once per
+        // delivery), or from a fresh one.
+        let cached = match &self.store {
+            Store::Disk(d) => d.head_len,
+            Store::Memory { .. } => None,
+        };
+        let len = match cached {
+            Some(l) => l,
+            None => match self.peek()? {
+                Some(p) => p.len() as u64,
+                None => return Ok(()),
+            },
+        };
+        let Store::Disk(d) = &mut self.store else {
+            return Ok(());
+        };
+        d.head_len = None;
+        d.head += HEADER + len;
+        if let Some(s) = d.segments.front_mut() {
+            s.records = s.records.saturating_sub(1);
+        }
+        let seg_done = d.segments.front().is_some_and(|s| s.records == 0);
+        if seg_done {
+            // Empty: start over with a fresh segment next time.
+            d.drop_front()?;
+            if d.segments.is_empty() {
+                d.writer = None;
             }
         }
+        d.save_head()
     }
 }
 
@@ -436,6 +443,7 @@ impl Disk {
     }
 
     fn drop_front(&mut self) -> io::Result<()> {
+        self.head_len = None;
         if let Some(old) = self.segments.pop_front() {
             std::fs::remove_file(segment_path(&self.dir, old.id))?;
         }

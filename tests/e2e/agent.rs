@@ -19,34 +19,38 @@ type Log = Arc<Mutex<Vec<(String, u64)>>>;
 /// A protocol-speaking receiver on `port`, until `stop` is set.
 struct Receiver {
     stop: Arc<std::sync::atomic::AtomicBool>,
+    port: u16,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Receiver {
     fn start(port: u16, log: Log) -> Receiver {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("binding the receiver");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => serve(s, &log),
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            for s in listener.incoming() {
+                if flag.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+                if let Ok(s) = s {
+                    serve(s, &log);
                 }
             }
         });
         Receiver {
             stop,
+            port,
             thread: Some(thread),
         }
     }
 
     /// Closes the listening socket (connections are refused from now on).
     fn stop(mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        // Wake the blocking accept; the thread sees the flag and exits,
+        // dropping the listener.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
         if let Some(t) = self.thread.take() {
             t.join().expect("receiver thread");
         }
@@ -54,7 +58,6 @@ impl Receiver {
 }
 
 fn serve(s: TcpStream, log: &Log) {
-    s.set_nonblocking(false).expect("blocking stream");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let mut r = BufReader::new(s.try_clone().expect("clone"));

@@ -24,6 +24,7 @@ use vedette_yaml::Diagnostics;
 use x509_cert::der::Decode;
 
 use super::Outcome;
+use crate::push::describe_transport;
 
 /// Largest response body read for `body_contains`.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -277,7 +278,7 @@ impl HttpProbe {
         let mut outcome = match sent {
             Err(e) => Outcome::critical(match days {
                 Some(d) if d < 0.0 => expired_message(d),
-                _ => describe(&e),
+                _ => describe_transport(&e),
             }),
             Ok(resp) => self.judge(resp).await,
         };
@@ -329,7 +330,10 @@ impl HttpProbe {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        return Outcome::critical(format!("reading the body: {}", describe(&e)))
+                        return Outcome::critical(format!(
+                            "reading the body: {}",
+                            describe_transport(&e)
+                        ))
                     }
                 }
             }
@@ -347,25 +351,4 @@ fn expired_message(days: f64) -> String {
         1 => "certificate expired 1 day ago".to_string(),
         n => format!("certificate expired {n} days ago"),
     }
-}
-
-/// A short, operator-facing reason for a transport error.
-pub fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = s.to_string();
-        source = s.source();
-    }
-    if e.is_connect() && msg.to_ascii_lowercase().contains("refused") {
-        return "connect refused".into();
-    }
-    if e.is_redirect() {
-        return format!("redirect: {msg}");
-    }
-    let lower = msg.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        return format!("TLS: {msg}");
-    }
-    msg
 }
