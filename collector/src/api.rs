@@ -5,17 +5,26 @@
 //! - `GET /api/v1/incidents/{id}`
 //! - `POST /api/v1/incidents/{id}/ack`, `POST /api/v1/incidents/{id}/resolve`
 //!   (body `{"note": "..."}` optional)
+//! - `GET /api/v1/problems[?state=open|resolved][&limit=N]`, `GET /api/v1/problems/{id}`,
+//!   `POST /api/v1/problems/{id}/resolve` (body `{"note": "..."}` optional)
+//! - `GET /api/v1/changes[?limit=N]`, `POST /api/v1/changes`
+//! - `GET /api/v1/suppressions[?limit=N]` — breaches planned windows kept quiet
 //! - `GET /metrics`, `GET /healthz`, `GET /readyz`
 //!
 //! Reads come from the store's reader connection; writes go through the
-//! engine, which owns live incidents. Until API tokens exist (a later issue),
-//! the incident API is open only when the listener is loopback.
+//! engine, which owns live incidents, problems and changes.
+//!
+//! Access: with `api_tokens` configured, reads need a `viewer` or `operator`
+//! bearer token and writes an `operator` one (401 without a valid token, 403
+//! with a viewer token on a write); the token's name is recorded as the actor.
+//! Without API tokens the API is open only on a loopback listener (actor `api`).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,11 +32,12 @@ use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 use vedette_protocol::{ErrorBody, Limits};
 
-use crate::config::Config;
-use crate::engine::{now_ms, ActionError, EngineHandle, SubmitError};
-use crate::incidents::{Incident, IncidentState, Labels};
+use crate::config::{token_digest, Config, Role};
+use crate::engine::{now_ms, ActionError, EngineHandle, NewChange, SubmitError};
+use crate::incidents::{Incident, IncidentState, Labels, Problem, ProblemState};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::windows::{Change, ChangeOutcome, Phase, ScopeSpec};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -43,19 +53,24 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/push", post(crate::ingest::push))
-        .merge(incidents_router())
+        .merge(api_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
 }
 
-fn incidents_router() -> Router<AppState> {
+fn api_router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/incidents", get(incidents_list))
         .route("/api/v1/incidents/{id}", get(incidents_show))
         .route("/api/v1/incidents/{id}/ack", post(incidents_ack))
         .route("/api/v1/incidents/{id}/resolve", post(incidents_resolve))
+        .route("/api/v1/problems", get(problems_list))
+        .route("/api/v1/problems/{id}", get(problems_show))
+        .route("/api/v1/problems/{id}/resolve", post(problems_resolve))
+        .route("/api/v1/changes", get(changes_list).post(changes_create))
+        .route("/api/v1/suppressions", get(suppressions_list))
         .layer(DefaultBodyLimit::max(MAX_NOTE_BODY))
 }
 
@@ -67,7 +82,8 @@ const MAX_LIST_LIMIT: usize = 10_000;
 /// Every API failure, mapped to one status and a JSON body.
 #[derive(Debug)]
 pub enum ApiError {
-    BadRequest(String, Option<&'static str>),
+    BadRequest(String, Option<String>),
+    Unauthorized(String),
     Forbidden(String),
     NotFound(String),
     Conflict(String),
@@ -79,6 +95,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error, field) = match self {
             ApiError::BadRequest(m, f) => (StatusCode::BAD_REQUEST, m, f),
+            ApiError::Unauthorized(m) => {
+                let body = Json(ErrorBody {
+                    error: m,
+                    field: None,
+                });
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    body,
+                )
+                    .into_response();
+            }
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m, None),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None),
@@ -92,14 +120,7 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (
-            status,
-            Json(ErrorBody {
-                error,
-                field: field.map(String::from),
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody { error, field })).into_response()
     }
 }
 
@@ -107,6 +128,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(id) => ApiError::NotFound(format!("incident {id} not found")),
+            StoreError::ProblemNotFound(id) => {
+                ApiError::NotFound(format!("problem {id} not found"))
+            }
             e => ApiError::Internal(e.to_string()),
         }
     }
@@ -116,7 +140,12 @@ impl From<ActionError> for ApiError {
     fn from(e: ActionError) -> Self {
         match e {
             ActionError::NotFound(id) => ApiError::NotFound(format!("incident {id} not found")),
+            ActionError::ProblemNotFound(id) => {
+                ApiError::NotFound(format!("problem {id} not found"))
+            }
             ActionError::Conflict(c) => ApiError::Conflict(c.to_string()),
+            ActionError::ProblemConflict(m) => ApiError::Conflict(m),
+            ActionError::Invalid { field, message } => ApiError::BadRequest(message, Some(field)),
             ActionError::Store(e) => ApiError::Internal(e.to_string()),
         }
     }
@@ -211,16 +240,51 @@ impl From<Incident> for IncidentView {
     }
 }
 
-/// Until API tokens exist, only a loopback listener serves the incident API.
-fn authorize(app: &AppState) -> Result<(), ApiError> {
-    if app.config.listen.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "the incident API is open only on a loopback listener until API tokens are configured"
-                .into(),
-        ))
+/// Who is calling, as recorded on what they do.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+/// The actor recorded for API actions when no API tokens are configured.
+const ANONYMOUS: &str = "api";
+
+/// Checks the bearer token against `api_tokens` and the role `need`s.
+fn authorize(app: &AppState, headers: &HeaderMap, need: Role) -> Result<Caller, ApiError> {
+    let tokens = &app.config.api_tokens;
+    if tokens.is_empty() {
+        return if app.config.listen.ip().is_loopback() {
+            Ok(Caller {
+                name: ANONYMOUS.into(),
+                role: Role::Operator,
+            })
+        } else {
+            Err(ApiError::Forbidden(
+                "the API is open only on a loopback listener until `api_tokens` are configured"
+                    .into(),
+            ))
+        };
     }
+    let Some(token) = crate::ingest::bearer(headers) else {
+        return Err(ApiError::Unauthorized(
+            "missing bearer token; send `Authorization: Bearer <api token>`".into(),
+        ));
+    };
+    let digest = token_digest(token);
+    let Some(t) = tokens.iter().find(|t| t.matches(&digest)) else {
+        return Err(ApiError::Unauthorized("unknown API token".into()));
+    };
+    if t.role < need {
+        return Err(ApiError::Forbidden(format!(
+            "API token '{}' is a viewer; this needs an operator token",
+            t.name
+        )));
+    }
+    Ok(Caller {
+        name: t.name.clone(),
+        role: t.role,
+    })
 }
 
 async fn read<T: Send + 'static>(
@@ -246,14 +310,15 @@ struct ListQuery {
 
 async fn incidents_list(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<IncidentView>>, ApiError> {
-    authorize(&app)?;
+    authorize(&app, &headers, Role::Viewer)?;
     let state = q
         .state
         .map(|s| s.parse::<IncidentState>())
         .transpose()
-        .map_err(|e| ApiError::BadRequest(e, Some("state")))?;
+        .map_err(|e| ApiError::BadRequest(e, Some("state".into())))?;
     let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
     let incidents = read(&app, move |s| s.incidents(state, limit)).await?;
     Ok(Json(
@@ -263,9 +328,10 @@ async fn incidents_list(
 
 async fn incidents_show(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    authorize(&app)?;
+    authorize(&app, &headers, Role::Viewer)?;
     let incident = read(&app, move |s| s.incident(id)).await?;
     Ok(Json(incident.into()))
 }
@@ -289,35 +355,306 @@ fn note(body: &Bytes) -> Result<Option<String>, ApiError> {
     match parsed.note {
         Some(n) if n.chars().count() > MAX_NOTE_CHARS => Err(ApiError::BadRequest(
             format!("note is longer than {MAX_NOTE_CHARS} characters"),
-            Some("note"),
+            Some("note".into()),
         )),
         n => Ok(n),
     }
 }
 
-/// The actor recorded for API actions until API tokens carry names.
-const ANONYMOUS: &str = "api";
-
 async fn incidents_ack(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
-    authorize(&app)?;
+    let caller = authorize(&app, &headers, Role::Operator)?;
     let note = note(&body)?;
-    let incident = app.engine.acknowledge(id, ANONYMOUS.into(), note).await??;
+    let incident = app.engine.acknowledge(id, caller.name, note).await??;
     Ok(Json(incident.into()))
 }
 
 async fn incidents_resolve(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
-    authorize(&app)?;
+    let caller = authorize(&app, &headers, Role::Operator)?;
     let note = note(&body)?;
-    let incident = app.engine.resolve(id, ANONYMOUS.into(), note).await??;
+    let incident = app.engine.resolve(id, caller.name, note).await??;
     Ok(Json(incident.into()))
+}
+
+/// A problem as the API serves it.
+#[derive(Debug, Serialize)]
+pub struct ProblemView {
+    pub id: i64,
+    pub fingerprint: String,
+    pub rule: String,
+    pub host: String,
+    pub state: ProblemState,
+    pub incident_ids: Vec<i64>,
+    pub opened_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub resolved_by: Option<String>,
+    pub note: Option<String>,
+}
+
+impl From<Problem> for ProblemView {
+    fn from(p: Problem) -> Self {
+        ProblemView {
+            id: p.id,
+            fingerprint: p.fingerprint,
+            rule: p.rule,
+            host: p.host,
+            state: p.state,
+            incident_ids: p.incident_ids,
+            opened_at: rfc3339(p.opened_at_ms),
+            resolved_at: p.resolved_at_ms.and_then(rfc3339),
+            resolved_by: p.resolved_by,
+            note: p.note,
+        }
+    }
+}
+
+async fn problems_list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<ProblemView>>, ApiError> {
+    authorize(&app, &headers, Role::Viewer)?;
+    let state = q
+        .state
+        .map(|s| s.parse::<ProblemState>())
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(e, Some("state".into())))?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+    let problems = read(&app, move |s| s.problems(state, limit)).await?;
+    Ok(Json(problems.into_iter().map(ProblemView::from).collect()))
+}
+
+async fn problems_show(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<ProblemView>, ApiError> {
+    authorize(&app, &headers, Role::Viewer)?;
+    let problem = read(&app, move |s| s.problem(id)).await?;
+    Ok(Json(problem.into()))
+}
+
+async fn problems_resolve(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Json<ProblemView>, ApiError> {
+    let caller = authorize(&app, &headers, Role::Operator)?;
+    let note = note(&body)?;
+    let problem = app.engine.resolve_problem(id, caller.name, note).await??;
+    Ok(Json(problem.into()))
+}
+
+/// A change as the API serves it.
+#[derive(Debug, Serialize)]
+pub struct ChangeView {
+    pub id: i64,
+    pub title: String,
+    pub scope: ScopeSpec,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// As a humantime duration (`30m`).
+    pub verify_for: String,
+    /// `scheduled`, `in_progress`, `verifying`, `successful` or `failed`.
+    pub state: &'static str,
+    pub outcome: Option<ChangeOutcome>,
+    pub outcome_note: Option<String>,
+    pub created_by: String,
+    pub created_at: Option<String>,
+}
+
+impl ChangeView {
+    fn new(c: Change, now_ms: i64) -> ChangeView {
+        let state = match (c.outcome, c.phase(now_ms)) {
+            (Some(o), _) => o.as_str(),
+            (None, Phase::Scheduled) => "scheduled",
+            (None, Phase::InProgress) => "in_progress",
+            // Done without an outcome: decided at the engine's next tick.
+            (None, Phase::Verifying | Phase::Done) => "verifying",
+        };
+        ChangeView {
+            id: c.id,
+            title: c.title,
+            scope: c.scope.spec,
+            start: rfc3339(c.start_ms),
+            end: rfc3339(c.end_ms),
+            verify_for: humantime::format_duration(c.verify_for).to_string(),
+            state,
+            outcome: c.outcome,
+            outcome_note: c.outcome_note,
+            created_by: c.created_by,
+            created_at: rfc3339(c.created_at_ms),
+        }
+    }
+}
+
+async fn changes_list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<Vec<ChangeView>>, ApiError> {
+    authorize(&app, &headers, Role::Viewer)?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+    let changes = read(&app, move |s| s.changes(false, limit)).await?;
+    let now = now_ms();
+    Ok(Json(
+        changes
+            .into_iter()
+            .map(|c| ChangeView::new(c, now))
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    title: String,
+    scope: ScopeSpec,
+    start: String,
+    end: String,
+    verify_for: Option<String>,
+}
+
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_CHANGE_LENGTH: Duration = Duration::from_secs(30 * 86_400);
+const MAX_VERIFY_FOR: Duration = Duration::from_secs(7 * 86_400);
+const DEFAULT_VERIFY_FOR: Duration = Duration::from_secs(30 * 60);
+
+fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(message.into(), Some(field.to_string()))
+}
+
+fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            bad(
+                field,
+                format!("'{s}' is not an RFC 3339 time like 2026-11-22T02:00:00+01:00: {e}"),
+            )
+        })
+}
+
+/// Validates a change request into what the engine records.
+fn new_change(body: &[u8], now_ms: i64) -> Result<NewChange, ApiError> {
+    let b: ChangeBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(
+            format!(
+                "body must be JSON like {{\"title\": \"…\", \"scope\": {{\"hosts\": [\"web-*\"]}}, \"start\": \"…\", \"end\": \"…\", \"verify_for\": \"30m\"}}: {e}"
+            ),
+            None,
+        )
+    })?;
+    let title = b.title.trim().to_string();
+    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        return Err(bad(
+            "title",
+            format!("must be 1 to {MAX_TITLE_CHARS} characters"),
+        ));
+    }
+    let start_ms = parse_time("start", &b.start)?;
+    let end_ms = parse_time("end", &b.end)?;
+    if end_ms <= start_ms {
+        return Err(bad("end", "must be after start"));
+    }
+    if end_ms - start_ms > crate::rules::duration_ms(MAX_CHANGE_LENGTH) {
+        return Err(bad("end", "a change may last at most 30 days"));
+    }
+    if end_ms <= now_ms {
+        return Err(bad(
+            "end",
+            "is in the past; record changes before (or while) they happen",
+        ));
+    }
+    let verify_for = match &b.verify_for {
+        None => DEFAULT_VERIFY_FOR,
+        Some(s) => humantime::parse_duration(s).map_err(|e| {
+            bad(
+                "verify_for",
+                format!("'{s}' is not a duration like 30m: {e}"),
+            )
+        })?,
+    };
+    if verify_for > MAX_VERIFY_FOR {
+        return Err(bad("verify_for", "must be at most 7 days"));
+    }
+    crate::windows::Scope::new(b.scope.clone()).map_err(|(f, m)| bad(&f, m))?;
+    Ok(NewChange {
+        title,
+        scope: b.scope,
+        start_ms,
+        end_ms,
+        verify_for,
+    })
+}
+
+async fn changes_create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ChangeView>), ApiError> {
+    let caller = authorize(&app, &headers, Role::Operator)?;
+    let now = now_ms();
+    let change = new_change(&body, now)?;
+    let change = app.engine.create_change(change, caller.name).await??;
+    Ok((StatusCode::CREATED, Json(ChangeView::new(change, now))))
+}
+
+/// A suppressed breach as the API serves it.
+#[derive(Debug, Serialize)]
+pub struct SuppressionView {
+    pub id: i64,
+    pub at: Option<String>,
+    pub fingerprint: String,
+    pub rule: String,
+    pub host: String,
+    pub labels: Labels,
+    pub summary: String,
+    pub window_kind: &'static str,
+    pub window: String,
+    pub change_id: Option<i64>,
+}
+
+async fn suppressions_list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<Vec<SuppressionView>>, ApiError> {
+    authorize(&app, &headers, Role::Viewer)?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+    let rows = read(&app, move |s| s.suppressions(limit)).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|s| SuppressionView {
+                id: s.id,
+                at: rfc3339(s.at_ms),
+                fingerprint: s.fingerprint,
+                rule: s.rule,
+                host: s.host,
+                labels: s.labels,
+                summary: s.summary,
+                window_kind: s.window_kind,
+                window: s.window_name,
+                change_id: s.change_id,
+            })
+            .collect(),
+    ))
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {

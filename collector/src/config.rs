@@ -5,7 +5,7 @@
 //! `check-config` run shows them all. A file without `rules` gets the embedded
 //! default rules; `rules: []` means none.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +17,11 @@ use subtle::ConstantTimeEq;
 use vedette_protocol::{is_valid_name, Status};
 use vedette_yaml::{ConfigError, Diagnostics};
 
-use crate::rules::{CheckRule, Direction, Rule, RuleKind, Threshold};
+use crate::rules::{
+    CheckRule, Direction, FlapThresholds, Matcher, Rule, RuleKind, Selector, Threshold, Trigger,
+};
+use crate::texts::Texts;
+use crate::windows::{Maintenance, Recurrence, Scope, ScopeSpec, Slot};
 
 /// The embedded default configuration (`vedette-collector` with no `--config`).
 pub const EMBEDDED: &str = include_str!("../default.yaml");
@@ -33,6 +37,64 @@ pub struct Config {
     /// (allowed only on a loopback listener).
     pub agents: Vec<AgentToken>,
     pub rules: Vec<Rule>,
+    /// The rules' `summary`/`description` templates.
+    pub texts: Arc<Texts>,
+    /// Incident lifecycle settings (`incidents:`).
+    pub incidents: IncidentPolicy,
+    /// API tokens. Empty: the API is open, and only a loopback listener is allowed to serve it.
+    pub api_tokens: Vec<ApiToken>,
+    /// Recurring maintenance windows.
+    pub maintenance: Vec<Maintenance>,
+}
+
+/// `incidents:` — how incidents live and recur.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentPolicy {
+    /// A breach this soon after resolution reopens the same incident.
+    pub reopen_within: Duration,
+    /// A resolved incident is closed this long after resolution.
+    pub close_after: Duration,
+    /// The `count`-th incident of one fingerprint `within` opens a problem;
+    /// None: problems are not opened automatically.
+    pub problem_after: Option<(u32, Duration)>,
+    pub flapping: FlapThresholds,
+}
+
+impl Default for IncidentPolicy {
+    fn default() -> Self {
+        IncidentPolicy {
+            reopen_within: Duration::from_secs(3600),
+            close_after: Duration::from_secs(24 * 3600),
+            problem_after: Some((3, Duration::from_secs(24 * 3600))),
+            flapping: FlapThresholds::default(),
+        }
+    }
+}
+
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads.
+    Viewer,
+    /// Reads and writes (ack, resolve, changes).
+    Operator,
+}
+
+/// One API token, kept only as its SHA-256.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    /// Recorded as the actor of what the token does.
+    pub name: String,
+    sha256: [u8; 32],
+    pub role: Role,
+}
+
+impl ApiToken {
+    /// True when `token_sha256` is this token's digest (constant time).
+    pub fn matches(&self, token_sha256: &[u8; 32]) -> bool {
+        self.sha256.ct_eq(token_sha256).into()
+    }
 }
 
 /// One agent token, kept only as its SHA-256.
@@ -72,6 +134,84 @@ struct RawConfig {
     agents: Vec<RawAgent>,
     #[serde(default)]
     rules: Option<Vec<RawRule>>,
+    #[serde(default)]
+    incidents: RawIncidents,
+    #[serde(default)]
+    api_tokens: Vec<RawApiToken>,
+    #[serde(default)]
+    maintenance: Vec<RawMaintenance>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncidents {
+    #[serde(default, with = "humantime_serde")]
+    reopen_within: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    close_after: Option<Duration>,
+    problem_after: Option<RawProblemAfter>,
+    flapping: Option<RawFlapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProblemAfter {
+    count: u32,
+    #[serde(with = "humantime_serde")]
+    within: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlapping {
+    on: f64,
+    off: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiToken {
+    name: String,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    token_sha256: Option<String>,
+    role: Role,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaintenance {
+    name: String,
+    scope: ScopeSpec,
+    schedule: RawSchedule,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    timezone: String,
+    #[serde(default)]
+    weekly: Vec<RawWeekly>,
+    #[serde(default)]
+    monthly: Vec<RawMonthly>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeekly {
+    day: String,
+    start: String,
+    #[serde(with = "humantime_serde")]
+    duration: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMonthly {
+    day: u32,
+    start: String,
+    #[serde(with = "humantime_serde")]
+    duration: Duration,
 }
 
 fn default_listen() -> SocketAddr {
@@ -107,8 +247,27 @@ struct RawRule {
     absent_for: Option<Duration>,
     check: Option<String>,
     status: Option<Status>,
+    failures: Option<RawFailures>,
     impact: Option<u8>,
     urgency: Option<u8>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    host_labels: BTreeMap<String, String>,
+    #[serde(default, with = "humantime_serde")]
+    resolve_after: Option<Duration>,
+    summary: Option<String>,
+    description: Option<String>,
+}
+
+/// `failures: 3` or `failures: {count: 3, of: 5}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawFailures {
+    Consecutive(u8),
+    Window { count: u8, of: u8 },
 }
 
 impl Config {
@@ -143,10 +302,50 @@ impl Config {
                 ),
             );
         }
+        let mut texts = Texts::default();
         let rules = match &raw.rules {
-            Some(rules) => validate_rules(rules, &mut diag),
-            None => default_rules(),
+            Some(rules) => validate_rules(rules, &mut texts, &mut diag),
+            None => default_rules(&mut texts),
         };
+        let incidents = incident_policy(&raw.incidents, &mut diag);
+        let mut names = HashSet::new();
+        let api_tokens = raw
+            .api_tokens
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let path = format!("api_tokens[{i}]");
+                if t.name.trim().is_empty() {
+                    diag.push(&format!("{path}.name"), "must not be empty");
+                } else if !names.insert(t.name.as_str()) {
+                    diag.push(
+                        &format!("{path}.name"),
+                        format!(
+                            "token name '{}' is used twice; names identify who did what",
+                            t.name
+                        ),
+                    );
+                }
+                let sha256 = token_sha(
+                    t.token.as_deref(),
+                    t.token_file.as_deref(),
+                    t.token_sha256.as_deref(),
+                    &path,
+                    &mut diag,
+                )?;
+                Some(ApiToken {
+                    name: t.name.clone(),
+                    sha256,
+                    role: t.role,
+                })
+            })
+            .collect();
+        let maintenance = raw
+            .maintenance
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| maintenance(m, &format!("maintenance[{i}]"), &mut diag))
+            .collect();
         diag.finish(
             file,
             Config {
@@ -154,6 +353,10 @@ impl Config {
                 data_dir: raw.data_dir,
                 agents,
                 rules,
+                texts: Arc::new(texts),
+                incidents,
+                api_tokens,
+                maintenance,
             },
         )
     }
@@ -164,20 +367,201 @@ impl Config {
     }
 }
 
-fn default_rules() -> Vec<Rule> {
+fn default_rules(texts: &mut Texts) -> Vec<Rule> {
     let raw: RawConfig = match vedette_yaml::parse("<embedded>", EMBEDDED) {
         Ok(raw) => raw,
         Err(_) => return Vec::new(), // covered by the embedded_default_is_valid test
     };
     let mut diag = Diagnostics::new(EMBEDDED);
-    validate_rules(raw.rules.as_deref().unwrap_or_default(), &mut diag)
+    validate_rules(raw.rules.as_deref().unwrap_or_default(), texts, &mut diag)
 }
 
-fn agent(raw: &RawAgent, path: &str, diag: &mut Diagnostics) -> Option<AgentToken> {
+fn incident_policy(raw: &RawIncidents, diag: &mut Diagnostics) -> IncidentPolicy {
+    let mut p = IncidentPolicy::default();
+    if let Some(d) = raw.reopen_within {
+        p.reopen_within = d;
+    }
+    if let Some(d) = raw.close_after {
+        p.close_after = d;
+    }
+    if let Some(pa) = &raw.problem_after {
+        p.problem_after = match (pa.count, pa.within.is_zero()) {
+            (0, _) => None,
+            (1, _) => {
+                diag.push(
+                    "incidents.problem_after.count",
+                    "must be at least 2 (a problem is a recurrence), or 0 to turn problems off",
+                );
+                None
+            }
+            (_, true) => {
+                diag.push("incidents.problem_after.within", "must be more than 0");
+                None
+            }
+            (n, false) => Some((n, pa.within)),
+        };
+    }
+    if let Some(f) = &raw.flapping {
+        if !(f.on.is_finite() && f.off.is_finite() && 0.0 < f.off && f.off < f.on && f.on <= 100.0)
+        {
+            diag.push(
+                "incidents.flapping",
+                format!(
+                    "need 0 < off < on <= 100 (percent state change), got on {} off {}",
+                    f.on, f.off
+                ),
+            );
+        } else {
+            p.flapping = FlapThresholds {
+                on: f.on,
+                off: f.off,
+            };
+        }
+    }
+    p
+}
+
+fn maintenance(raw: &RawMaintenance, path: &str, diag: &mut Diagnostics) -> Option<Maintenance> {
+    let scope = match Scope::new(raw.scope.clone()) {
+        Ok(s) => Some(s),
+        Err((field, msg)) => {
+            diag.push(&format!("{path}.{field}"), msg);
+            None
+        }
+    };
+    let timezone = match raw.schedule.timezone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            diag.push(
+                &format!("{path}.schedule.timezone"),
+                format!(
+                    "'{}' is not an IANA time zone (like Europe/Berlin or UTC)",
+                    raw.schedule.timezone
+                ),
+            );
+            None
+        }
+    };
+    let mut slots = Vec::new();
+    let start_time = |s: &str, at: &str, diag: &mut Diagnostics| {
+        let t = chrono::NaiveTime::parse_from_str(s, "%H:%M");
+        if t.is_err() {
+            diag.push(
+                at,
+                format!("'{s}' is not a time like 02:00 (24-hour HH:MM)"),
+            );
+        }
+        t.ok()
+    };
+    let duration = |d: Duration, at: &str, diag: &mut Diagnostics| {
+        let ok = !d.is_zero() && d <= Duration::from_secs(7 * 86_400);
+        if !ok {
+            diag.push(at, "must be more than 0 and at most 7 days");
+        }
+        ok
+    };
+    for (i, w) in raw.schedule.weekly.iter().enumerate() {
+        let at = format!("{path}.schedule.weekly[{i}]");
+        let day = match w.day.to_ascii_lowercase().parse::<chrono::Weekday>() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                diag.push(
+                    &format!("{at}.day"),
+                    format!("'{}' is not a weekday (mon, tue, … sun)", w.day),
+                );
+                None
+            }
+        };
+        let start = start_time(&w.start, &format!("{at}.start"), diag);
+        let ok = duration(w.duration, &format!("{at}.duration"), diag);
+        if let (Some(day), Some(start), true) = (day, start, ok) {
+            slots.push(Slot {
+                when: Recurrence::Weekly(day),
+                start,
+                duration: w.duration,
+            });
+        }
+    }
+    for (i, m) in raw.schedule.monthly.iter().enumerate() {
+        let at = format!("{path}.schedule.monthly[{i}]");
+        if !(1..=28).contains(&m.day) {
+            diag.push(&format!("{at}.day"), "must be 1–28 (a day every month has)");
+        }
+        let start = start_time(&m.start, &format!("{at}.start"), diag);
+        let ok = duration(m.duration, &format!("{at}.duration"), diag);
+        if let (Some(start), true, true) = (start, ok, (1..=28).contains(&m.day)) {
+            slots.push(Slot {
+                when: Recurrence::Monthly(m.day),
+                start,
+                duration: m.duration,
+            });
+        }
+    }
+    if raw.schedule.weekly.is_empty() && raw.schedule.monthly.is_empty() {
+        diag.push(
+            &format!("{path}.schedule"),
+            "give `weekly` and/or `monthly` slots",
+        );
+    }
+    Some(Maintenance {
+        name: raw.name.clone(),
+        scope: scope?,
+        timezone: timezone?,
+        slots,
+    })
+}
+
+fn globs(patterns: &[String], path: &str, diag: &mut Diagnostics) -> Option<globset::GlobSet> {
+    let mut set = globset::GlobSetBuilder::new();
+    for (i, h) in patterns.iter().enumerate() {
+        match globset::Glob::new(h) {
+            Ok(g) => {
+                set.add(g);
+            }
+            Err(e) => {
+                diag.push(&format!("{path}[{i}]"), format!("bad glob: {e}"));
+                return None;
+            }
+        }
+    }
+    match set.build() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            diag.push(path, format!("bad globs: {e}"));
+            None
+        }
+    }
+}
+
+fn matchers(
+    raw: &BTreeMap<String, String>,
+    path: &str,
+    diag: &mut Diagnostics,
+) -> Vec<(String, Matcher)> {
+    raw.iter()
+        .filter_map(|(k, v)| match Matcher::parse(v) {
+            Ok(m) => Some((k.clone(), m)),
+            Err(e) => {
+                diag.push(&format!("{path}.{k}"), e);
+                None
+            }
+        })
+        .collect()
+}
+
+/// The SHA-256 of a token given as `token`, `token_file` or `token_sha256`
+/// (exactly one).
+fn token_sha(
+    token: Option<&str>,
+    token_file: Option<&Path>,
+    token_sha256: Option<&str>,
+    path: &str,
+    diag: &mut Diagnostics,
+) -> Option<[u8; 32]> {
     let given = [
-        raw.token.is_some(),
-        raw.token_file.is_some(),
-        raw.token_sha256.is_some(),
+        token.is_some(),
+        token_file.is_some(),
+        token_sha256.is_some(),
     ]
     .iter()
     .filter(|&&b| b)
@@ -189,46 +573,53 @@ fn agent(raw: &RawAgent, path: &str, diag: &mut Diagnostics) -> Option<AgentToke
         );
         return None;
     }
-    let sha256 = if let Some(t) = &raw.token {
+    if let Some(t) = token {
         if t.is_empty() {
             diag.push(&format!("{path}.token"), "must not be empty");
             return None;
         }
-        token_digest(t)
-    } else if let Some(f) = &raw.token_file {
-        match std::fs::read_to_string(f) {
-            Ok(t) if !t.trim().is_empty() => token_digest(t.trim()),
+        return Some(token_digest(t));
+    }
+    if let Some(f) = token_file {
+        return match std::fs::read_to_string(f) {
+            Ok(t) if !t.trim().is_empty() => Some(token_digest(t.trim())),
             Ok(_) => {
                 diag.push(
                     &format!("{path}.token_file"),
                     format!("{} is empty", f.display()),
                 );
-                return None;
+                None
             }
             Err(e) => {
                 diag.push(
                     &format!("{path}.token_file"),
                     format!("cannot read {}: {e}", f.display()),
                 );
-                return None;
+                None
             }
-        }
-    } else {
-        let hex_str = raw.token_sha256.as_deref().unwrap_or_default();
-        match hex::decode(hex_str.trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        {
-            Some(d) => d,
-            None => {
-                diag.push(
-                    &format!("{path}.token_sha256"),
-                    "must be 64 hex digits (sha256sum of the token)",
-                );
-                return None;
-            }
-        }
-    };
+        };
+    }
+    let hex_str = token_sha256.unwrap_or_default();
+    let digest = hex::decode(hex_str.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
+    if digest.is_none() {
+        diag.push(
+            &format!("{path}.token_sha256"),
+            "must be 64 hex digits (sha256sum of the token)",
+        );
+    }
+    digest
+}
+
+fn agent(raw: &RawAgent, path: &str, diag: &mut Diagnostics) -> Option<AgentToken> {
+    let sha256 = token_sha(
+        raw.token.as_deref(),
+        raw.token_file.as_deref(),
+        raw.token_sha256.as_deref(),
+        path,
+        diag,
+    )?;
     if raw.hosts.is_empty() {
         diag.push(
             &format!("{path}.hosts"),
@@ -236,25 +627,7 @@ fn agent(raw: &RawAgent, path: &str, diag: &mut Diagnostics) -> Option<AgentToke
         );
         return None;
     }
-    let mut set = globset::GlobSetBuilder::new();
-    for (i, h) in raw.hosts.iter().enumerate() {
-        match globset::Glob::new(h) {
-            Ok(g) => {
-                set.add(g);
-            }
-            Err(e) => {
-                diag.push(&format!("{path}.hosts[{i}]"), format!("bad glob: {e}"));
-                return None;
-            }
-        }
-    }
-    let matcher = match set.build() {
-        Ok(m) => m,
-        Err(e) => {
-            diag.push(&format!("{path}.hosts"), format!("bad globs: {e}"));
-            return None;
-        }
-    };
+    let matcher = globs(&raw.hosts, &format!("{path}.hosts"), diag)?;
     Some(AgentToken {
         sha256,
         hosts: raw.hosts.clone(),
@@ -262,7 +635,7 @@ fn agent(raw: &RawAgent, path: &str, diag: &mut Diagnostics) -> Option<AgentToke
     })
 }
 
-fn validate_rules(raw: &[RawRule], diag: &mut Diagnostics) -> Vec<Rule> {
+fn validate_rules(raw: &[RawRule], texts: &mut Texts, diag: &mut Diagnostics) -> Vec<Rule> {
     let mut seen = HashSet::new();
     let mut rules = Vec::new();
     for (i, r) in raw.iter().enumerate() {
@@ -291,12 +664,44 @@ fn validate_rules(raw: &[RawRule], diag: &mut Diagnostics) -> Vec<Rule> {
         };
         let impact = level(r.impact, "impact", diag);
         let urgency = level(r.urgency, "urgency", diag);
+        let selector = Selector {
+            hosts: if r.hosts.is_empty() {
+                None
+            } else {
+                globs(&r.hosts, &format!("{path}.hosts"), diag)
+            },
+            host_labels: matchers(&r.host_labels, &format!("{path}.host_labels"), diag),
+            labels: matchers(&r.labels, &format!("{path}.labels"), diag),
+        };
+        if r.absent_for.is_some() {
+            if !r.labels.is_empty() {
+                diag.push(
+                    &format!("{path}.labels"),
+                    "a heartbeat rule has no series; select hosts with `hosts` or `host_labels`",
+                );
+            }
+            if r.resolve_after.is_some() {
+                diag.push(
+                    &format!("{path}.resolve_after"),
+                    "a heartbeat resolves on the host's next batch",
+                );
+            }
+        }
+        for (key, source) in [("summary", &r.summary), ("description", &r.description)] {
+            if let Some(src) = source {
+                if let Err(e) = texts.add(format!("{}.{key}", r.name), src.clone()) {
+                    diag.push(&format!("{path}.{key}"), e);
+                }
+            }
+        }
         if let Some(kind) = rule_kind(r, &path, diag) {
             rules.push(Rule {
                 name: Arc::from(r.name.as_str()),
                 kind,
                 impact,
                 urgency,
+                selector,
+                resolve_after: r.resolve_after.unwrap_or_default(),
             });
         }
     }
@@ -336,6 +741,7 @@ fn rule_kind(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Option<RuleKind
             );
         }
         only_for(diag, r.status.is_some(), "status", "check");
+        only_for(diag, r.failures.is_some(), "failures", "check");
         let (direction, threshold) = match (r.above, r.below) {
             (Some(a), None) => (Direction::Above, a),
             (None, Some(b)) => (Direction::Below, b),
@@ -410,6 +816,7 @@ fn rule_kind(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Option<RuleKind
     if let Some(after) = r.absent_for {
         only_for(diag, r.status.is_some(), "status", "check");
         only_for(diag, r.for_.is_some(), "for", "metric and check");
+        only_for(diag, r.failures.is_some(), "failures", "check");
         if after.is_zero() {
             diag.push(&at("absent_for"), "must be more than 0");
         }
@@ -427,11 +834,37 @@ fn rule_kind(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Option<RuleKind
     if status == Status::Ok {
         diag.push(&at("status"), "must be warning, critical or unknown");
     }
+    let trigger = match (&r.failures, r.for_) {
+        (Some(_), Some(_)) => {
+            diag.push(
+                &at("failures"),
+                "give `for` (a duration) or `failures` (a count of results), not both",
+            );
+            return None;
+        }
+        (None, f) => Trigger::For(f.unwrap_or_default()),
+        (Some(f), None) => {
+            let (count, of) = match *f {
+                RawFailures::Consecutive(n) => (n, n),
+                RawFailures::Window { count, of } => (count, of),
+            };
+            if count == 0 || count > of || of > 64 {
+                diag.push(
+                    &at("failures"),
+                    format!("need 1 <= count <= of <= 64, got count {count} of {of}"),
+                );
+                return None;
+            }
+            Trigger::Failures { count, of }
+        }
+    };
+    let exact = (!pattern.contains(['*', '?', '[', '{', '\\'])).then(|| pattern.clone());
     Some(RuleKind::Check(CheckRule {
         pattern,
         matcher,
+        exact,
         status,
-        for_: r.for_.unwrap_or_default(),
+        trigger,
     }))
 }
 
@@ -473,7 +906,7 @@ mod tests {
             (disk.metric.as_str(), disk.clear, disk.for_),
             ("filesystem_used_ratio", 0.85, Duration::from_secs(600))
         );
-        assert_eq!(default_rules().len(), 5);
+        assert_eq!(default_rules(&mut Texts::default()).len(), 5);
     }
 
     #[test]

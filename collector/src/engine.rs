@@ -6,30 +6,39 @@
 //! [`Engine`] is synchronous and takes the time as an argument, so tests drive
 //! it exactly. [`spawn`] runs it on a dedicated thread (SQLite is blocking)
 //! that reads commands from a bounded queue and ticks every second for
-//! time-only transitions (`for` elapsed, heartbeats missing); [`EngineHandle`]
-//! is the async side. A full queue is reported as busy so ingest can answer
-//! 429 instead of buffering without bound.
+//! time-only transitions (`for` and `resolve_after` elapsed, heartbeats
+//! missing, windows ending, resolved incidents closing); [`EngineHandle`] is
+//! the async side. A full queue is reported as busy so ingest can answer 429
+//! instead of buffering without bound.
 //!
 //! Invariants: at most one live incident per alert (rule + host + labels);
+//! a breach within `reopen_within` of resolution reopens the same incident;
 //! an alert that is Firing after a restart is rebuilt from the live incidents
 //! in the store; hosts known from the store get one full heartbeat period
 //! after start before `absent_for` can fire, so the collector's own outage
-//! does not open a storm of `host_down` incidents.
+//! does not open a storm of `host_down` incidents. Every transition and what
+//! it implies (the problem it opens, the change it fails) commit in one
+//! transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use vedette_protocol::{Batch, PushAck};
+use vedette_protocol::{Batch, PushAck, Status};
 
-use crate::incidents::{Incident, InvalidTransition, Labels, Opening, Resolution};
+use crate::config::IncidentPolicy;
+use crate::incidents::{
+    Incident, InvalidTransition, Labels, Opening, Problem, ProblemState, Resolution, SYSTEM_ACTOR,
+};
 use crate::metrics::Metrics;
-use crate::rules::{self, AlertState, Condition, Rule, RuleKind, Verdict};
+use crate::rules::{self, Alert, AlertState, Condition, Outcome, Rule, RuleKind, Verdict};
 use crate::state::{HostState, Point, State};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Suppression};
+use crate::texts::{Context, Texts};
+use crate::windows::{Change, ChangeOutcome, Maintenance, Phase, Scope, ScopeSpec};
 
 /// One alert: a rule applied to one host's series (or the host itself).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,8 +55,14 @@ pub struct AlertKey {
 pub enum ActionError {
     #[error("incident {0} not found")]
     NotFound(i64),
+    #[error("problem {0} not found")]
+    ProblemNotFound(i64),
     #[error(transparent)]
     Conflict(#[from] InvalidTransition),
+    #[error("{0}")]
+    ProblemConflict(String),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
     #[error(transparent)]
     Store(StoreError),
 }
@@ -56,30 +71,87 @@ impl From<StoreError> for ActionError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(id) => ActionError::NotFound(id),
+            StoreError::ProblemNotFound(id) => ActionError::ProblemNotFound(id),
             e => ActionError::Store(e),
         }
     }
 }
 
-/// Context for an incident's summary, captured when the verdict is made.
+/// What the summary and description of an incident are made from, captured
+/// when the verdict is made (only for verdicts, so healthy samples allocate nothing).
+#[derive(Debug, Clone, Default)]
+struct Detail {
+    host_labels: Labels,
+    metric: String,
+    check: String,
+    message: String,
+    /// The built-in description.
+    description: String,
+}
+
+/// One evaluation that needs the incident engine.
 #[derive(Debug, Clone)]
 struct Fired {
     key: AlertKey,
-    verdict: Verdict,
-    detail: String,
+    outcome: Outcome,
+    /// Percent state change, for the flapping note.
+    percent: f64,
+    detail: Detail,
 }
 
-/// Rules, alerts and live incidents, over a shared [`State`] and a [`Store`].
+/// A breach a window suppressed: it opens an incident when the window ends
+/// if it is still breaching then.
+#[derive(Debug, Clone)]
+struct Suppressed {
+    until_ms: i64,
+    started_ms: i64,
+    value: f64,
+    detail: Detail,
+}
+
+/// Which rules apply to one host, cached until its labels change.
+#[derive(Debug, Clone)]
+struct HostRules {
+    labels: Labels,
+    applies: Arc<[bool]>,
+}
+
+/// What a new change needs (validated by the API).
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    pub title: String,
+    pub scope: ScopeSpec,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub verify_for: Duration,
+}
+
+/// Rules, alerts, live incidents, problems and windows, over a shared
+/// [`State`] and a [`Store`].
 pub struct Engine {
     rules: Vec<Rule>,
+    texts: Arc<Texts>,
+    policy: IncidentPolicy,
+    maintenance: Vec<Maintenance>,
     by_metric: HashMap<String, Vec<usize>>,
-    check_rules: Vec<usize>,
+    check_exact: HashMap<String, Vec<usize>>,
+    check_globs: Vec<usize>,
     absent_rules: Vec<usize>,
-    alerts: HashMap<AlertKey, AlertState>,
+    host_rules: HashMap<String, HostRules>,
+    alerts: HashMap<AlertKey, Alert>,
     live: HashMap<AlertKey, Incident>,
     live_ids: HashMap<i64, AlertKey>,
-    /// Manually resolved while still breaching: restored when it clears.
-    unrestored: HashMap<AlertKey, Incident>,
+    /// Resolved, not yet closed, by id.
+    resolved: HashMap<i64, Incident>,
+    /// The newest resolved incident of each alert: what a breach reopens.
+    last_resolved: HashMap<AlertKey, i64>,
+    /// Detections and reopenings per fingerprint within the problem window.
+    recurrences: HashMap<String, VecDeque<(i64, i64)>>,
+    /// Open problems by fingerprint.
+    problems: HashMap<String, Problem>,
+    /// Changes whose outcome is not decided yet.
+    changes: Vec<Change>,
+    suppressed: HashMap<AlertKey, Suppressed>,
     state: Arc<RwLock<State>>,
     store: Store,
     metrics: Arc<Metrics>,
@@ -87,21 +159,53 @@ pub struct Engine {
     grace_from_ms: i64,
 }
 
+/// Everything from the configuration the engine runs on.
+#[derive(Clone)]
+pub struct Setup {
+    pub rules: Vec<Rule>,
+    pub texts: Arc<Texts>,
+    pub policy: IncidentPolicy,
+    pub maintenance: Vec<Maintenance>,
+}
+
+impl Setup {
+    /// The engine's part of a validated configuration.
+    pub fn from_config(c: &crate::config::Config) -> Setup {
+        Setup {
+            rules: c.rules.clone(),
+            texts: Arc::clone(&c.texts),
+            policy: c.incidents.clone(),
+            maintenance: c.maintenance.clone(),
+        }
+    }
+}
+
 impl Engine {
-    /// Loads hosts and live incidents from `store` and rebuilds alert state.
+    /// Loads hosts, live and resolved incidents, open problems and undecided
+    /// changes from `store`, and rebuilds alert state.
     pub fn new(
-        rules: Vec<Rule>,
+        setup: Setup,
         store: Store,
         state: Arc<RwLock<State>>,
         metrics: Arc<Metrics>,
         now_ms: i64,
     ) -> Result<Engine, StoreError> {
+        let Setup {
+            rules,
+            texts,
+            policy,
+            maintenance,
+        } = setup;
         let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
-        let (mut check_rules, mut absent_rules) = (Vec::new(), Vec::new());
+        let mut check_exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let (mut check_globs, mut absent_rules) = (Vec::new(), Vec::new());
         for (i, r) in rules.iter().enumerate() {
             match &r.kind {
                 RuleKind::Threshold(t) => by_metric.entry(t.metric.clone()).or_default().push(i),
-                RuleKind::Check(_) => check_rules.push(i),
+                RuleKind::Check(c) => match &c.exact {
+                    Some(name) => check_exact.entry(name.clone()).or_default().push(i),
+                    None => check_globs.push(i),
+                },
                 RuleKind::Absent { .. } => absent_rules.push(i),
             }
         }
@@ -122,42 +226,55 @@ impl Engine {
                     .inc_by(c.count),
             }
         }
+        for (outcome, n) in store.change_counts()? {
+            metrics.changes.with_label_values(&[&outcome]).inc_by(n);
+        }
         let mut engine = Engine {
             rules,
+            texts,
+            policy,
+            maintenance,
             by_metric,
-            check_rules,
+            check_exact,
+            check_globs,
             absent_rules,
+            host_rules: HashMap::new(),
             alerts: HashMap::new(),
             live: HashMap::new(),
             live_ids: HashMap::new(),
-            unrestored: HashMap::new(),
+            resolved: HashMap::new(),
+            last_resolved: HashMap::new(),
+            recurrences: HashMap::new(),
+            problems: HashMap::new(),
+            changes: engine_changes(&mut { store.changes(true, usize::MAX >> 1)? }),
+            suppressed: HashMap::new(),
             state,
             store,
             metrics,
             grace_from_ms: now_ms,
         };
         for mut incident in engine.store.live_incidents()? {
-            let Some(rule) = engine.rules.iter().position(|r| *r.name == incident.rule) else {
+            let Some(key) = engine.key_of(&incident) else {
                 // Its rule was removed from the configuration: nothing can
                 // restore it any more, so it is resolved with a note saying why.
                 let n = incident.events.len();
                 let note = format!("rule '{}' is no longer configured", incident.rule);
                 // Live incidents can always be resolved.
-                if incident
-                    .resolve(crate::incidents::SYSTEM_ACTOR, Some(note), now_ms)
-                    .is_ok()
-                {
+                if incident.resolve(SYSTEM_ACTOR, Some(note), now_ms).is_ok() {
                     engine.store.save_incident(&mut incident, n)?;
                     engine.count_resolved(&incident);
+                    engine.resolved.insert(incident.id, incident);
                 }
                 continue;
             };
-            let key = AlertKey {
-                rule,
-                host: incident.host.clone(),
-                labels: incident.labels.clone(),
-            };
-            engine.alerts.insert(key.clone(), AlertState::Firing);
+            engine.alerts.insert(
+                key.clone(),
+                Alert {
+                    state: AlertState::Firing,
+                    flapping: incident.flapping,
+                    ..Alert::default()
+                },
+            );
             engine
                 .metrics
                 .incidents_open
@@ -166,12 +283,67 @@ impl Engine {
             engine.live_ids.insert(incident.id, key.clone());
             engine.live.insert(key, incident);
         }
+        for incident in engine.store.resolved_incidents()? {
+            if let Some(key) = engine.key_of(&incident) {
+                engine.last_resolved.insert(key, incident.id);
+            }
+            engine.resolved.insert(incident.id, incident);
+        }
+        if let Some((_, within)) = engine.policy.problem_after {
+            let since = now_ms.saturating_sub(rules::duration_ms(within));
+            for (fp, at, id) in engine.store.occurrences_since(since)? {
+                engine
+                    .recurrences
+                    .entry(fp)
+                    .or_default()
+                    .push_back((at, id));
+            }
+        }
+        for p in engine
+            .store
+            .problems(Some(ProblemState::Open), usize::MAX >> 1)?
+        {
+            engine.metrics.problems_open.inc();
+            engine.problems.insert(p.fingerprint.clone(), p);
+        }
         Ok(engine)
+    }
+
+    /// The alert an incident belongs to, if its rule is still configured.
+    fn key_of(&self, incident: &Incident) -> Option<AlertKey> {
+        let rule = self.rules.iter().position(|r| *r.name == incident.rule)?;
+        Some(AlertKey {
+            rule,
+            host: incident.host.clone(),
+            labels: incident.labels.clone(),
+        })
     }
 
     /// The configured rules.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Which rules apply to `host` (cached; recomputed when its labels change).
+    fn host_rules(&mut self, host: &str, labels: &Labels) -> Arc<[bool]> {
+        if let Some(h) = self.host_rules.get(host) {
+            if h.labels == *labels {
+                return Arc::clone(&h.applies);
+            }
+        }
+        let applies: Arc<[bool]> = self
+            .rules
+            .iter()
+            .map(|r| r.selector.matches_host(host, labels))
+            .collect();
+        self.host_rules.insert(
+            host.to_string(),
+            HostRules {
+                labels: labels.clone(),
+                applies: Arc::clone(&applies),
+            },
+        );
+        applies
     }
 
     /// Applies one validated batch received at `now_ms`: exactly once per
@@ -205,6 +377,14 @@ impl Engine {
         host.last_seen_ms = now_ms;
         host.interval_ms = (batch.agent.interval_s * 1000.0) as i64;
         host.dirty = true;
+        let applies = self.host_rules(host_name, &batch.agent.labels);
+        let detail = |description: String, metric: &str, check: &str, message: &str| Detail {
+            host_labels: batch.agent.labels.clone(),
+            metric: metric.to_string(),
+            check: check.to_string(),
+            message: message.to_string(),
+            description,
+        };
 
         let mut fired = Vec::new();
         for &r in &self.absent_rules {
@@ -213,14 +393,20 @@ impl Engine {
                 host: host_name.to_string(),
                 labels: Labels::new(),
             };
-            if self.alerts.remove(&key) == Some(AlertState::Firing) {
+            if self.alerts.get(&key).map(|a| a.state) == Some(AlertState::Firing) {
+                self.alerts.remove(&key);
                 fired.push(Fired {
                     key,
-                    verdict: Verdict::Clear,
-                    detail: String::new(),
+                    outcome: Outcome {
+                        verdict: Verdict::Clear,
+                        flapping: None,
+                    },
+                    percent: 0.0,
+                    detail: Detail::default(),
                 });
             }
         }
+        let flap = self.policy.flapping;
         for s in &batch.samples {
             let point = Point {
                 ts_ms: s.ts_ms,
@@ -233,9 +419,13 @@ impl Engine {
                 continue;
             };
             for &r in rule_ids {
-                let RuleKind::Threshold(t) = &self.rules[r].kind else {
+                let rule = &self.rules[r];
+                let RuleKind::Threshold(t) = &rule.kind else {
                     continue;
                 };
+                if !applies[r] || !rule.selector.matches_labels(&s.labels) {
+                    continue;
+                }
                 let cond = Condition {
                     breaching: t.breaches(s.value),
                     cleared: t.clears(s.value),
@@ -245,38 +435,55 @@ impl Engine {
                     host: host_name.to_string(),
                     labels: s.labels.clone(),
                 };
-                let verdict = observe(
+                let (outcome, percent) = observe(
                     &mut self.alerts,
                     &key,
                     cond,
-                    t.for_,
+                    rule.timing(),
+                    flap,
                     s.value,
                     s.ts_ms,
                     now_ms,
                 );
-                if verdict != Verdict::Nothing {
+                if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
+                    let description = format!(
+                        "{}{} on {host_name} is {}",
+                        s.name,
+                        fmt_labels(&s.labels),
+                        s.value
+                    );
                     fired.push(Fired {
-                        detail: format!(
-                            "{}{} on {host_name} is {}",
-                            s.name,
-                            fmt_labels(&s.labels),
-                            s.value
-                        ),
+                        detail: detail(description, &s.name, "", ""),
                         key,
-                        verdict,
+                        outcome,
+                        percent,
                     });
                 }
             }
         }
         for c in &batch.checks {
-            for &r in &self.check_rules {
-                let RuleKind::Check(rule) = &self.rules[r].kind else {
+            let exact = self.check_exact.get(&c.name).map(Vec::as_slice);
+            let candidates = exact.unwrap_or_default().iter().chain(&self.check_globs);
+            let mut check_labels: Option<Labels> = None;
+            for &r in candidates {
+                let rule = &self.rules[r];
+                let RuleKind::Check(check) = &rule.kind else {
                     continue;
                 };
-                if !rule.matcher.is_match(&c.name) {
+                if !applies[r] || (check.exact.is_none() && !check.matcher.is_match(&c.name)) {
                     continue;
                 }
-                let breaching = rule.breaches(c.status);
+                if !rule.selector.labels.is_empty() {
+                    let labels = check_labels.get_or_insert_with(|| {
+                        let mut l = c.labels.clone();
+                        l.insert("check".into(), c.name.clone());
+                        l
+                    });
+                    if !rule.selector.matches_labels(labels) {
+                        continue;
+                    }
+                }
+                let breaching = check.breaches(c.status);
                 let cond = Condition {
                     breaching,
                     cleared: !breaching,
@@ -286,31 +493,28 @@ impl Engine {
                     host: host_name.to_string(),
                     labels: Labels::from([("check".to_string(), c.name.clone())]),
                 };
-                let value = match c.status {
-                    vedette_protocol::Status::Ok => 0.0,
-                    vedette_protocol::Status::Warning => 1.0,
-                    vedette_protocol::Status::Critical => 2.0,
-                    vedette_protocol::Status::Unknown => 3.0,
-                };
-                let verdict = observe(
+                let (outcome, percent) = observe(
                     &mut self.alerts,
                     &key,
                     cond,
-                    rule.for_,
-                    value,
+                    rule.timing(),
+                    flap,
+                    status_value(c.status),
                     c.ts_ms,
                     now_ms,
                 );
-                if verdict != Verdict::Nothing {
+                if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
+                    let description = format!(
+                        "check {} on {host_name} is {}: {}",
+                        c.name,
+                        c.status.as_str(),
+                        c.message
+                    );
                     fired.push(Fired {
-                        detail: format!(
-                            "check {} on {host_name} is {}: {}",
-                            c.name,
-                            c.status.as_str(),
-                            c.message
-                        ),
+                        detail: detail(description, "", &c.name, &c.message),
                         key,
-                        verdict,
+                        outcome,
+                        percent,
                     });
                 }
             }
@@ -334,15 +538,20 @@ impl Engine {
         })
     }
 
-    /// Time-only transitions: pending alerts whose `for` has elapsed, hosts
-    /// whose heartbeat is missing. Then persists changed hosts.
+    /// Time-only transitions: pending alerts whose `for` has elapsed, clearing
+    /// ones whose `resolve_after` has, hosts whose heartbeat is missing,
+    /// windows that ended, changes to decide, resolved incidents to close.
+    /// Then persists changed hosts.
     pub fn tick(&mut self, now_ms: i64) -> Result<(), StoreError> {
         let state = Arc::clone(&self.state);
         let mut fired = Vec::new();
         {
             let st = state.read().unwrap_or_else(|p| p.into_inner());
             for (key, alert) in self.alerts.iter_mut() {
-                if !matches!(alert, AlertState::Pending { .. }) {
+                if !matches!(
+                    alert.state,
+                    AlertState::Pending { .. } | AlertState::Clearing { .. }
+                ) {
                     continue;
                 }
                 // A host that stopped reporting says nothing about its series.
@@ -352,44 +561,74 @@ impl Engine {
                 if now_ms.saturating_sub(h.last_seen_ms) > 3 * h.interval_ms.max(1000) {
                     continue;
                 }
-                let verdict = rules::elapse(self.rules[key.rule].for_(), alert, now_ms);
+                let verdict = rules::elapse(self.rules[key.rule].timing(), alert, now_ms);
                 if verdict != Verdict::Nothing {
                     fired.push(Fired {
                         key: key.clone(),
-                        verdict,
-                        detail: String::new(),
+                        outcome: Outcome {
+                            verdict,
+                            flapping: None,
+                        },
+                        percent: alert.percent_state_change(),
+                        detail: Detail {
+                            host_labels: h.labels.clone(),
+                            metric: match &self.rules[key.rule].kind {
+                                RuleKind::Threshold(t) => t.metric.clone(),
+                                _ => String::new(),
+                            },
+                            check: key.labels.get("check").cloned().unwrap_or_default(),
+                            ..Detail::default()
+                        },
                     });
                 }
             }
-            for &r in &self.absent_rules {
-                let RuleKind::Absent { after } = self.rules[r].kind else {
-                    continue;
-                };
-                for (name, h) in &st.hosts {
+            let hosts: Vec<(String, Labels, i64, i64)> = if self.absent_rules.is_empty() {
+                Vec::new()
+            } else {
+                st.hosts
+                    .iter()
+                    .map(|(n, h)| (n.clone(), h.labels.clone(), h.last_seen_ms, h.interval_ms))
+                    .collect()
+            };
+            drop(st);
+            for (name, labels, last_seen_ms, interval_ms) in hosts {
+                let applies = self.host_rules(&name, &labels);
+                for &r in &self.absent_rules {
+                    let RuleKind::Absent { after } = self.rules[r].kind else {
+                        continue;
+                    };
+                    if !applies[r] {
+                        continue;
+                    }
                     let key = AlertKey {
                         rule: r,
                         host: name.clone(),
                         labels: Labels::new(),
                     };
-                    let alert = self
-                        .alerts
-                        .entry(key.clone())
-                        .or_insert(AlertState::Inactive);
-                    let last_seen = h.last_seen_ms.max(self.grace_from_ms);
-                    let verdict = rules::absent(after, alert, last_seen, h.interval_ms, now_ms);
-                    if *alert == AlertState::Inactive {
+                    let alert = self.alerts.entry(key.clone()).or_default();
+                    let last_seen = last_seen_ms.max(self.grace_from_ms);
+                    let verdict =
+                        rules::absent(after, &mut alert.state, last_seen, interval_ms, now_ms);
+                    if alert.state == AlertState::Inactive {
                         self.alerts.remove(&key);
                     }
                     if verdict != Verdict::Nothing {
+                        let silent = (now_ms.saturating_sub(last_seen_ms) / 1000).max(0) as u64;
                         fired.push(Fired {
-                            detail: format!(
-                                "{name} has sent nothing for {}",
-                                humantime::format_duration(Duration::from_secs(
-                                    (now_ms.saturating_sub(h.last_seen_ms) / 1000).max(0) as u64
-                                ))
-                            ),
+                            detail: Detail {
+                                host_labels: labels.clone(),
+                                description: format!(
+                                    "{name} has sent nothing for {}",
+                                    humantime::format_duration(Duration::from_secs(silent))
+                                ),
+                                ..Detail::default()
+                            },
                             key,
-                            verdict,
+                            outcome: Outcome {
+                                verdict,
+                                flapping: None,
+                            },
+                            percent: 0.0,
                         });
                     }
                 }
@@ -398,6 +637,9 @@ impl Engine {
         for f in fired {
             self.act(f, now_ms)?;
         }
+        self.end_suppressions(now_ms)?;
+        self.decide_changes(now_ms)?;
+        self.close_resolved(now_ms)?;
         self.flush_hosts()
     }
 
@@ -459,8 +701,67 @@ impl Engine {
         self.live.remove(&key);
         self.live_ids.remove(&id);
         self.count_closed_live(&next);
-        self.unrestored.insert(key, next.clone());
+        self.last_resolved.insert(key, next.id);
+        self.resolved.insert(next.id, next.clone());
         Ok(next)
+    }
+
+    /// Resolves an open problem.
+    pub fn resolve_problem(
+        &mut self,
+        id: i64,
+        actor: &str,
+        note: Option<String>,
+        now_ms: i64,
+    ) -> Result<Problem, ActionError> {
+        let Some(fp) = self
+            .problems
+            .iter()
+            .find(|(_, p)| p.id == id)
+            .map(|(fp, _)| fp.clone())
+        else {
+            let p = self.store.problem(id)?;
+            return Err(ActionError::ProblemConflict(format!(
+                "problem {} is already {}",
+                p.id,
+                p.state.as_str()
+            )));
+        };
+        let mut next = self.problems[&fp].clone();
+        next.resolve(actor, note, now_ms)
+            .map_err(ActionError::ProblemConflict)?;
+        self.store.write(|tx| tx.save_problem(&mut next))?;
+        self.problems.remove(&fp);
+        self.metrics.problems_open.dec();
+        tracing::info!(id, actor, "problem resolved");
+        Ok(next)
+    }
+
+    /// Records a planned change.
+    pub fn create_change(
+        &mut self,
+        new: NewChange,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<Change, ActionError> {
+        let scope = Scope::new(new.scope)
+            .map_err(|(field, message)| ActionError::Invalid { field, message })?;
+        let mut change = Change {
+            id: 0,
+            title: new.title,
+            scope,
+            start_ms: new.start_ms,
+            end_ms: new.end_ms,
+            verify_for: new.verify_for,
+            outcome: None,
+            outcome_note: None,
+            created_by: actor.to_string(),
+            created_at_ms: now_ms,
+        };
+        self.store.write(|tx| tx.save_change(&mut change))?;
+        tracing::info!(id = change.id, title = %change.title, actor, "change recorded");
+        self.changes.push(change.clone());
+        Ok(change)
     }
 
     /// The error for an action on an incident the engine does not hold live:
@@ -487,71 +788,423 @@ impl Engine {
     }
 
     fn act(&mut self, f: Fired, now_ms: i64) -> Result<(), StoreError> {
-        match f.verdict {
+        if let Some(flapping) = f.outcome.flapping {
+            self.flapping_changed(&f.key, flapping, f.percent, now_ms)?;
+        }
+        match f.outcome.verdict {
             Verdict::Nothing => Ok(()),
             Verdict::Fire { started_ms, value } => {
-                if self.live.contains_key(&f.key) {
-                    return Ok(());
-                }
-                let rule = &self.rules[f.key.rule];
-                let mut incident = Incident::open(
-                    Opening {
-                        rule: rule.name.to_string(),
-                        host: f.key.host.clone(),
-                        labels: f.key.labels.clone(),
-                        impact: rule.impact,
-                        urgency: rule.urgency,
-                        summary: summary(rule, &f.key, value),
-                        description: f.detail,
-                        value: Some(value),
-                        threshold: rule.threshold_value(),
-                        started_ms,
-                    },
-                    now_ms,
-                );
-                if let Err(e) = self.store.save_incident(&mut incident, 0) {
-                    // Not persisted, so not opened: let the next evaluation retry.
-                    self.alerts.remove(&f.key);
-                    return Err(e);
-                }
-                tracing::info!(
-                    id = incident.id,
-                    rule = %incident.rule,
-                    host = %incident.host,
-                    priority = incident.priority_label(),
-                    "incident opened"
-                );
-                self.metrics
-                    .incidents_opened
-                    .with_label_values(&[incident.priority_label(), &incident.rule])
-                    .inc();
-                self.metrics
-                    .incidents_open
-                    .with_label_values(&[incident.priority_label(), &incident.rule])
-                    .inc();
-                self.unrestored.remove(&f.key);
-                self.live_ids.insert(incident.id, f.key.clone());
-                self.live.insert(f.key, incident);
-                Ok(())
+                self.fire(&f.key, started_ms, value, f.detail, f.percent, now_ms)
             }
-            Verdict::Clear => {
-                if let Some(mut incident) = self.unrestored.remove(&f.key) {
-                    let n = incident.events.len();
-                    incident.restore(now_ms);
-                    return self.store.save_incident(&mut incident, n);
-                }
-                let Some(incident) = self.live.get(&f.key) else {
-                    return Ok(());
-                };
-                let mut next = incident.clone();
-                next.restore(now_ms);
-                self.store.save_incident(&mut next, incident.events.len())?;
-                tracing::info!(id = next.id, rule = %next.rule, host = %next.host, "incident resolved");
-                self.live.remove(&f.key);
-                self.live_ids.remove(&next.id);
-                self.count_closed_live(&next);
-                Ok(())
+            Verdict::Clear => self.clear(&f.key, now_ms),
+        }
+    }
+
+    /// The window covering `host` at `now_ms`, if any: `(kind, name, change id, end)`.
+    fn window_for(
+        &self,
+        host: &str,
+        labels: &Labels,
+        now_ms: i64,
+    ) -> Option<(&'static str, String, Option<i64>, i64)> {
+        for c in &self.changes {
+            if c.phase(now_ms) == Phase::InProgress && c.scope.covers(host, labels) {
+                return Some(("change", c.title.clone(), Some(c.id), c.end_ms));
             }
+        }
+        for m in &self.maintenance {
+            if m.scope.covers(host, labels) {
+                if let Some((_, end)) = m.active_at(now_ms) {
+                    return Some(("maintenance", m.name.clone(), None, end));
+                }
+            }
+        }
+        None
+    }
+
+    fn fire(
+        &mut self,
+        key: &AlertKey,
+        started_ms: i64,
+        value: f64,
+        detail: Detail,
+        percent: f64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if self.live.contains_key(key) {
+            return Ok(());
+        }
+        let opening = self.opening(key, started_ms, value, &detail);
+        if let Some((kind, name, change_id, until_ms)) =
+            self.window_for(&key.host, &detail.host_labels, now_ms)
+        {
+            let mut s = Suppression {
+                id: 0,
+                at_ms: now_ms,
+                fingerprint: crate::incidents::fingerprint(&opening.rule, &key.host, &key.labels),
+                rule: opening.rule.clone(),
+                host: key.host.clone(),
+                labels: key.labels.clone(),
+                summary: opening.summary.clone(),
+                window_kind: kind,
+                window_name: name,
+                change_id,
+            };
+            self.store.write(|tx| tx.insert_suppression(&mut s))?;
+            tracing::info!(rule = %s.rule, host = %s.host, window = %s.window_name, "breach suppressed by a planned window");
+            self.metrics.suppressed.with_label_values(&[&s.rule]).inc();
+            self.suppressed.insert(
+                key.clone(),
+                Suppressed {
+                    until_ms,
+                    started_ms,
+                    value,
+                    detail,
+                },
+            );
+            return Ok(());
+        }
+        // Reopen the newest resolved incident of this alert if it is recent enough.
+        let reopen_ms = rules::duration_ms(self.policy.reopen_within);
+        let previous = self
+            .last_resolved
+            .get(key)
+            .and_then(|id| self.resolved.get(id))
+            .filter(|i| {
+                i.resolved_at_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) <= reopen_ms)
+            })
+            .cloned();
+        let reopened = previous.is_some();
+        let (mut incident, persisted) = match previous {
+            Some(mut i) => {
+                let n = i.events.len();
+                if let Err(e) = i.reopen(Some(value), now_ms) {
+                    return Err(StoreError::Corrupt(e.to_string()));
+                }
+                (i, n)
+            }
+            None => (Incident::open(opening, now_ms), 0),
+        };
+        if self.alerts.get(key).is_some_and(|a| a.flapping) {
+            incident.set_flapping(true, percent, now_ms);
+        }
+        // Changes in verification whose scope this breach fails.
+        let failing: Vec<usize> = self
+            .changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.phase(now_ms) == Phase::Verifying
+                    && c.scope.covers(&key.host, &detail.host_labels)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut failed: Vec<Change> = failing.iter().map(|&i| self.changes[i].clone()).collect();
+        // Problem: the Nth occurrence of this fingerprint within the window.
+        let fp = incident.fingerprint.clone();
+        let mut problem = self.problem_for(&fp, now_ms, &incident);
+        let summary = incident.summary.clone();
+        let result = self.store.write(|tx| {
+            tx.save_incident(&mut incident, persisted)?;
+            if let Some(p) = problem.as_mut() {
+                if !p.incident_ids.contains(&incident.id) {
+                    p.incident_ids.push(incident.id);
+                }
+                tx.save_problem(p)?;
+                incident.problem_id = Some(p.id);
+            }
+            for c in failed.iter_mut() {
+                c.outcome = Some(ChangeOutcome::Failed);
+                c.outcome_note = Some(format!(
+                    "{} within verify_for after the change ended: {summary}",
+                    if reopened { "reopened" } else { "opened" }
+                ));
+                tx.save_change(c)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            // Not persisted, so not opened: let the next evaluation retry.
+            self.alerts.remove(key);
+            return Err(e);
+        }
+        tracing::info!(
+            id = incident.id,
+            rule = %incident.rule,
+            host = %incident.host,
+            priority = incident.priority_label(),
+            occurrences = incident.occurrences,
+            "incident {}", if reopened { "reopened" } else { "opened" }
+        );
+        if !reopened {
+            self.metrics
+                .incidents_opened
+                .with_label_values(&[incident.priority_label(), &incident.rule])
+                .inc();
+        }
+        self.metrics
+            .incidents_open
+            .with_label_values(&[incident.priority_label(), &incident.rule])
+            .inc();
+        for c in failed {
+            tracing::warn!(change = c.id, title = %c.title, "change failed verification");
+            self.metrics.changes.with_label_values(&["failed"]).inc();
+            self.changes.retain(|x| x.id != c.id);
+        }
+        if let Some((_, within)) = self.policy.problem_after {
+            let q = self.recurrences.entry(fp.clone()).or_default();
+            q.push_back((now_ms, incident.id));
+            let since = now_ms.saturating_sub(rules::duration_ms(within));
+            while q.front().is_some_and(|&(at, _)| at < since) {
+                q.pop_front();
+            }
+        }
+        if let Some(p) = problem {
+            for id in &p.incident_ids {
+                if let Some(i) = self.resolved.get_mut(id) {
+                    i.problem_id = Some(p.id);
+                }
+                if let Some(k) = self.live_ids.get(id) {
+                    if let Some(i) = self.live.get_mut(k) {
+                        i.problem_id = Some(p.id);
+                    }
+                }
+            }
+            if !self.problems.contains_key(&fp) {
+                tracing::warn!(id = p.id, fingerprint = %fp, incidents = p.incident_ids.len(), "problem opened: the incident keeps recurring");
+                self.metrics.problems_open.inc();
+            }
+            self.problems.insert(fp, p);
+        }
+        self.resolved.remove(&incident.id);
+        self.last_resolved.remove(key);
+        self.live_ids.insert(incident.id, key.clone());
+        self.live.insert(key.clone(), incident);
+        Ok(())
+    }
+
+    /// The problem this occurrence belongs to (to save with it), if any: the
+    /// open one of its fingerprint, or a new one once it recurred often enough.
+    fn problem_for(&self, fp: &str, now_ms: i64, incident: &Incident) -> Option<Problem> {
+        if let Some(p) = self.problems.get(fp) {
+            return (!p.incident_ids.contains(&incident.id) || incident.problem_id.is_none())
+                .then(|| p.clone());
+        }
+        let (count, within) = self.policy.problem_after?;
+        let since = now_ms.saturating_sub(rules::duration_ms(within));
+        let recent: Vec<i64> = self
+            .recurrences
+            .get(fp)
+            .map(|q| {
+                q.iter()
+                    .filter(|(at, _)| *at >= since)
+                    .map(|&(_, id)| id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if recent.len() + 1 < count as usize {
+            return None;
+        }
+        let mut incident_ids: Vec<i64> = Vec::new();
+        for id in recent {
+            if !incident_ids.contains(&id) {
+                incident_ids.push(id);
+            }
+        }
+        Some(Problem {
+            id: 0,
+            fingerprint: fp.to_string(),
+            rule: incident.rule.clone(),
+            host: incident.host.clone(),
+            state: ProblemState::Open,
+            incident_ids,
+            opened_at_ms: now_ms,
+            resolved_at_ms: None,
+            resolved_by: None,
+            note: None,
+        })
+    }
+
+    fn clear(&mut self, key: &AlertKey, now_ms: i64) -> Result<(), StoreError> {
+        if self.suppressed.remove(key).is_some() {
+            // Cleared inside its window: planned, nothing to open.
+            return Ok(());
+        }
+        if let Some(incident) = self.live.get(key) {
+            if self.alerts.get(key).is_some_and(|a| a.flapping) {
+                // While flapping the incident stays open; it resolves when
+                // flapping stops with the condition clear.
+                return Ok(());
+            }
+            let mut next = incident.clone();
+            next.restore(now_ms);
+            self.store.save_incident(&mut next, incident.events.len())?;
+            tracing::info!(id = next.id, rule = %next.rule, host = %next.host, "incident resolved");
+            self.live.remove(key);
+            self.live_ids.remove(&next.id);
+            self.count_closed_live(&next);
+            self.last_resolved.insert(key.clone(), next.id);
+            self.resolved.insert(next.id, next);
+            return Ok(());
+        }
+        // Resolved by hand while still breaching: record the restore now.
+        let Some(id) = self.last_resolved.get(key).copied() else {
+            return Ok(());
+        };
+        let Some(incident) = self.resolved.get_mut(&id) else {
+            return Ok(());
+        };
+        if incident.restored_at_ms.is_some() {
+            return Ok(());
+        }
+        let mut next = incident.clone();
+        next.restore(now_ms);
+        self.store.save_incident(&mut next, incident.events.len())?;
+        *incident = next;
+        Ok(())
+    }
+
+    fn flapping_changed(
+        &mut self,
+        key: &AlertKey,
+        flapping: bool,
+        percent: f64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let Some(incident) = self.live.get(key) else {
+            return Ok(());
+        };
+        let mut next = incident.clone();
+        if !next.set_flapping(flapping, percent, now_ms) {
+            return Ok(());
+        }
+        tracing::info!(id = next.id, rule = %next.rule, host = %next.host, percent, "incident {}", if flapping { "is flapping" } else { "stopped flapping" });
+        let settled_clear = !flapping
+            && self
+                .alerts
+                .get(key)
+                .is_none_or(|a| matches!(a.state, AlertState::Inactive));
+        let n = incident.events.len();
+        if settled_clear {
+            next.restore(now_ms);
+        }
+        self.store.save_incident(&mut next, n)?;
+        if settled_clear {
+            self.live.remove(key);
+            self.live_ids.remove(&next.id);
+            self.count_closed_live(&next);
+            self.last_resolved.insert(key.clone(), next.id);
+            self.resolved.insert(next.id, next);
+        } else {
+            self.live.insert(key.clone(), next);
+        }
+        Ok(())
+    }
+
+    /// Suppressed breaches whose window ended: still breaching opens the
+    /// incident now (the planned work did not fix it); a covering window
+    /// that follows extends the suppression.
+    fn end_suppressions(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let ended: Vec<AlertKey> = self
+            .suppressed
+            .iter()
+            .filter(|(_, s)| s.until_ms <= now_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in ended {
+            let Some(s) = self.suppressed.remove(&key) else {
+                continue;
+            };
+            let still = self.alerts.get(&key).is_some_and(|a| {
+                matches!(a.state, AlertState::Firing | AlertState::Clearing { .. })
+            });
+            if still {
+                self.fire(&key, s.started_ms, s.value, s.detail, 0.0, now_ms)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes past their verification period without a breach succeeded.
+    fn decide_changes(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let mut i = 0;
+        while i < self.changes.len() {
+            if self.changes[i].phase(now_ms) != Phase::Done {
+                i += 1;
+                continue;
+            }
+            let mut c = self.changes[i].clone();
+            c.outcome = Some(ChangeOutcome::Successful);
+            self.store.write(|tx| tx.save_change(&mut c))?;
+            tracing::info!(change = c.id, title = %c.title, "change successful");
+            self.metrics
+                .changes
+                .with_label_values(&["successful"])
+                .inc();
+            self.changes.remove(i);
+        }
+        Ok(())
+    }
+
+    /// Resolved incidents `close_after` past resolution are closed.
+    fn close_resolved(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let close_ms = rules::duration_ms(self.policy.close_after);
+        let due: Vec<i64> = self
+            .resolved
+            .values()
+            .filter(|i| {
+                i.resolved_at_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) >= close_ms)
+            })
+            .map(|i| i.id)
+            .collect();
+        for id in due {
+            let Some(mut incident) = self.resolved.remove(&id) else {
+                continue;
+            };
+            let n = incident.events.len();
+            if incident.close(now_ms).is_ok() {
+                self.store.save_incident(&mut incident, n)?;
+            }
+            self.last_resolved.retain(|_, v| *v != id);
+        }
+        Ok(())
+    }
+
+    fn opening(&self, key: &AlertKey, started_ms: i64, value: f64, d: &Detail) -> Opening {
+        let rule = &self.rules[key.rule];
+        let threshold = rule.threshold_value();
+        let ctx = Context {
+            rule: &rule.name,
+            host: &key.host,
+            value: Some(value),
+            threshold,
+            labels: &key.labels,
+            host_labels: &d.host_labels,
+            metric: &d.metric,
+            check: &d.check,
+            message: &d.message,
+        };
+        let summary = self
+            .texts
+            .render(&format!("{}.summary", rule.name), &ctx)
+            .unwrap_or_else(|| summary(rule, key, value));
+        let description = self
+            .texts
+            .render(&format!("{}.description", rule.name), &ctx)
+            .unwrap_or_else(|| d.description.clone());
+        Opening {
+            rule: rule.name.to_string(),
+            host: key.host.clone(),
+            labels: key.labels.clone(),
+            impact: rule.impact,
+            urgency: rule.urgency,
+            summary,
+            description,
+            value: Some(value),
+            threshold,
+            started_ms,
         }
     }
 
@@ -573,30 +1226,56 @@ impl Engine {
     }
 }
 
+/// Changes as the engine tracks them (undecided, oldest first).
+fn engine_changes(changes: &mut Vec<Change>) -> Vec<Change> {
+    changes.reverse();
+    std::mem::take(changes)
+}
+
+/// A check status as a number: ok 0, warning 1, critical 2, unknown 3.
+fn status_value(s: Status) -> f64 {
+    match s {
+        Status::Ok => 0.0,
+        Status::Warning => 1.0,
+        Status::Critical => 2.0,
+        Status::Unknown => 3.0,
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one evaluation's inputs, named at the call site
 fn observe(
-    alerts: &mut HashMap<AlertKey, AlertState>,
+    alerts: &mut HashMap<AlertKey, Alert>,
     key: &AlertKey,
     cond: Condition,
-    for_: Duration,
+    timing: rules::Timing,
+    flap: rules::FlapThresholds,
     value: f64,
     ts_ms: i64,
     now_ms: i64,
-) -> Verdict {
+) -> (Outcome, f64) {
     match alerts.get_mut(key) {
         Some(alert) => {
-            let v = rules::observe(cond, for_, alert, value, ts_ms, now_ms);
-            if *alert == AlertState::Inactive {
+            let o = rules::observe(cond, timing, flap, alert, value, ts_ms, now_ms);
+            let pct = alert.percent_state_change();
+            if alert.is_idle() {
                 alerts.remove(key);
             }
-            v
+            (o, pct)
         }
         // The common case, a healthy series: no entry, nothing allocated.
-        None if !cond.breaching => Verdict::Nothing,
+        None if !cond.breaching => (
+            Outcome {
+                verdict: Verdict::Nothing,
+                flapping: None,
+            },
+            0.0,
+        ),
         None => {
-            let mut alert = AlertState::Inactive;
-            let v = rules::observe(cond, for_, &mut alert, value, ts_ms, now_ms);
+            let mut alert = Alert::default();
+            let o = rules::observe(cond, timing, flap, &mut alert, value, ts_ms, now_ms);
+            let pct = alert.percent_state_change();
             alerts.insert(key.clone(), alert);
-            v
+            (o, pct)
         }
     }
 }
@@ -669,6 +1348,17 @@ enum Command {
         actor: String,
         note: Option<String>,
         reply: oneshot::Sender<Result<Incident, ActionError>>,
+    },
+    ResolveProblem {
+        id: i64,
+        actor: String,
+        note: Option<String>,
+        reply: oneshot::Sender<Result<Problem, ActionError>>,
+    },
+    CreateChange {
+        change: NewChange,
+        actor: String,
+        reply: oneshot::Sender<Result<Change, ActionError>>,
     },
 }
 
@@ -756,6 +1446,21 @@ impl Engine {
             } => {
                 let _ = reply.send(self.resolve(id, &actor, note, now));
             }
+            Command::ResolveProblem {
+                id,
+                actor,
+                note,
+                reply,
+            } => {
+                let _ = reply.send(self.resolve_problem(id, &actor, note, now));
+            }
+            Command::CreateChange {
+                change,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.create_change(change, &actor, now));
+            }
         }
     }
 }
@@ -814,6 +1519,36 @@ impl EngineHandle {
             id,
             actor,
             note,
+            reply,
+        })?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// Resolves problem `id`.
+    pub async fn resolve_problem(
+        &self,
+        id: i64,
+        actor: String,
+        note: Option<String>,
+    ) -> Result<Result<Problem, ActionError>, SubmitError> {
+        let rx = self.submit(|reply| Command::ResolveProblem {
+            id,
+            actor,
+            note,
+            reply,
+        })?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// Records a planned change.
+    pub async fn create_change(
+        &self,
+        change: NewChange,
+        actor: String,
+    ) -> Result<Result<Change, ActionError>, SubmitError> {
+        let rx = self.submit(|reply| Command::CreateChange {
+            change,
+            actor,
             reply,
         })?;
         rx.await.map_err(|_| SubmitError::Stopped)

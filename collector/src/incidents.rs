@@ -99,12 +99,18 @@ impl FromStr for Resolution {
 
 /// What happened to an incident, for its timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Opened,
     Acknowledged,
     Restored,
     Resolved,
+    /// The same breach came back within `reopen_within` of resolution.
+    Reopened,
+    Closed,
+    /// Notifications pause while the condition flaps.
+    FlappingStarted,
+    FlappingStopped,
 }
 
 impl EventKind {
@@ -114,6 +120,10 @@ impl EventKind {
             EventKind::Acknowledged => "acknowledged",
             EventKind::Restored => "restored",
             EventKind::Resolved => "resolved",
+            EventKind::Reopened => "reopened",
+            EventKind::Closed => "closed",
+            EventKind::FlappingStarted => "flapping_started",
+            EventKind::FlappingStopped => "flapping_stopped",
         }
     }
 }
@@ -126,6 +136,10 @@ impl FromStr for EventKind {
             "acknowledged" => Ok(EventKind::Acknowledged),
             "restored" => Ok(EventKind::Restored),
             "resolved" => Ok(EventKind::Resolved),
+            "reopened" => Ok(EventKind::Reopened),
+            "closed" => Ok(EventKind::Closed),
+            "flapping_started" => Ok(EventKind::FlappingStarted),
+            "flapping_stopped" => Ok(EventKind::FlappingStopped),
             other => Err(format!("unknown incident event '{other}'")),
         }
     }
@@ -307,6 +321,51 @@ impl Incident {
         true
     }
 
+    /// The breach came back soon after resolution: the same incident opens
+    /// again for this occurrence (acknowledge, restore and resolve start over;
+    /// the timeline keeps the earlier ones). Only a resolved incident can.
+    pub fn reopen(&mut self, value: Option<f64>, now_ms: i64) -> Result<(), InvalidTransition> {
+        if self.state != IncidentState::Resolved {
+            return Err(self.invalid("reopened"));
+        }
+        self.state = IncidentState::Open;
+        self.occurrences += 1;
+        self.value = value;
+        self.acknowledged_at_ms = None;
+        self.restored_at_ms = None;
+        self.resolved_at_ms = None;
+        self.resolution = None;
+        self.push(EventKind::Reopened, SYSTEM_ACTOR, None, now_ms);
+        Ok(())
+    }
+
+    /// A resolved incident is closed (`close_after` passed): it can no longer reopen.
+    pub fn close(&mut self, now_ms: i64) -> Result<(), InvalidTransition> {
+        if self.state != IncidentState::Resolved {
+            return Err(self.invalid("closed"));
+        }
+        self.state = IncidentState::Closed;
+        self.closed_at_ms = Some(now_ms);
+        self.push(EventKind::Closed, SYSTEM_ACTOR, None, now_ms);
+        Ok(())
+    }
+
+    /// Marks the incident flapping or settled; returns false if nothing changed.
+    pub fn set_flapping(&mut self, flapping: bool, percent: f64, now_ms: i64) -> bool {
+        if self.flapping == flapping {
+            return false;
+        }
+        self.flapping = flapping;
+        let kind = if flapping {
+            EventKind::FlappingStarted
+        } else {
+            EventKind::FlappingStopped
+        };
+        let note = format!("{percent:.1}% state change over the last 21 evaluations");
+        self.push(kind, SYSTEM_ACTOR, Some(note), now_ms);
+        true
+    }
+
     fn push(&mut self, kind: EventKind, actor: &str, note: Option<String>, at_ms: i64) {
         self.events.push(IncidentEvent {
             at_ms,
@@ -338,6 +397,73 @@ pub fn priority_label(p: u8) -> &'static str {
         3 => "P3",
         4 => "P4",
         _ => "P5",
+    }
+}
+
+/// Problem state (ITIL problem management): open until someone resolves the
+/// root cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProblemState {
+    Open,
+    Resolved,
+}
+
+impl ProblemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemState::Open => "open",
+            ProblemState::Resolved => "resolved",
+        }
+    }
+}
+
+impl FromStr for ProblemState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(ProblemState::Open),
+            "resolved" => Ok(ProblemState::Resolved),
+            other => Err(format!(
+                "unknown problem state '{other}'; expected open or resolved"
+            )),
+        }
+    }
+}
+
+/// Recurring incidents of one fingerprint, linked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// Store-assigned; 0 until first saved.
+    pub id: i64,
+    pub fingerprint: String,
+    pub rule: String,
+    pub host: String,
+    pub state: ProblemState,
+    /// Linked incidents, oldest first.
+    pub incident_ids: Vec<i64>,
+    pub opened_at_ms: i64,
+    pub resolved_at_ms: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub note: Option<String>,
+}
+
+impl Problem {
+    /// Resolves an open problem.
+    pub fn resolve(
+        &mut self,
+        actor: &str,
+        note: Option<String>,
+        now_ms: i64,
+    ) -> Result<(), String> {
+        if self.state != ProblemState::Open {
+            return Err(format!("problem {} is already resolved", self.id));
+        }
+        self.state = ProblemState::Resolved;
+        self.resolved_at_ms = Some(now_ms);
+        self.resolved_by = Some(actor.to_string());
+        self.note = note;
+        Ok(())
     }
 }
 
@@ -445,6 +571,64 @@ mod tests {
         assert!(i.resolve("a", None, 8_000).is_err());
         assert!(i.acknowledge("a", None, 8_000).is_err());
         assert_eq!(i.events.len(), 3);
+    }
+
+    #[test]
+    fn reopen_close_and_flapping() {
+        let mut i = Incident::open(opening(), 5_000);
+        assert!(
+            i.reopen(None, 5_500).is_err(),
+            "an open incident cannot reopen"
+        );
+        i.acknowledge("a", None, 6_000).unwrap();
+        i.restore(7_000);
+        i.reopen(Some(0.97), 8_000).unwrap();
+        assert_eq!(
+            (
+                i.state,
+                i.occurrences,
+                i.value,
+                i.acknowledged_at_ms,
+                i.resolved_at_ms
+            ),
+            (IncidentState::Open, 2, Some(0.97), None, None)
+        );
+        assert_eq!(
+            i.detected_at_ms, 5_000,
+            "detection is the first occurrence's"
+        );
+        assert!(i.close(8_500).is_err(), "only a resolved incident closes");
+        i.restore(9_000);
+        i.close(10_000).unwrap();
+        assert_eq!(
+            (i.state, i.closed_at_ms),
+            (IncidentState::Closed, Some(10_000))
+        );
+        assert!(
+            i.reopen(None, 11_000).is_err(),
+            "a closed incident stays closed"
+        );
+        assert!(i.set_flapping(true, 25.0, 12_000));
+        assert!(!i.set_flapping(true, 30.0, 12_500));
+        let kinds: Vec<&str> = i.events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "opened",
+                "acknowledged",
+                "restored",
+                "resolved",
+                "reopened",
+                "restored",
+                "resolved",
+                "closed",
+                "flapping_started"
+            ]
+        );
+        assert_eq!(
+            i.events.last().unwrap().note.as_deref(),
+            Some("25.0% state change over the last 21 evaluations")
+        );
     }
 
     #[test]

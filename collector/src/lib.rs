@@ -27,6 +27,8 @@ pub mod metrics;
 pub mod rules;
 pub mod state;
 pub mod store;
+pub mod texts;
+pub mod windows;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -61,8 +63,8 @@ impl Collector {
     pub async fn start(config: Config) -> anyhow::Result<Collector> {
         let config = Arc::new(config);
         let db = config.database_path();
-        let rules = config.rules.clone();
-        let heartbeat = rules.iter().find_map(|r| match r.kind {
+        let setup = engine::Setup::from_config(&config);
+        let heartbeat = setup.rules.iter().find_map(|r| match r.kind {
             RuleKind::Absent { after } => Some(after),
             _ => None,
         });
@@ -75,7 +77,7 @@ impl Collector {
                     .with_context(|| format!("opening the store {}", db.display()))?;
                 let reader = Store::open(&db)
                     .with_context(|| format!("opening the store {}", db.display()))?;
-                let engine = Engine::new(rules, writer, state, metrics, engine::now_ms())
+                let engine = Engine::new(setup, writer, state, metrics, engine::now_ms())
                     .context("restoring state from the store")?;
                 Ok((engine, reader))
             })

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::state::State;
 
@@ -58,6 +60,9 @@ pub struct Metrics {
     pub incidents_resolved: IntCounterVec,
     pub ingest_batches: IntCounterVec,
     pub ingest_samples: IntCounter,
+    pub problems_open: IntGauge,
+    pub changes: IntCounterVec,
+    pub suppressed: IntCounterVec,
 }
 
 impl Metrics {
@@ -104,6 +109,30 @@ impl Metrics {
             "Samples and check results applied from accepted batches.",
         )
         .expect("static metric definition");
+        let problems_open = IntGauge::new(
+            "vedette_problems_open",
+            "Open problems (recurring incidents of one fingerprint).",
+        )
+        .expect("static metric definition");
+        let changes = IntCounterVec::new(
+            Opts::new(
+                "vedette_changes_total",
+                "Planned changes by outcome: failed when their scope breached within verify_for after the end.",
+            ),
+            &["outcome"],
+        )
+        .expect("static metric definition");
+        let suppressed = IntCounterVec::new(
+            Opts::new(
+                "vedette_incidents_suppressed_total",
+                "Breaches that opened no incident because a change or maintenance window covered them.",
+            ),
+            &["rule"],
+        )
+        .expect("static metric definition");
+        reg(Box::new(problems_open.clone()));
+        reg(Box::new(changes.clone()));
+        reg(Box::new(suppressed.clone()));
         reg(Box::new(incidents_open.clone()));
         reg(Box::new(incidents_opened.clone()));
         reg(Box::new(incidents_resolved.clone()));
@@ -119,6 +148,9 @@ impl Metrics {
             incidents_resolved,
             ingest_batches,
             ingest_samples,
+            problems_open,
+            changes,
+            suppressed,
         }
     }
 

@@ -17,15 +17,29 @@
 //!   incident row it belongs to.
 //! - `hosts`: each host's labels, run identity (`boot_id`, `last_seq` for
 //!   exactly-once application of batches) and when it was last seen.
+//!
+//! Schema v2 adds:
+//! - `problems`: recurring incidents of one fingerprint; at most one open
+//!   problem per fingerprint (partial unique index). Incidents link to it
+//!   through `incidents.problem_id`.
+//! - `changes`: planned changes (`scope` is JSON as written), their outcome
+//!   once decided.
+//! - `suppressions`: breaches that opened no incident because a window
+//!   covered them, so planned work is never invisible.
+//!
+//! Writes that belong together (an incident transition, the problem it opens,
+//! the change it fails) go through [`Store::write`], one transaction.
 
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::incidents::{Incident, IncidentEvent, IncidentState, Labels};
+use crate::incidents::{Incident, IncidentEvent, IncidentState, Labels, Problem, ProblemState};
+use crate::windows::{Change, ChangeOutcome, Scope, ScopeSpec};
 
 /// Schema migrations; index `i` upgrades version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE incidents (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     fingerprint     TEXT    NOT NULL,
@@ -71,13 +85,58 @@ CREATE TABLE hosts (
     last_seen   INTEGER NOT NULL,
     interval_ms INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE INDEX incidents_by_fingerprint ON incidents (fingerprint, id);
+CREATE TABLE problems (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint TEXT    NOT NULL,
+    rule        TEXT    NOT NULL,
+    host        TEXT    NOT NULL,
+    state       TEXT    NOT NULL CHECK (state IN ('open', 'resolved')),
+    opened_at   INTEGER NOT NULL,
+    resolved_at INTEGER,
+    resolved_by TEXT,
+    note        TEXT
+);
+CREATE UNIQUE INDEX problems_one_open ON problems (fingerprint) WHERE state = 'open';
+CREATE INDEX incidents_by_problem ON incidents (problem_id) WHERE problem_id IS NOT NULL;
+CREATE TABLE changes (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    title        TEXT    NOT NULL,
+    scope        TEXT    NOT NULL,
+    start_at     INTEGER NOT NULL,
+    end_at       INTEGER NOT NULL,
+    verify_for   INTEGER NOT NULL,
+    outcome      TEXT CHECK (outcome IN ('successful', 'failed')),
+    outcome_note TEXT,
+    created_by   TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+CREATE INDEX changes_undecided ON changes (id) WHERE outcome IS NULL;
+CREATE TABLE suppressions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    fingerprint TEXT    NOT NULL,
+    rule        TEXT    NOT NULL,
+    host        TEXT    NOT NULL,
+    labels      TEXT    NOT NULL,
+    summary     TEXT    NOT NULL,
+    window_kind TEXT    NOT NULL CHECK (window_kind IN ('change', 'maintenance')),
+    window_name TEXT    NOT NULL,
+    change_id   INTEGER REFERENCES changes (id)
+);
+CREATE INDEX suppressions_by_time ON suppressions (at);
+"#,
+];
 
 /// Store failures callers branch on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("incident {0} not found")]
     NotFound(i64),
+    #[error("problem {0} not found")]
+    ProblemNotFound(i64),
     #[error("database schema version {found} is newer than this collector understands ({known}); upgrade vedette-collector")]
     TooNew { found: i64, known: i64 },
     #[error("cannot create data directory {path}: {source}")]
@@ -100,6 +159,23 @@ pub struct HostRecord {
     pub last_seq: u64,
     pub last_seen_ms: i64,
     pub interval_ms: i64,
+}
+
+/// A breach that a window suppressed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Suppression {
+    pub id: i64,
+    pub at_ms: i64,
+    pub fingerprint: String,
+    pub rule: String,
+    pub host: String,
+    pub labels: Labels,
+    pub summary: String,
+    /// `change` or `maintenance`.
+    pub window_kind: &'static str,
+    /// The change's title or the maintenance window's name.
+    pub window_name: String,
+    pub change_id: Option<i64>,
 }
 
 /// Incident counts by rule and priority, to restore counters at start.
@@ -162,89 +238,25 @@ impl Store {
             .pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
-    /// Inserts (id 0) or updates an incident and appends `events[persisted..]`,
-    /// in one transaction. Sets `incident.id` on insert.
+    /// Runs `f` in one transaction: everything it writes commits together or not at all.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = Tx(self.conn.transaction()?);
+        let out = f(&tx)?;
+        tx.0.commit()?;
+        Ok(out)
+    }
+
+    /// Inserts (id 0) or updates an incident and appends
+    /// `events[persisted_events..]`, in one transaction.
     pub fn save_incident(
         &mut self,
         incident: &mut Incident,
         persisted_events: usize,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        let labels = serde_json::to_string(&incident.labels)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let i = &*incident;
-        let values = params![
-            i.fingerprint,
-            i.rule,
-            i.host,
-            labels,
-            i.state.as_str(),
-            i.priority,
-            i.impact,
-            i.urgency,
-            i.summary,
-            i.description,
-            i.value,
-            i.threshold,
-            i.started_at_ms,
-            i.detected_at_ms,
-            i.acknowledged_at_ms,
-            i.restored_at_ms,
-            i.resolved_at_ms,
-            i.closed_at_ms,
-            i.resolution.map(|r| r.as_str()),
-            i.occurrences,
-            i.problem_id,
-            i.flapping,
-        ];
-        if incident.id == 0 {
-            tx.execute(
-                "INSERT INTO incidents (fingerprint, rule, host, labels, state, priority, impact,
-                   urgency, summary, description, value, threshold, started_at, detected_at,
-                   acknowledged_at, restored_at, resolved_at, closed_at, resolution, occurrences,
-                   problem_id, flapping)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                   ?17, ?18, ?19, ?20, ?21, ?22)",
-                values,
-            )?;
-            incident.id = tx.last_insert_rowid();
-        } else {
-            let n = tx.execute(
-                "UPDATE incidents SET fingerprint = ?1, rule = ?2, host = ?3, labels = ?4,
-                   state = ?5, priority = ?6, impact = ?7, urgency = ?8, summary = ?9,
-                   description = ?10, value = ?11, threshold = ?12, started_at = ?13,
-                   detected_at = ?14, acknowledged_at = ?15, restored_at = ?16,
-                   resolved_at = ?17, closed_at = ?18, resolution = ?19, occurrences = ?20,
-                   problem_id = ?21, flapping = ?22
-                 WHERE id = ?23",
-                rusqlite::params_from_iter(
-                    values
-                        .iter()
-                        .copied()
-                        .chain(std::iter::once(&incident.id as &dyn rusqlite::ToSql)),
-                ),
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(incident.id));
-            }
-        }
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO incident_events (incident_id, at, kind, actor, note)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for e in incident.events.iter().skip(persisted_events) {
-                ins.execute(params![
-                    incident.id,
-                    e.at_ms,
-                    e.kind.as_str(),
-                    e.actor,
-                    e.note
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| tx.save_incident(incident, persisted_events))
     }
 
     /// One incident with its timeline.
@@ -287,6 +299,217 @@ impl Store {
         let mut out = self.incidents(Some(IncidentState::Open), usize::MAX >> 1)?;
         out.extend(self.incidents(Some(IncidentState::Acknowledged), usize::MAX >> 1)?);
         out.sort_by_key(|i| i.id);
+        Ok(out)
+    }
+
+    /// Resolved (not yet closed) incidents, oldest first.
+    pub fn resolved_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        let mut out = self.incidents(Some(IncidentState::Resolved), usize::MAX >> 1)?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// `(fingerprint, at, incident id)` of every detection and reopening since
+    /// `since_ms`, oldest first: what problem detection counts.
+    pub fn occurrences_since(&self, since_ms: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.fingerprint, e.at, i.id FROM incident_events e
+               JOIN incidents i ON i.id = e.incident_id
+              WHERE e.kind IN ('opened', 'reopened') AND e.at >= ?1
+              ORDER BY e.at, e.id",
+        )?;
+        let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One problem with its incidents.
+    pub fn problem(&self, id: i64) -> Result<Problem, StoreError> {
+        self.problems_where("WHERE id = ?1", params![id], 1)?
+            .pop()
+            .ok_or(StoreError::ProblemNotFound(id))
+    }
+
+    /// Problems newest first, optionally in one state.
+    pub fn problems(
+        &self,
+        state: Option<ProblemState>,
+        limit: usize,
+    ) -> Result<Vec<Problem>, StoreError> {
+        self.problems_where(
+            "WHERE (?1 IS NULL OR state = ?1)",
+            params![state.map(ProblemState::as_str)],
+            limit,
+        )
+    }
+
+    fn problems_where(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+        limit: usize,
+    ) -> Result<Vec<Problem>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, fingerprint, rule, host, state, opened_at, resolved_at, resolved_by, note
+               FROM problems {filter} ORDER BY id DESC LIMIT {limit}"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, Option<String>>(8)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        let mut ids = self
+            .conn
+            .prepare_cached("SELECT id FROM incidents WHERE problem_id = ?1 ORDER BY id")?;
+        for row in rows {
+            let (
+                id,
+                fingerprint,
+                rule,
+                host,
+                state,
+                opened_at_ms,
+                resolved_at_ms,
+                resolved_by,
+                note,
+            ) = row?;
+            let incident_ids = ids
+                .query_map([id], |r| r.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            out.push(Problem {
+                id,
+                fingerprint,
+                rule,
+                host,
+                state: state.parse().map_err(StoreError::Corrupt)?,
+                incident_ids,
+                opened_at_ms,
+                resolved_at_ms,
+                resolved_by,
+                note,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Changes newest first; `undecided` only those without an outcome.
+    pub fn changes(&self, undecided: bool, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, title, scope, start_at, end_at, verify_for, outcome, outcome_note,
+                    created_by, created_at
+               FROM changes WHERE (?1 = 0 OR outcome IS NULL) ORDER BY id DESC LIMIT {limit}"
+        ))?;
+        let rows = stmt.query_map([undecided], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, i64>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (
+                id,
+                title,
+                scope,
+                start_ms,
+                end_ms,
+                verify_ms,
+                outcome,
+                outcome_note,
+                created_by,
+                created_at_ms,
+            ) = row?;
+            let spec: ScopeSpec = serde_json::from_str(&scope)
+                .map_err(|e| StoreError::Corrupt(format!("change {id} scope: {e}")))?;
+            let scope = Scope::new(spec)
+                .map_err(|(f, e)| StoreError::Corrupt(format!("change {id} {f}: {e}")))?;
+            out.push(Change {
+                id,
+                title,
+                scope,
+                start_ms,
+                end_ms,
+                verify_for: std::time::Duration::from_millis(verify_ms.max(0) as u64),
+                outcome: outcome
+                    .map(|o| o.parse())
+                    .transpose()
+                    .map_err(StoreError::Corrupt)?,
+                outcome_note,
+                created_by,
+                created_at_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Counts of decided changes by outcome, to restore `vedette_changes_total`.
+    pub fn change_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT outcome, COUNT(*) FROM changes WHERE outcome IS NOT NULL GROUP BY outcome",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Suppressed breaches, newest first.
+    pub fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, at, fingerprint, rule, host, labels, summary, window_kind, window_name,
+                    change_id
+               FROM suppressions ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, Option<i64>>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, at_ms, fingerprint, rule, host, labels, summary, kind, window_name, change_id) =
+                row?;
+            out.push(Suppression {
+                id,
+                at_ms,
+                fingerprint,
+                rule,
+                host,
+                labels: serde_json::from_str(&labels)
+                    .map_err(|e| StoreError::Corrupt(format!("suppression {id} labels: {e}")))?,
+                summary,
+                window_kind: if kind == "change" {
+                    "change"
+                } else {
+                    "maintenance"
+                },
+                window_name,
+                change_id,
+            });
+        }
         Ok(out)
     }
 
@@ -399,6 +622,195 @@ impl Store {
     /// A trivial query, for `/readyz`.
     pub fn ping(&self) -> Result<(), StoreError> {
         self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+/// One write transaction (see [`Store::write`]).
+pub struct Tx<'a>(rusqlite::Transaction<'a>);
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Tx<'_> {
+    /// Inserts (id 0) or updates an incident and appends `events[persisted_events..]`.
+    /// Sets `incident.id` on insert.
+    pub fn save_incident(
+        &self,
+        incident: &mut Incident,
+        persisted_events: usize,
+    ) -> Result<(), StoreError> {
+        let tx = &self.0;
+        let labels = json(&incident.labels)?;
+        let i = &*incident;
+        let values = params![
+            i.fingerprint,
+            i.rule,
+            i.host,
+            labels,
+            i.state.as_str(),
+            i.priority,
+            i.impact,
+            i.urgency,
+            i.summary,
+            i.description,
+            i.value,
+            i.threshold,
+            i.started_at_ms,
+            i.detected_at_ms,
+            i.acknowledged_at_ms,
+            i.restored_at_ms,
+            i.resolved_at_ms,
+            i.closed_at_ms,
+            i.resolution.map(|r| r.as_str()),
+            i.occurrences,
+            i.problem_id,
+            i.flapping,
+        ];
+        if incident.id == 0 {
+            tx.prepare_cached(
+                "INSERT INTO incidents (fingerprint, rule, host, labels, state, priority, impact,
+                   urgency, summary, description, value, threshold, started_at, detected_at,
+                   acknowledged_at, restored_at, resolved_at, closed_at, resolution, occurrences,
+                   problem_id, flapping)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                   ?17, ?18, ?19, ?20, ?21, ?22)",
+            )?
+            .execute(values)?;
+            incident.id = tx.last_insert_rowid();
+        } else {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE incidents SET fingerprint = ?1, rule = ?2, host = ?3, labels = ?4,
+                   state = ?5, priority = ?6, impact = ?7, urgency = ?8, summary = ?9,
+                   description = ?10, value = ?11, threshold = ?12, started_at = ?13,
+                   detected_at = ?14, acknowledged_at = ?15, restored_at = ?16,
+                   resolved_at = ?17, closed_at = ?18, resolution = ?19, occurrences = ?20,
+                   problem_id = ?21, flapping = ?22
+                 WHERE id = ?23",
+                )?
+                .execute(rusqlite::params_from_iter(
+                    values
+                        .iter()
+                        .copied()
+                        .chain(std::iter::once(&incident.id as &dyn rusqlite::ToSql)),
+                ))?;
+            if n == 0 {
+                return Err(StoreError::NotFound(incident.id));
+            }
+        }
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO incident_events (incident_id, at, kind, actor, note)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for e in incident.events.iter().skip(persisted_events) {
+            ins.execute(params![
+                incident.id,
+                e.at_ms,
+                e.kind.as_str(),
+                e.actor,
+                e.note
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Inserts (id 0) or updates a problem, and points its incidents at it.
+    pub fn save_problem(&self, p: &mut Problem) -> Result<(), StoreError> {
+        let tx = &self.0;
+        if p.id == 0 {
+            tx.prepare_cached(
+                "INSERT INTO problems (fingerprint, rule, host, state, opened_at, resolved_at,
+                   resolved_by, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                p.fingerprint,
+                p.rule,
+                p.host,
+                p.state.as_str(),
+                p.opened_at_ms,
+                p.resolved_at_ms,
+                p.resolved_by,
+                p.note
+            ])?;
+            p.id = tx.last_insert_rowid();
+        } else {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE problems SET state = ?2, resolved_at = ?3, resolved_by = ?4, note = ?5
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    p.id,
+                    p.state.as_str(),
+                    p.resolved_at_ms,
+                    p.resolved_by,
+                    p.note
+                ])?;
+            if n == 0 {
+                return Err(StoreError::ProblemNotFound(p.id));
+            }
+        }
+        let mut link = tx.prepare_cached("UPDATE incidents SET problem_id = ?1 WHERE id = ?2")?;
+        for id in &p.incident_ids {
+            link.execute(params![p.id, id])?;
+        }
+        Ok(())
+    }
+
+    /// Inserts a change (id 0) or records its outcome.
+    pub fn save_change(&self, c: &mut Change) -> Result<(), StoreError> {
+        let tx = &self.0;
+        if c.id == 0 {
+            tx.prepare_cached(
+                "INSERT INTO changes (title, scope, start_at, end_at, verify_for, outcome,
+                   outcome_note, created_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                c.title,
+                json(&c.scope.spec)?,
+                c.start_ms,
+                c.end_ms,
+                crate::rules::duration_ms(c.verify_for),
+                c.outcome.map(ChangeOutcome::as_str),
+                c.outcome_note,
+                c.created_by,
+                c.created_at_ms
+            ])?;
+            c.id = tx.last_insert_rowid();
+        } else {
+            tx.prepare_cached("UPDATE changes SET outcome = ?2, outcome_note = ?3 WHERE id = ?1")?
+                .execute(params![
+                    c.id,
+                    c.outcome.map(ChangeOutcome::as_str),
+                    c.outcome_note
+                ])?;
+        }
+        Ok(())
+    }
+
+    /// Records a suppressed breach.
+    pub fn insert_suppression(&self, s: &mut Suppression) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO suppressions (at, fingerprint, rule, host, labels, summary,
+                   window_kind, window_name, change_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                s.at_ms,
+                s.fingerprint,
+                s.rule,
+                s.host,
+                json(&s.labels)?,
+                s.summary,
+                s.window_kind,
+                s.window_name,
+                s.change_id
+            ])?;
+        s.id = self.0.last_insert_rowid();
         Ok(())
     }
 }

@@ -44,7 +44,14 @@ fn harness(db: &Path, now: i64) -> Harness {
     let state = Arc::new(RwLock::new(State::default()));
     let metrics = Arc::new(Metrics::new(state.clone(), Some(Duration::from_secs(60))));
     let store = Store::open(db).unwrap();
-    let engine = Engine::new(config.rules, store, state.clone(), metrics.clone(), now).unwrap();
+    let engine = Engine::new(
+        Setup::from_config(&config),
+        store,
+        state.clone(),
+        metrics.clone(),
+        now,
+    )
+    .unwrap();
     Harness {
         engine,
         seq: 0,
@@ -189,6 +196,23 @@ fn each_series_is_its_own_incident_and_a_new_breach_a_new_incident() {
     h.push(
         "web-01",
         T0 + 30 * S,
+        &[("filesystem_used_ratio", root, 0.97)],
+    );
+    // Back within `reopen_within` (1h): the same incident reopens.
+    let v = h.incidents();
+    assert_eq!(v.len(), 2);
+    assert_eq!((v[0].state, v[0].occurrences), (IncidentState::Open, 2));
+    let kinds: Vec<&str> = v[0].events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "restored", "resolved", "reopened"]);
+    // Resolved, then breaching again more than an hour later: a new incident.
+    h.push(
+        "web-01",
+        T0 + 40 * S,
+        &[("filesystem_used_ratio", root, 0.5)],
+    );
+    h.push(
+        "web-01",
+        T0 + 40 * S + 3_600 * S + 1,
         &[("filesystem_used_ratio", root, 0.97)],
     );
     let v = h.incidents();
