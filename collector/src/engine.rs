@@ -732,6 +732,8 @@ impl Engine {
             .map_err(ActionError::ProblemConflict)?;
         self.store.write(|tx| tx.save_problem(&mut next))?;
         self.problems.remove(&fp);
+        // The root cause is fixed: recurrence counts start over.
+        self.recurrences.remove(&fp);
         self.metrics.problems_open.dec();
         tracing::info!(id, actor, "problem resolved");
         Ok(next)

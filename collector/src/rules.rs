@@ -410,8 +410,10 @@ fn step(
             ..
         } => {
             if !cond.breaching {
-                let keep = matches!(timing.trigger, Trigger::Failures { of, .. }
-                    if alert.recent & window_mask(of) != 0);
+                // `failures: N` (consecutive) starts over on a good result;
+                // `{count, of}` keeps waiting while a breach is in the window.
+                let keep = matches!(timing.trigger, Trigger::Failures { count, of }
+                    if count < of && alert.recent & window_mask(of) != 0);
                 if !keep {
                     alert.state = AlertState::Inactive;
                 }

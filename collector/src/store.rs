@@ -310,12 +310,17 @@ impl Store {
     }
 
     /// `(fingerprint, at, incident id)` of every detection and reopening since
-    /// `since_ms`, oldest first: what problem detection counts.
+    /// `since_ms`, oldest first: what problem detection counts. Occurrences
+    /// of a fingerprint up to the resolution of its latest resolved problem
+    /// are left out: once a problem is resolved the count starts over.
     pub fn occurrences_since(&self, since_ms: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT i.fingerprint, e.at, i.id FROM incident_events e
                JOIN incidents i ON i.id = e.incident_id
               WHERE e.kind IN ('opened', 'reopened') AND e.at >= ?1
+                AND e.at > COALESCE((SELECT MAX(p.resolved_at) FROM problems p
+                                      WHERE p.fingerprint = i.fingerprint
+                                        AND p.state = 'resolved'), 0)
               ORDER BY e.at, e.id",
         )?;
         let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;

@@ -5,7 +5,8 @@ use vedette_protocol::{AgentInfo, CheckKind, CheckResult, Sample, Status};
 
 use super::*;
 use crate::config::Config;
-use crate::incidents::IncidentState;
+use crate::incidents::{IncidentState, ProblemState};
+use crate::windows::{ChangeOutcome, ScopeSpec};
 
 const T0: i64 = 1_763_700_000_000;
 const S: i64 = 1000;
@@ -40,7 +41,11 @@ struct Harness {
 }
 
 fn harness(db: &Path, now: i64) -> Harness {
-    let config = Config::from_yaml("t.yaml", RULES).unwrap();
+    harness_with(db, now, RULES)
+}
+
+fn harness_with(db: &Path, now: i64, yaml: &str) -> Harness {
+    let config = Config::from_yaml("t.yaml", yaml).unwrap();
     let state = Arc::new(RwLock::new(State::default()));
     let metrics = Arc::new(Metrics::new(state.clone(), Some(Duration::from_secs(60))));
     let store = Store::open(db).unwrap();
@@ -88,6 +93,37 @@ impl Harness {
                 .collect(),
             checks: Vec::new(),
         }
+    }
+
+    /// One batch from `host` (with `labels`) carrying check `name`'s result.
+    fn check(&mut self, host: &str, now: i64, name: &str, status: Status) {
+        let mut b = self.batch(host, now, &[]);
+        b.checks = vec![CheckResult {
+            name: name.into(),
+            kind: CheckKind::Tcp,
+            target: "127.0.0.1:5432".into(),
+            labels: Default::default(),
+            ts_ms: now - 100,
+            status,
+            latency_s: 0.01,
+            message: format!("{} for test", status.as_str()),
+        }];
+        self.engine.apply(&b, now).unwrap();
+    }
+
+    fn push_labelled(
+        &mut self,
+        host: &str,
+        host_labels: &[(&str, &str)],
+        now: i64,
+        samples: &[SampleSpec<'_>],
+    ) {
+        let mut b = self.batch(host, now, samples);
+        b.agent.labels = host_labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.engine.apply(&b, now).unwrap();
     }
 
     fn push(&mut self, host: &str, now: i64, samples: &[SampleSpec<'_>]) -> PushAck {
@@ -466,4 +502,466 @@ async fn thread_handle_round_trip() {
     // The thread flushed hosts on its way out.
     let store = Store::open(&path).unwrap();
     assert_eq!(store.hosts().unwrap()[0].last_seq, 1);
+}
+
+/// The kinds of an incident's timeline, in order.
+fn kinds(i: &Incident) -> Vec<&'static str> {
+    i.events.iter().map(|e| e.kind.as_str()).collect()
+}
+
+#[test]
+fn failures_count_consecutive_results() {
+    let (_d, path) = db();
+    let yaml = "rules:\n  - {name: db_down, check: db, status: critical, failures: 3}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    use Status::*;
+    // (status, incidents open afterwards)
+    let steps = [
+        (Critical, 0),
+        (Critical, 0),
+        (Ok, 0), // resets the run
+        (Critical, 0),
+        (Critical, 0),
+        (Critical, 1), // third in a row
+        (Critical, 1),
+    ];
+    for (i, (status, open)) in steps.into_iter().enumerate() {
+        h.check("db-01", T0 + i as i64 * 10 * S, "db", status);
+        let live = h.incidents().iter().filter(|x| x.state.is_live()).count();
+        assert_eq!(live, open, "after step {i} ({status:?})");
+    }
+    // started_at is the first result of the run that fired, not of the earlier one.
+    assert_eq!(h.incidents()[0].started_at_ms, T0 + 30 * S - 100);
+}
+
+#[test]
+fn resolve_after_waits_for_the_condition_to_stay_clear() {
+    let (_d, path) = db();
+    let yaml = "rules:\n  - {name: disk, metric: d, above: 0.9, resolve_after: 2m}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    h.push("h", T0, &[("d", &[], 0.95)]);
+    h.push("h", T0 + 10 * S, &[("d", &[], 0.5)]);
+    h.engine.tick(T0 + 100 * S).unwrap();
+    assert_eq!(
+        h.incidents()[0].state,
+        IncidentState::Open,
+        "clear for 90 s only"
+    );
+    h.push("h", T0 + 110 * S, &[("d", &[], 0.95)]); // back: the wait starts over
+    h.push("h", T0 + 120 * S, &[("d", &[], 0.5)]);
+    // Keep the host reporting (a silent host decides nothing).
+    for t in (130..=230).step_by(10) {
+        h.push("h", T0 + t * S, &[("d", &[], 0.5)]);
+    }
+    h.engine.tick(T0 + 239 * S).unwrap();
+    assert_eq!(h.incidents()[0].state, IncidentState::Open);
+    h.engine.tick(T0 + 240 * S).unwrap();
+    let i = &h.incidents()[0];
+    assert_eq!(i.state, IncidentState::Resolved);
+    assert_eq!(i.restored_at_ms, Some(T0 + 240 * S));
+    assert_eq!(
+        h.incidents().len(),
+        1,
+        "the re-breach did not open a second incident"
+    );
+}
+
+#[test]
+fn selectors_choose_hosts_and_series() {
+    let (_d, path) = db();
+    let yaml = r#"
+rules:
+  - name: db_root_full
+    metric: filesystem_used_ratio
+    above: 0.9
+    hosts: ["db-*"]
+    host_labels: {env: "~^prod"}
+    labels: {mountpoint: "/", device: "~^/dev/sd"}
+  - name: db_silent
+    absent_for: 60s
+    host_labels: {role: db}
+"#;
+    let mut h = harness_with(&path, T0, yaml);
+    let root_sd: &[(&str, &str)] = &[("mountpoint", "/"), ("device", "/dev/sda1")];
+    let root_nvme: &[(&str, &str)] = &[("mountpoint", "/"), ("device", "/dev/nvme0n1p1")];
+    let var_sd: &[(&str, &str)] = &[("mountpoint", "/var"), ("device", "/dev/sdb1")];
+    // (host, host labels, series labels, opens?)
+    let cases: &[(&str, &[(&str, &str)], &[(&str, &str)], bool)] = &[
+        (
+            "db-01",
+            &[("env", "prod-eu"), ("role", "db")],
+            root_sd,
+            true,
+        ),
+        (
+            "db-02",
+            &[("env", "prod"), ("role", "db")],
+            root_nvme,
+            false,
+        ),
+        ("db-03", &[("env", "prod"), ("role", "db")], var_sd, false),
+        (
+            "db-04",
+            &[("env", "staging"), ("role", "db")],
+            root_sd,
+            false,
+        ),
+        (
+            "web-01",
+            &[("env", "prod"), ("role", "web")],
+            root_sd,
+            false,
+        ),
+    ];
+    for (host, hl, sl, _) in cases {
+        h.push_labelled(host, hl, T0, &[("filesystem_used_ratio", sl, 0.95)]);
+    }
+    let opened: Vec<String> = h.incidents().iter().map(|i| i.host.clone()).collect();
+    let want: Vec<String> = cases
+        .iter()
+        .filter(|c| c.3)
+        .map(|c| c.0.to_string())
+        .collect();
+    assert_eq!(opened, want);
+    // The heartbeat rule watches only role=db hosts.
+    h.engine.tick(T0 + 61 * S).unwrap();
+    let mut down: Vec<String> = h
+        .incidents()
+        .iter()
+        .filter(|i| i.rule == "db_silent")
+        .map(|i| i.host.clone())
+        .collect();
+    down.sort();
+    assert_eq!(down, ["db-01", "db-02", "db-03", "db-04"]);
+}
+
+#[test]
+fn templates_render_summary_and_description() {
+    let (_d, path) = db();
+    let yaml = r#"
+rules:
+  - name: disk_full
+    metric: filesystem_used_ratio
+    above: 0.9
+    summary: "{{ host }}: {{ labels.mountpoint }} is {{ (value * 100) | round | int }}% full"
+    description: "{{ rule }} fired above {{ threshold }} ({{ host_labels.team }} team)"
+  - name: broken
+    metric: m
+    above: 1
+    summary: "{{ labels.nope }}"
+"#;
+    let mut h = harness_with(&path, T0, yaml);
+    h.push_labelled(
+        "web-01",
+        &[("team", "storage")],
+        T0,
+        &[
+            ("filesystem_used_ratio", &[("mountpoint", "/var")], 0.934),
+            ("m", &[], 2.0),
+        ],
+    );
+    let v = h.incidents();
+    assert_eq!(v[0].summary, "web-01: /var is 93% full");
+    assert_eq!(v[0].description, "disk_full fired above 0.9 (storage team)");
+    // A template that fails at render time falls back to the built-in text.
+    assert_eq!(v[1].summary, "broken on web-01: m is 2 (above 1)");
+}
+
+#[test]
+fn resolved_incidents_close_after_and_then_cannot_reopen() {
+    let (_d, path) = db();
+    let yaml = "incidents: {reopen_within: 10m, close_after: 1h}\nrules:\n  - {name: d, metric: d, above: 0.9}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    h.push("h", T0, &[("d", &[], 0.95)]);
+    h.push("h", T0 + 10 * S, &[("d", &[], 0.5)]);
+    h.engine.tick(T0 + 10 * S + 3_599 * S).unwrap();
+    assert_eq!(h.incidents()[0].state, IncidentState::Resolved);
+    h.engine.tick(T0 + 10 * S + 3_600 * S).unwrap();
+    let i = &h.incidents()[0];
+    assert_eq!(i.state, IncidentState::Closed);
+    assert_eq!(i.closed_at_ms, Some(T0 + 3_610 * S));
+    assert_eq!(kinds(i), ["opened", "restored", "resolved", "closed"]);
+    h.push("h", T0 + 4_000 * S, &[("d", &[], 0.95)]);
+    let v = h.incidents();
+    assert_eq!(v.len(), 2, "a closed incident never reopens");
+    assert_eq!(v[1].state, IncidentState::Open);
+}
+
+#[test]
+fn flapping_keeps_one_incident_open_until_it_settles() {
+    let (_d, path) = db();
+    let yaml = "rules:\n  - {name: api_down, check: api, status: critical}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    // Alternating for ten results, then steadily fine.
+    let seq: Vec<bool> = (0..10).map(|i| i % 2 == 0).chain([false; 25]).collect();
+    let mut seen_flapping_open = false;
+    for (i, bad) in seq.into_iter().enumerate() {
+        let status = if bad { Status::Critical } else { Status::Ok };
+        h.check("web-01", T0 + i as i64 * 10 * S, "api", status);
+        let v = h.incidents();
+        assert_eq!(v.len(), 1, "one incident all along (step {i})");
+        if (6..28).contains(&i) {
+            assert!(
+                v[0].flapping && v[0].state == IncidentState::Open,
+                "step {i}: open and flapping, got {:?} flapping={}",
+                v[0].state,
+                v[0].flapping
+            );
+            seen_flapping_open = true;
+        }
+    }
+    assert!(seen_flapping_open);
+    let i = &h.incidents()[0];
+    assert_eq!((i.state, i.flapping), (IncidentState::Resolved, false));
+    assert_eq!(
+        i.occurrences, 3,
+        "opened, reopened twice, then flapping held it"
+    );
+    assert_eq!(
+        kinds(i),
+        [
+            "opened",
+            "restored",
+            "resolved",
+            "reopened",
+            "restored",
+            "resolved",
+            "reopened",
+            "flapping_started",
+            "flapping_stopped",
+            "restored",
+            "resolved"
+        ]
+    );
+}
+
+#[test]
+fn the_third_occurrence_opens_a_problem_linking_them() {
+    let (_d, path) = db();
+    let yaml = "incidents: {reopen_within: 1m, problem_after: {count: 3, within: 24h}}\nrules:\n  - {name: d, metric: d, above: 0.9}\n";
+    // A breach, then healthy samples every 10 s (without them, back-to-back
+    // breach/clear pairs would rightly count as flapping).
+    let cycle = |h: &mut Harness, at: i64| {
+        h.push("h", at, &[("d", &[], 0.95)]);
+        for k in 1..=25 {
+            h.push("h", at + k * 10 * S, &[("d", &[], 0.5)]);
+        }
+    };
+    let mut h = harness_with(&path, T0, yaml);
+    cycle(&mut h, T0);
+    cycle(&mut h, T0 + 600 * S);
+    assert!(h.engine.store.problems(None, 10).unwrap().is_empty());
+    assert_eq!(h.metrics.problems_open.get(), 0);
+    cycle(&mut h, T0 + 1_200 * S);
+    let problems = h.engine.store.problems(None, 10).unwrap();
+    assert_eq!(problems.len(), 1);
+    let p = &problems[0];
+    assert_eq!((p.rule.as_str(), p.host.as_str()), ("d", "h"));
+    assert_eq!(p.incident_ids, [1, 2, 3]);
+    assert_eq!(p.opened_at_ms, T0 + 1_200 * S);
+    assert!(h.incidents().iter().all(|i| i.problem_id == Some(p.id)));
+    assert_eq!(h.metrics.problems_open.get(), 1);
+    // The problem survives a restart, and the next occurrence joins it.
+    drop(h);
+    let mut h = harness_with(&path, T0 + 1_300 * S, yaml);
+    assert_eq!(h.metrics.problems_open.get(), 1);
+    cycle(&mut h, T0 + 1_800 * S);
+    let p = h.engine.store.problem(1).unwrap();
+    assert_eq!(p.incident_ids, [1, 2, 3, 4]);
+    // Resolved by someone; the count starts over.
+    let r = h
+        .engine
+        .resolve_problem(1, "alice", Some("replaced the disk".into()), T0 + 2_000 * S)
+        .unwrap();
+    assert_eq!(
+        (r.state, r.resolved_by.as_deref()),
+        (ProblemState::Resolved, Some("alice"))
+    );
+    assert!(matches!(
+        h.engine.resolve_problem(1, "alice", None, T0 + 2_001 * S),
+        Err(ActionError::ProblemConflict(_))
+    ));
+    assert!(matches!(
+        h.engine.resolve_problem(9, "alice", None, T0 + 2_001 * S),
+        Err(ActionError::ProblemNotFound(9))
+    ));
+    cycle(&mut h, T0 + 2_400 * S);
+    assert_eq!(h.engine.store.problems(None, 10).unwrap().len(), 1);
+    assert_eq!(h.incidents()[4].problem_id, None);
+    assert_eq!(h.metrics.problems_open.get(), 0);
+    // Also after a restart: the occurrences before the resolution do not count.
+    drop(h);
+    let mut h = harness_with(&path, T0 + 2_700 * S, yaml);
+    cycle(&mut h, T0 + 3_000 * S);
+    assert_eq!(h.engine.store.problems(None, 10).unwrap().len(), 1);
+    cycle(&mut h, T0 + 3_600 * S);
+    let problems = h.engine.store.problems(None, 10).unwrap();
+    assert_eq!(problems.len(), 2, "5th, 6th and 7th incidents recur again");
+    assert_eq!(problems[0].incident_ids, [5, 6, 7]);
+}
+
+fn change(title: &str, hosts: &[&str], start: i64, end: i64, verify_s: u64) -> NewChange {
+    NewChange {
+        title: title.into(),
+        scope: ScopeSpec {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            host_labels: Default::default(),
+        },
+        start_ms: start,
+        end_ms: end,
+        verify_for: Duration::from_secs(verify_s),
+    }
+}
+
+#[test]
+fn a_change_suppresses_breaches_in_scope_and_fails_if_it_breaks_things() {
+    let (_d, path) = db();
+    let yaml = "rules:\n  - {name: d, metric: d, above: 0.9}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    let c = h
+        .engine
+        .create_change(
+            change("upgrade web", &["web-*"], T0, T0 + 600 * S, 1_800),
+            "bob",
+            T0 - S,
+        )
+        .unwrap();
+    let ok = h
+        .engine
+        .create_change(
+            change("rotate db certs", &["db-*"], T0, T0 + 600 * S, 1_800),
+            "bob",
+            T0 - S,
+        )
+        .unwrap();
+    // In the window: a breach on web (in scope) is suppressed, one on db-01 is not
+    // in the first change's scope but is in the second's; app-01 is in none.
+    h.push("web-01", T0 + 10 * S, &[("d", &[], 0.95)]);
+    h.push("web-01", T0 + 20 * S, &[("d", &[], 0.5)]);
+    h.push("app-01", T0 + 30 * S, &[("d", &[], 0.95)]);
+    let v = h.incidents();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].host, "app-01");
+    let sup = h.engine.store.suppressions(10).unwrap();
+    assert_eq!(sup.len(), 1);
+    assert_eq!(
+        (sup[0].host.as_str(), sup[0].window_kind, sup[0].change_id),
+        ("web-01", "change", Some(c.id))
+    );
+    assert_eq!(
+        h.metrics.suppressed.with_label_values(&["d"]).get(),
+        1,
+        "counted"
+    );
+    // Breaching again late in the window and still breaching after it ends:
+    // the incident opens at the end and the change has failed.
+    h.push("web-01", T0 + 590 * S, &[("d", &[], 0.96)]);
+    h.push("web-01", T0 + 600 * S, &[("d", &[], 0.97)]);
+    h.engine.tick(T0 + 600 * S).unwrap();
+    let v = h.incidents();
+    assert_eq!(v.len(), 2);
+    assert_eq!(
+        (v[1].host.as_str(), v[1].state),
+        ("web-01", IncidentState::Open)
+    );
+    assert_eq!(
+        v[1].started_at_ms,
+        T0 + 590 * S - 500,
+        "from the first breaching sample"
+    );
+    let changes = h.engine.store.changes(false, 10).unwrap();
+    let failed = changes.iter().find(|x| x.id == c.id).unwrap();
+    assert_eq!(failed.outcome, Some(ChangeOutcome::Failed));
+    assert!(
+        failed.outcome_note.as_deref().unwrap().contains("web-01"),
+        "{:?}",
+        failed.outcome_note
+    );
+    // The clean change succeeds once verify_for has passed.
+    h.engine.tick(T0 + 2_399 * S).unwrap();
+    assert_eq!(h.engine.store.changes(true, 10).unwrap().len(), 1);
+    h.engine.tick(T0 + 2_400 * S).unwrap();
+    let clean = h.engine.store.changes(false, 10).unwrap();
+    let clean = clean.iter().find(|x| x.id == ok.id).unwrap();
+    assert_eq!(clean.outcome, Some(ChangeOutcome::Successful));
+    let count = |o: &str| h.metrics.changes.with_label_values(&[o]).get();
+    assert_eq!((count("successful"), count("failed")), (1, 1));
+}
+
+#[test]
+fn a_breach_within_verify_for_fails_the_change() {
+    let (_d, path) = db();
+    let yaml = "rules:\n  - {name: d, metric: d, above: 0.9}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    let c = h
+        .engine
+        .create_change(change("deploy", &["*"], T0, T0 + 60 * S, 600), "ci", T0)
+        .unwrap();
+    h.push("web-01", T0 + 300 * S, &[("d", &[], 0.95)]);
+    assert_eq!(
+        h.incidents().len(),
+        1,
+        "after the window the breach opens an incident"
+    );
+    let got = h.engine.store.changes(false, 1).unwrap();
+    assert_eq!(
+        (got[0].id, got[0].outcome),
+        (c.id, Some(ChangeOutcome::Failed))
+    );
+    // Decided: counted once even though the tick runs again.
+    h.engine.tick(T0 + 3_600 * S).unwrap();
+    assert_eq!(h.metrics.changes.with_label_values(&["failed"]).get(), 1);
+    assert_eq!(
+        h.metrics.changes.with_label_values(&["successful"]).get(),
+        0
+    );
+}
+
+#[test]
+fn maintenance_windows_suppress_only_their_scope_and_time() {
+    use chrono::{Datelike, TimeZone, Timelike};
+    let (_d, path) = db();
+    // A weekly UTC window starting on T0's weekday at T0's hour, for one hour.
+    let t0 = chrono::Utc.timestamp_millis_opt(T0).unwrap();
+    let yaml = format!(
+        "maintenance:\n  - name: patching\n    scope: {{host_labels: {{role: db}}}}\n    schedule: {{timezone: UTC, weekly: [{{day: {}, start: \"{:02}:00\", duration: 1h}}]}}\nrules:\n  - {{name: d, metric: d, above: 0.9}}\n",
+        t0.weekday(),
+        t0.hour()
+    );
+    let start = T0 - i64::from(t0.minute()) * 60 * S - i64::from(t0.second()) * S;
+    let mut h = harness_with(&path, T0, &yaml);
+    let db: &[(&str, &str)] = &[("role", "db")];
+    let web: &[(&str, &str)] = &[("role", "web")];
+    h.push_labelled("db-01", db, start + 10 * S, &[("d", &[], 0.95)]);
+    h.push_labelled("web-01", web, start + 10 * S, &[("d", &[], 0.95)]);
+    let hosts: Vec<String> = h.incidents().iter().map(|i| i.host.clone()).collect();
+    assert_eq!(hosts, ["web-01"]);
+    let sup = h.engine.store.suppressions(10).unwrap();
+    assert_eq!(
+        (sup[0].window_kind, sup[0].window_name.as_str()),
+        ("maintenance", "patching")
+    );
+    // The breach clears inside the window: nothing ever opens for db-01.
+    h.push_labelled("db-01", db, start + 20 * S, &[("d", &[], 0.5)]);
+    h.engine.tick(start + 3_600 * S).unwrap();
+    assert_eq!(h.incidents().len(), 1);
+    // After the window, db-01 breaching opens an incident as usual.
+    h.push_labelled("db-01", db, start + 3_700 * S, &[("d", &[], 0.95)]);
+    assert_eq!(h.incidents().len(), 2);
+}
+
+#[test]
+fn resolved_incidents_reopen_after_a_restart() {
+    let (_d, path) = db();
+    let yaml = "rules:\n  - {name: d, metric: d, above: 0.9}\n";
+    {
+        let mut h = harness_with(&path, T0, yaml);
+        h.push("h", T0, &[("d", &[], 0.95)]);
+        h.push("h", T0 + 10 * S, &[("d", &[], 0.5)]);
+    }
+    let mut h = harness_with(&path, T0 + 60 * S, yaml);
+    h.push("h", T0 + 70 * S, &[("d", &[], 0.95)]);
+    let v = h.incidents();
+    assert_eq!(v.len(), 1);
+    assert_eq!((v[0].state, v[0].occurrences), (IncidentState::Open, 2));
 }
