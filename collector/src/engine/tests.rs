@@ -586,7 +586,8 @@ rules:
     let root_nvme: &[(&str, &str)] = &[("mountpoint", "/"), ("device", "/dev/nvme0n1p1")];
     let var_sd: &[(&str, &str)] = &[("mountpoint", "/var"), ("device", "/dev/sdb1")];
     // (host, host labels, series labels, opens?)
-    let cases: &[(&str, &[(&str, &str)], &[(&str, &str)], bool)] = &[
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(&str, Pairs<'_>, Pairs<'_>, bool)] = &[
         (
             "db-01",
             &[("env", "prod-eu"), ("role", "db")],
