@@ -1,5 +1,5 @@
-//! `vedette-collector incidents …`: a client of the collector's REST API, with
-//! a table for people and `--json` for scripts.
+//! `vedette-collector incidents|problems|changes …`: a client of the
+//! collector's REST API, with a table for people and `--json` for scripts.
 
 use std::fmt::Write as _;
 
@@ -38,33 +38,42 @@ impl Client {
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             let msg = body["error"].as_str().unwrap_or("no error message");
-            bail!("{status}: {msg}");
+            match body["field"].as_str() {
+                Some(field) => bail!("{status}: {field}: {msg}"),
+                None => bail!("{status}: {msg}"),
+            }
         }
         Ok(body)
     }
 
+    /// `GET {path}` with optional query pairs.
+    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.url)).query(query))
+            .await
+    }
+
+    /// `POST {path}` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.url)).json(body))
+            .await
+    }
+
     /// `GET /api/v1/incidents[?state=]`.
     pub async fn list(&self, state: Option<&str>) -> anyhow::Result<Value> {
-        let mut req = self.http.get(format!("{}/api/v1/incidents", self.url));
-        if let Some(s) = state {
-            req = req.query(&[("state", s)]);
-        }
-        self.send(req).await
+        let q: Vec<(&str, &str)> = state.map(|s| ("state", s)).into_iter().collect();
+        self.get("/api/v1/incidents", &q).await
     }
 
     /// `GET /api/v1/incidents/{id}`.
     pub async fn show(&self, id: i64) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}/api/v1/incidents/{id}", self.url)))
-            .await
+        self.get(&format!("/api/v1/incidents/{id}"), &[]).await
     }
 
     /// `POST /api/v1/incidents/{id}/{action}` with an optional note.
     pub async fn act(&self, id: i64, action: &str, note: Option<&str>) -> anyhow::Result<Value> {
-        let body = serde_json::json!({ "note": note });
-        self.send(
-            self.http
-                .post(format!("{}/api/v1/incidents/{id}/{action}", self.url))
-                .json(&body),
+        self.post(
+            &format!("/api/v1/incidents/{id}/{action}"),
+            &serde_json::json!({ "note": note }),
         )
         .await
     }
@@ -78,28 +87,21 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// A table of incidents, one per line.
-pub fn table(incidents: &Value) -> String {
-    let rows: Vec<[String; 7]> = incidents
+/// One column of a table: its heading and how to get a cell from a row.
+pub type Column = (&'static str, fn(&Value) -> String);
+
+/// Rows of a JSON array as an aligned table; the last column is not padded.
+pub fn render(rows: &Value, columns: &[Column], empty: &str) -> String {
+    let rows: Vec<Vec<String>> = rows
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|i| {
-                    [
-                        text(&i["id"]),
-                        text(&i["state"]),
-                        format!("P{}", text(&i["priority"])),
-                        text(&i["rule"]),
-                        text(&i["host"]),
-                        text(&i["detected_at"]),
-                        text(&i["summary"]),
-                    ]
-                })
+                .map(|r| columns.iter().map(|(_, cell)| cell(r)).collect())
                 .collect()
         })
         .unwrap_or_default();
-    let head = ["ID", "STATE", "PRIO", "RULE", "HOST", "DETECTED", "SUMMARY"].map(String::from);
-    let mut widths = head.clone().map(|h| h.len());
+    let head: Vec<String> = columns.iter().map(|(h, _)| h.to_string()).collect();
+    let mut widths: Vec<usize> = head.iter().map(String::len).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
@@ -108,7 +110,7 @@ pub fn table(incidents: &Value) -> String {
     let mut out = String::new();
     for r in std::iter::once(&head).chain(&rows) {
         let mut line = String::new();
-        for (i, (c, w)) in r.iter().zip(widths).enumerate() {
+        for (i, (c, w)) in r.iter().zip(&widths).enumerate() {
             if i + 1 == r.len() {
                 line.push_str(c);
             } else {
@@ -119,7 +121,95 @@ pub fn table(incidents: &Value) -> String {
         out.push('\n');
     }
     if rows.is_empty() {
-        out.push_str("(no incidents)\n");
+        let _ = writeln!(out, "({empty})");
+    }
+    out
+}
+
+/// A table of incidents, one per line.
+pub fn table(incidents: &Value) -> String {
+    render(
+        incidents,
+        &[
+            ("ID", |i| text(&i["id"])),
+            ("STATE", |i| {
+                let s = text(&i["state"]);
+                if i["flapping"] == Value::Bool(true) {
+                    format!("{s}~")
+                } else {
+                    s
+                }
+            }),
+            ("PRIO", |i| format!("P{}", text(&i["priority"]))),
+            ("RULE", |i| text(&i["rule"])),
+            ("HOST", |i| text(&i["host"])),
+            ("DETECTED", |i| text(&i["detected_at"])),
+            ("SUMMARY", |i| text(&i["summary"])),
+        ],
+        "no incidents",
+    )
+}
+
+/// A table of problems.
+pub fn problems_table(problems: &Value) -> String {
+    render(
+        problems,
+        &[
+            ("ID", |p| text(&p["id"])),
+            ("STATE", |p| text(&p["state"])),
+            ("RULE", |p| text(&p["rule"])),
+            ("HOST", |p| text(&p["host"])),
+            ("OPENED", |p| text(&p["opened_at"])),
+            ("INCIDENTS", |p| {
+                p["incident_ids"]
+                    .as_array()
+                    .map(|a| a.iter().map(text).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default()
+            }),
+        ],
+        "no problems",
+    )
+}
+
+/// A table of changes.
+pub fn changes_table(changes: &Value) -> String {
+    render(
+        changes,
+        &[
+            ("ID", |c| text(&c["id"])),
+            ("STATE", |c| text(&c["state"])),
+            ("START", |c| text(&c["start"])),
+            ("END", |c| text(&c["end"])),
+            ("SCOPE", |c| scope(&c["scope"])),
+            ("TITLE", |c| text(&c["title"])),
+        ],
+        "no changes",
+    )
+}
+
+fn scope(s: &Value) -> String {
+    let mut parts: Vec<String> = s["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    if let Some(m) = s["host_labels"].as_object() {
+        parts.extend(m.iter().map(|(k, v)| format!("{k}={}", text(v))));
+    }
+    parts.join(",")
+}
+
+/// Any single object as `key  value` lines (problems, changes).
+pub fn fields(v: &Value) -> String {
+    let mut out = String::new();
+    for (k, val) in v.as_object().into_iter().flatten() {
+        let shown = match val {
+            Value::Object(_) => scope(val),
+            Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
+            other => text(other),
+        };
+        let _ = writeln!(out, "{k:<16}{shown}");
     }
     out
 }
@@ -145,6 +235,9 @@ pub fn detail(i: &Value) -> String {
         "resolved_at",
         "closed_at",
         "resolution",
+        "occurrences",
+        "problem_id",
+        "flapping",
         "fingerprint",
     ] {
         let _ = writeln!(out, "{key:<16}{}", text(&i[key]));
@@ -182,5 +275,15 @@ mod tests {
         assert!(lines[0].starts_with("ID  STATE  PRIO  RULE"), "{t}");
         assert!(lines[1].starts_with("12  open   P1    host_down"), "{t}");
         assert!(table(&serde_json::json!([])).contains("(no incidents)"));
+        let c = serde_json::json!([{"id": 3, "state": "verifying", "start": "a", "end": "b",
+            "scope": {"hosts": ["web-*"], "host_labels": {"role": "db"}}, "title": "kernel"}]);
+        let t = changes_table(&c);
+        assert!(
+            t.lines().nth(1).unwrap().ends_with("web-*,role=db  kernel"),
+            "{t}"
+        );
+        let p = serde_json::json!([{"id": 1, "state": "open", "rule": "r", "host": "h",
+            "opened_at": "t", "incident_ids": [4, 9]}]);
+        assert!(problems_table(&p).lines().nth(1).unwrap().ends_with("4,9"));
     }
 }

@@ -874,7 +874,7 @@ impl Engine {
             .and_then(|id| self.resolved.get(id))
             .filter(|i| {
                 i.resolved_at_ms
-                    .is_some_and(|t| now_ms.saturating_sub(t) <= reopen_ms)
+                    .is_some_and(|t| now_ms.saturating_sub(t) < reopen_ms)
             })
             .cloned();
         let reopened = previous.is_some();

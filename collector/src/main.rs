@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use vedette_collector::client::{self, Client};
 use vedette_collector::config::{Config, EMBEDDED};
@@ -19,8 +20,12 @@ const EX_USAGE: u8 = 64;
 /// SQLite under ./vedette-data/, the default rules (host_down, cpu_high,
 /// memory_high, disk_full, check_critical). Print it with `default-config`.
 ///
-/// Endpoints: POST /api/v1/push, GET /api/v1/incidents, GET /metrics,
-/// GET /healthz, GET /readyz. Logs go to stderr; set RUST_LOG (default info).
+/// Endpoints: POST /api/v1/push, /api/v1/incidents, /api/v1/problems,
+/// /api/v1/changes, /api/v1/suppressions, GET /metrics, GET /healthz,
+/// GET /readyz. Logs go to stderr; set RUST_LOG (default info).
+///
+/// The incidents, problems and changes subcommands talk to a running
+/// collector (--url, default http://127.0.0.1:9850; VEDETTE_TOKEN for the API token).
 #[derive(Debug, Parser)]
 #[command(name = "vedette-collector", version, about, long_about)]
 struct Cli {
@@ -45,21 +50,95 @@ enum Command {
     Incidents {
         #[command(subcommand)]
         action: IncidentsAction,
-        /// The collector's base URL.
-        #[arg(
-            long,
-            global = true,
-            env = "VEDETTE_URL",
-            default_value = "http://127.0.0.1:9850"
-        )]
-        url: String,
-        /// API token (prefer the VEDETTE_TOKEN environment variable: command
-        /// lines are visible to other users).
-        #[arg(long, global = true, env = "VEDETTE_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// Print the API's JSON instead of a table.
-        #[arg(long, global = true)]
-        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List, show and resolve problems (recurring incidents).
+    Problems {
+        #[command(subcommand)]
+        action: ProblemsAction,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List and record planned changes: breaches in their scope are
+    /// suppressed while they run and fail them if they follow.
+    Changes {
+        #[command(subcommand)]
+        action: ChangesAction,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// How to reach the API.
+#[derive(Debug, Args)]
+struct ApiArgs {
+    /// The collector's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "VEDETTE_URL",
+        default_value = "http://127.0.0.1:9850"
+    )]
+    url: String,
+    /// API token (prefer the VEDETTE_TOKEN environment variable: command
+    /// lines are visible to other users).
+    #[arg(long, global = true, env = "VEDETTE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProblemsAction {
+    /// List problems, newest first.
+    List {
+        /// Only problems in this state: open, resolved.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show one problem and the incidents it links.
+    Show { id: i64 },
+    /// Resolve a problem once its root cause is fixed.
+    Resolve {
+        id: i64,
+        /// What was done about the root cause.
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ChangesAction {
+    /// List changes, newest first.
+    List,
+    /// Record a planned change.
+    ///
+    /// Example: vedette-collector changes create --title "kernel update"
+    /// --host 'web-*' --duration 1h --verify-for 30m
+    Create {
+        /// What the change is.
+        #[arg(long)]
+        title: String,
+        /// Host-name glob in scope (repeat for more).
+        #[arg(long = "host", value_name = "GLOB")]
+        hosts: Vec<String>,
+        /// Host label in scope, KEY=VALUE (repeat for more; VALUE may be ~regex).
+        #[arg(long = "host-label", value_name = "KEY=VALUE")]
+        host_labels: Vec<String>,
+        /// When it starts (RFC 3339); default now.
+        #[arg(long)]
+        start: Option<String>,
+        /// When it ends (RFC 3339).
+        #[arg(long, conflicts_with = "duration")]
+        end: Option<String>,
+        /// How long it lasts from the start (e.g. 2h); instead of --end.
+        #[arg(long)]
+        duration: Option<humantime::Duration>,
+        /// How long after the end a breach in scope fails the change.
+        #[arg(long, default_value = "30m")]
+        verify_for: humantime::Duration,
     },
 }
 
@@ -127,21 +206,9 @@ async fn async_main(cli: Cli) -> ExitCode {
             print!("{EMBEDDED}");
             ExitCode::SUCCESS
         }
-        Some(Command::Incidents {
-            action,
-            url,
-            token,
-            json,
-        }) => match incidents(action, &url, token, json).await {
-            Ok(out) => {
-                print!("{out}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("vedette-collector: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Some(Command::Incidents { action, api }) => client_output(incidents(action, api).await),
+        Some(Command::Problems { action, api }) => client_output(problems(action, api).await),
+        Some(Command::Changes { action, api }) => client_output(changes(action, api).await),
         None => {
             let config = match &cli.config {
                 Some(path) => Config::load(path),
@@ -168,26 +235,107 @@ async fn async_main(cli: Cli) -> ExitCode {
     }
 }
 
-async fn incidents(
-    action: IncidentsAction,
-    url: &str,
-    token: Option<String>,
-    json: bool,
-) -> anyhow::Result<String> {
-    let c = Client::new(url, token)?;
-    let (value, many) = match action {
-        IncidentsAction::List { state } => (c.list(state.as_deref()).await?, true),
-        IncidentsAction::Show { id } => (c.show(id).await?, false),
-        IncidentsAction::Ack { id, note } => (c.act(id, "ack", note.as_deref()).await?, false),
-        IncidentsAction::Resolve { id, note } => {
-            (c.act(id, "resolve", note.as_deref()).await?, false)
+fn client_output(r: anyhow::Result<String>) -> ExitCode {
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vedette-collector: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// JSON for scripts, else the table (lists) or the fields (one object).
+fn show(value: &Value, json: bool, table: fn(&Value) -> String) -> anyhow::Result<String> {
+    Ok(if json {
+        format!("{}\n", serde_json::to_string_pretty(value)?)
+    } else if value.is_array() {
+        table(value)
+    } else {
+        client::fields(value)
+    })
+}
+
+async fn incidents(action: IncidentsAction, api: ApiArgs) -> anyhow::Result<String> {
+    let c = Client::new(&api.url, api.token)?;
+    let value = match action {
+        IncidentsAction::List { state } => c.list(state.as_deref()).await?,
+        IncidentsAction::Show { id } => c.show(id).await?,
+        IncidentsAction::Ack { id, note } => c.act(id, "ack", note.as_deref()).await?,
+        IncidentsAction::Resolve { id, note } => c.act(id, "resolve", note.as_deref()).await?,
+    };
+    if api.json || value.is_array() {
+        return show(&value, api.json, client::table);
+    }
+    Ok(client::detail(&value))
+}
+
+async fn problems(action: ProblemsAction, api: ApiArgs) -> anyhow::Result<String> {
+    let c = Client::new(&api.url, api.token)?;
+    let value = match action {
+        ProblemsAction::List { state } => {
+            let q: Vec<(&str, &str)> = state.as_deref().map(|s| ("state", s)).into_iter().collect();
+            c.get("/api/v1/problems", &q).await?
+        }
+        ProblemsAction::Show { id } => c.get(&format!("/api/v1/problems/{id}"), &[]).await?,
+        ProblemsAction::Resolve { id, note } => {
+            c.post(
+                &format!("/api/v1/problems/{id}/resolve"),
+                &json!({ "note": note }),
+            )
+            .await?
         }
     };
-    Ok(if json {
-        format!("{}\n", serde_json::to_string_pretty(&value)?)
-    } else if many {
-        client::table(&value)
-    } else {
-        client::detail(&value)
-    })
+    show(&value, api.json, client::problems_table)
+}
+
+async fn changes(action: ChangesAction, api: ApiArgs) -> anyhow::Result<String> {
+    let c = Client::new(&api.url, api.token)?;
+    let value = match action {
+        ChangesAction::List => c.get("/api/v1/changes", &[]).await?,
+        ChangesAction::Create {
+            title,
+            hosts,
+            host_labels,
+            start,
+            end,
+            duration,
+            verify_for,
+        } => {
+            let mut labels = serde_json::Map::new();
+            for kv in &host_labels {
+                let Some((k, v)) = kv.split_once('=') else {
+                    anyhow::bail!("--host-label {kv}: expected KEY=VALUE");
+                };
+                labels.insert(k.to_string(), Value::String(v.to_string()));
+            }
+            let start = match start {
+                Some(s) => chrono::DateTime::parse_from_rfc3339(&s)
+                    .map_err(|e| anyhow::anyhow!("--start {s}: not RFC 3339: {e}"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let end = match (end, duration) {
+                (Some(e), _) => e,
+                (None, Some(d)) => {
+                    let d = chrono::Duration::from_std(*d)
+                        .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+                    (start + d).to_rfc3339()
+                }
+                (None, None) => anyhow::bail!("give --end TIME or --duration (e.g. 2h)"),
+            };
+            let body = json!({
+                "title": title,
+                "scope": {"hosts": hosts, "host_labels": labels},
+                "start": start.to_rfc3339(),
+                "end": end,
+                "verify_for": verify_for.to_string(),
+            });
+            c.post("/api/v1/changes", &body).await?
+        }
+    };
+    show(&value, api.json, client::changes_table)
 }

@@ -293,3 +293,249 @@ async fn incident_api_is_closed_on_a_public_listener_without_api_tokens() {
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(get(&f.app, "/metrics").await.0, StatusCode::OK);
 }
+
+const TOKENS: &str = "
+api_tokens:
+  - {name: grafana, token: view-secret, role: viewer}
+  - {name: alice, token: op-secret, role: operator}
+";
+
+async fn call_as(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
+    let mut r = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    let (s, v, _) = call(app, r.body(Body::from(body.to_string())).unwrap()).await;
+    (s, v)
+}
+
+fn rfc(ms: i64) -> String {
+    rfc3339(ms).unwrap()
+}
+
+#[tokio::test]
+async fn every_endpoint_checks_token_and_role() {
+    let f = fixture(&format!("{CONFIG}{TOKENS}")).await;
+    let body = serde_json::to_vec(&batch("web-01", 1, 0.95)).unwrap();
+    assert_eq!(
+        call(&f.app, push_req(Some("web-token"), body, false))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let now = now_ms();
+    let change = json!({"title": "t", "scope": {"hosts": ["db-*"]},
+        "start": rfc(now + 3_600_000), "end": rfc(now + 7_200_000)})
+    .to_string();
+    // (method, uri, body, needs operator)
+    let endpoints: &[(&str, &str, &str, bool)] = &[
+        ("GET", "/api/v1/incidents", "", false),
+        ("GET", "/api/v1/incidents/1", "", false),
+        ("GET", "/api/v1/problems", "", false),
+        ("GET", "/api/v1/problems/1", "", false),
+        ("GET", "/api/v1/changes", "", false),
+        ("GET", "/api/v1/suppressions", "", false),
+        ("POST", "/api/v1/incidents/1/ack", "", true),
+        ("POST", "/api/v1/incidents/1/resolve", "", true),
+        ("POST", "/api/v1/problems/1/resolve", "", true),
+        ("POST", "/api/v1/changes", &change, true),
+    ];
+    for &(method, uri, body, write) in endpoints {
+        let (s, v) = call_as(&f.app, method, uri, None, body).await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "{method} {uri} without token: {v}"
+        );
+        let (s, _) = call_as(&f.app, method, uri, Some("nope"), body).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {uri} unknown token");
+        // An agent token is not an API token.
+        let (s, _) = call_as(&f.app, method, uri, Some("web-token"), body).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {uri} agent token");
+        let (s, v) = call_as(&f.app, method, uri, Some("view-secret"), body).await;
+        if write {
+            assert_eq!(s, StatusCode::FORBIDDEN, "{method} {uri} as viewer: {v}");
+            assert!(
+                v["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("'grafana' is a viewer"),
+                "{v}"
+            );
+        } else {
+            assert_ne!(s, StatusCode::FORBIDDEN, "{method} {uri} as viewer: {v}");
+            assert_ne!(s, StatusCode::UNAUTHORIZED, "{method} {uri} as viewer: {v}");
+        }
+        let (s, v) = call_as(&f.app, method, uri, Some("op-secret"), body).await;
+        assert!(
+            s != StatusCode::FORBIDDEN && s != StatusCode::UNAUTHORIZED,
+            "{method} {uri} as operator: {s} {v}"
+        );
+    }
+    // The operator's ack above is recorded under the token's name.
+    let (s, v) = call_as(
+        &f.app,
+        "GET",
+        "/api/v1/incidents/1",
+        Some("view-secret"),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let actors: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, ["vedette", "alice", "alice"], "{v}");
+    assert_eq!(v["state"], "resolved");
+    assert_eq!(v["resolution"], "manual");
+    // /metrics and health stay open for Prometheus and probes.
+    assert_eq!(get(&f.app, "/metrics").await.0, StatusCode::OK);
+    assert_eq!(get(&f.app, "/healthz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn changes_are_validated_created_and_listed() {
+    let f = fixture(CONFIG).await;
+    let now = now_ms();
+    let h = 3_600_000;
+    // (body, status, field)
+    let bad: Vec<(Value, &str)> = vec![
+        (
+            json!({"title": "", "scope": {"hosts": ["*"]}, "start": rfc(now), "end": rfc(now + h)}),
+            "title",
+        ),
+        (
+            json!({"title": "t", "scope": {}, "start": rfc(now), "end": rfc(now + h)}),
+            "scope",
+        ),
+        (
+            json!({"title": "t", "scope": {"hosts": ["a[" ]}, "start": rfc(now), "end": rfc(now + h)}),
+            "scope.hosts[0]",
+        ),
+        (
+            json!({"title": "t", "scope": {"hosts": ["*"]}, "start": "tomorrow", "end": rfc(now + h)}),
+            "start",
+        ),
+        (
+            json!({"title": "t", "scope": {"hosts": ["*"]}, "start": rfc(now + h), "end": rfc(now)}),
+            "end",
+        ),
+        (
+            json!({"title": "t", "scope": {"hosts": ["*"]}, "start": rfc(now - 2 * h), "end": rfc(now - h)}),
+            "end",
+        ),
+        (
+            json!({"title": "t", "scope": {"hosts": ["*"]}, "start": rfc(now), "end": rfc(now + h), "verify_for": "soon"}),
+            "verify_for",
+        ),
+        (
+            json!({"title": "t", "scope": {"hosts": ["*"]}, "start": rfc(now), "end": rfc(now + 40 * 24 * h)}),
+            "end",
+        ),
+    ];
+    for (body, field) in bad {
+        let (s, v) = post(&f.app, "/api/v1/changes", &body.to_string()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(v["field"], field, "{body}: {v}");
+    }
+    let (s, v) = post(&f.app, "/api/v1/changes", "{\"title\": 1}").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let body = json!({"title": "kernel update", "scope": {"hosts": ["web-*"], "host_labels": {"env": "test"}},
+        "start": rfc(now - 1000), "end": rfc(now + h), "verify_for": "15m"});
+    let (s, v) = post(&f.app, "/api/v1/changes", &body.to_string()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["state"], "in_progress");
+    assert_eq!(v["verify_for"], "15m");
+    assert_eq!(v["created_by"], "api");
+    assert_eq!(v["scope"]["host_labels"]["env"], "test");
+    // A breach in scope is now suppressed and listed.
+    let push = serde_json::to_vec(&batch("web-01", 1, 0.95)).unwrap();
+    assert_eq!(
+        call(&f.app, push_req(Some("web-token"), push, false))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, incidents) = get(&f.app, "/api/v1/incidents").await;
+    assert_eq!(incidents.as_array().unwrap().len(), 0, "{incidents}");
+    let (s, sup) = get(&f.app, "/api/v1/suppressions").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(sup[0]["host"], "web-01");
+    assert_eq!(sup[0]["window_kind"], "change");
+    assert_eq!(sup[0]["window"], "kernel update");
+    assert_eq!(sup[0]["change_id"], v["id"]);
+    let (s, list) = get(&f.app, "/api/v1/changes").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list[0]["title"], "kernel update");
+}
+
+#[tokio::test]
+async fn problems_are_listed_shown_and_resolved() {
+    let f = fixture(&format!(
+        "{CONFIG}incidents: {{reopen_within: 0s, problem_after: {{count: 2, within: 1h}}}}\n"
+    ))
+    .await;
+    let mut seq = 0;
+    let mut push = |used: f64| {
+        seq += 1;
+        serde_json::to_vec(&batch("web-01", seq, used)).unwrap()
+    };
+    for used in [0.95, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.95] {
+        let (s, _, _) = call(&f.app, push_req(Some("web-token"), push(used), false)).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (s, v) = get(&f.app, "/api/v1/problems?state=open").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    let p = &v[0];
+    assert_eq!(p["incident_ids"], json!([1, 2]));
+    assert_eq!(p["rule"], "disk_full");
+    assert!(p["resolved_at"].is_null());
+    let (_, i) = get(&f.app, "/api/v1/incidents/2").await;
+    assert_eq!(i["problem_id"], p["id"]);
+    assert_eq!(
+        get(&f.app, "/api/v1/problems/1").await.1["fingerprint"],
+        i["fingerprint"]
+    );
+    assert_eq!(
+        get(&f.app, "/api/v1/problems/9").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&f.app, "/api/v1/problems?state=nope").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (s, r) = post(
+        &f.app,
+        "/api/v1/problems/1/resolve",
+        r#"{"note": "bigger disk"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["state"].as_str(), r["note"].as_str()),
+        (Some("resolved"), Some("bigger disk"))
+    );
+    assert_eq!(
+        post(&f.app, "/api/v1/problems/1/resolve", "").await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post(&f.app, "/api/v1/problems/9/resolve", "").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, m) = get(&f.app, "/metrics").await;
+    assert!(
+        m.as_str().unwrap().contains("vedette_problems_open 0"),
+        "{m}"
+    );
+}
