@@ -1075,4 +1075,114 @@ rules:
         );
         assert!(e.contains("rules[2].status: must be warning"), "{e}");
     }
+
+    #[test]
+    fn itil_keys_parse_with_their_defaults() {
+        let text = r#"
+incidents:
+  reopen_within: 30m
+  close_after: 2d
+  problem_after: {count: 4, within: 12h}
+  flapping: {on: 30, off: 10}
+api_tokens:
+  - {name: grafana, token: v, role: viewer}
+  - {name: ops, token_sha256: "0000000000000000000000000000000000000000000000000000000000000000", role: operator}
+maintenance:
+  - name: sunday-patching
+    scope: {host_labels: {role: db}}
+    schedule: {timezone: Europe/Berlin, weekly: [{day: sun, start: "02:00", duration: 2h}], monthly: [{day: 1, start: "23:30", duration: 30m}]}
+rules:
+  - name: api_down
+    check: api
+    status: critical
+    failures: {count: 3, of: 5}
+    resolve_after: 2m
+    hosts: ["web-*"]
+    labels: {team: "~^(web|edge)$"}
+    summary: "{{ check }} on {{ host }}: {{ message }}"
+"#;
+        let c = Config::from_yaml("c.yaml", text).unwrap();
+        assert_eq!(c.incidents.reopen_within, Duration::from_secs(1800));
+        assert_eq!(c.incidents.close_after, Duration::from_secs(2 * 86_400));
+        assert_eq!(
+            c.incidents.problem_after,
+            Some((4, Duration::from_secs(12 * 3600)))
+        );
+        assert_eq!(
+            c.incidents.flapping,
+            FlapThresholds {
+                on: 30.0,
+                off: 10.0
+            }
+        );
+        assert_eq!(
+            c.api_tokens
+                .iter()
+                .map(|t| (t.name.as_str(), t.role))
+                .collect::<Vec<_>>(),
+            [("grafana", Role::Viewer), ("ops", Role::Operator)]
+        );
+        assert!(c.api_tokens[0].matches(&token_digest("v")));
+        assert_eq!(c.maintenance[0].slots.len(), 2);
+        let r = &c.rules[0];
+        let RuleKind::Check(ck) = &r.kind else {
+            panic!()
+        };
+        assert_eq!(ck.trigger, Trigger::Failures { count: 3, of: 5 });
+        assert_eq!(ck.exact.as_deref(), Some("api"));
+        assert_eq!(r.resolve_after, Duration::from_secs(120));
+        assert!(r.selector.matches_host("web-1", &BTreeMap::new()));
+        assert!(!r.selector.matches_host("db-1", &BTreeMap::new()));
+        assert!(c.texts.has("api_down.summary"));
+        // Defaults.
+        let d = Config::from_yaml("c", "").unwrap();
+        assert_eq!(d.incidents, IncidentPolicy::default());
+        assert!(d.api_tokens.is_empty() && d.maintenance.is_empty());
+        let off =
+            Config::from_yaml("c", "incidents: {problem_after: {count: 0, within: 1h}}").unwrap();
+        assert_eq!(off.incidents.problem_after, None);
+    }
+
+    #[test]
+    fn itil_key_mistakes_name_their_line() {
+        let text = r#"incidents:
+  problem_after: {count: 1, within: 1h}
+  flapping: {on: 5, off: 10}
+api_tokens:
+  - {name: a, token: x, role: viewer}
+  - {name: a, token: y, role: operator}
+maintenance:
+  - name: m
+    scope: {}
+    schedule: {timezone: Mars/Olympus, weekly: [{day: someday, start: "25:00", duration: 0s}], monthly: [{day: 31, start: "01:00", duration: 1h}]}
+rules:
+  - {name: a, metric: m, above: 1, failures: 3}
+  - {name: b, check: c, for: 1m, failures: 3}
+  - {name: c, check: c, failures: {count: 4, of: 2}}
+  - {name: d, metric: m, above: 1, labels: {x: "~("}, hosts: ["["]}
+  - {name: e, metric: m, above: 1, summary: "{{ hostname }}"}
+  - {name: f, absent_for: 1m, labels: {a: b}}
+"#;
+        let e = Config::from_yaml("c.yaml", text).unwrap_err().to_string();
+        for want in [
+            "c.yaml:2:19: incidents.problem_after.count: must be at least 2",
+            "c.yaml:3:3: incidents.flapping: need 0 < off < on <= 100",
+            "c.yaml:6:6: api_tokens[1].name: token name 'a' is used twice",
+            "maintenance[0].scope: give `hosts` (globs) and/or `host_labels`",
+            "maintenance[0].schedule.timezone: 'Mars/Olympus' is not an IANA time zone",
+            "maintenance[0].schedule.weekly[0].day: 'someday' is not a weekday",
+            "maintenance[0].schedule.weekly[0].start: '25:00' is not a time like 02:00",
+            "maintenance[0].schedule.weekly[0].duration: must be more than 0",
+            "maintenance[0].schedule.monthly[0].day: must be 1–28",
+            "rules[0].failures: applies only to check rules",
+            "rules[1].failures: give `for` (a duration) or `failures`",
+            "rules[2].failures: need 1 <= count <= of <= 64, got count 4 of 2",
+            "rules[3].hosts[0]: bad glob",
+            "rules[3].labels.x: bad regular expression",
+            "rules[4].summary: unknown template variable hostname; available: rule, host",
+            "rules[5].labels: a heartbeat rule has no series",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+    }
 }

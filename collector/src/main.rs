@@ -189,10 +189,12 @@ async fn async_main(cli: Cli) -> ExitCode {
         Some(Command::CheckConfig { file }) => match Config::load(&file) {
             Ok(c) => {
                 println!(
-                    "{}: ok ({} rules, {} agent tokens, listen {})",
+                    "{}: ok ({} rules, {} agent tokens, {} API tokens, {} maintenance windows, listen {})",
                     file.display(),
                     c.rules.len(),
                     c.agents.len(),
+                    c.api_tokens.len(),
+                    c.maintenance.len(),
                     c.listen
                 );
                 ExitCode::SUCCESS
