@@ -165,6 +165,8 @@ impl Drop for Daemon {
 pub struct Collector {
     pub daemon: Daemon,
     pub url: String,
+    /// Sent as a bearer token on every request when set (API tokens configured).
+    pub token: Option<String>,
     http: reqwest::blocking::Client,
 }
 
@@ -180,6 +182,7 @@ impl Collector {
         let c = Collector {
             daemon,
             url: format!("http://127.0.0.1:{port}"),
+            token: None,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
@@ -197,7 +200,11 @@ impl Collector {
 
     /// GET `path` as text, `None` on any failure.
     pub fn get_text(&self, path: &str) -> Option<String> {
-        let r = self.http.get(format!("{}{path}", self.url)).send().ok()?;
+        let mut req = self.http.get(format!("{}{path}", self.url));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().ok()?;
         r.status().is_success().then(|| r.text().ok())?
     }
 
