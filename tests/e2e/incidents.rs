@@ -79,7 +79,8 @@ rules:
         "templated summary: {summary}"
     );
     assert_eq!(i["priority"], 2);
-    let id = i["id"].to_string();
+    let id_value = i["id"].clone();
+    let id = id_value.to_string();
 
     // A viewer may read but not acknowledge.
     let (ok, out, _) = cli(&c.url, "viewer-secret", &["incidents", "list"]);
@@ -122,7 +123,7 @@ rules:
     // The database comes back: the incident resolves by itself.
     let db = TcpListener::bind(("127.0.0.1", db_port)).unwrap();
     c.wait_incident("db_down to resolve", Duration::from_secs(20), |i| {
-        i["id"].to_string() == id && i["state"] == "resolved"
+        i["id"] == id_value && i["state"] == "resolved"
     });
 
     // Planned maintenance of the host: the next outage opens nothing.
