@@ -65,7 +65,7 @@ fn batch(host: usize, seq: u64, now: i64, breach: bool) -> Batch {
             version: "bench".into(),
             labels: BTreeMap::from([(
                 "role".to_string(),
-                if host % 2 == 0 { "db" } else { "web" }.to_string(),
+                if host.is_multiple_of(2) { "db" } else { "web" }.to_string(),
             )]),
             boot_id: "b".into(),
             interval_s: 10.0,
