@@ -1485,13 +1485,22 @@ impl EngineHandle {
         }
     }
 
+    /// Submits a command and waits for the engine's reply.
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SubmitError> {
+        let rx = self.submit(make)?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
     /// Applies a validated batch; resolves once its transitions are persisted.
     pub async fn push(&self, batch: Batch) -> Result<Result<PushAck, StoreError>, SubmitError> {
-        let rx = self.submit(|reply| Command::Push {
+        self.call(|reply| Command::Push {
             batch: Box::new(batch),
             reply,
-        })?;
-        rx.await.map_err(|_| SubmitError::Stopped)
+        })
+        .await
     }
 
     /// Acknowledges incident `id`.
@@ -1501,13 +1510,13 @@ impl EngineHandle {
         actor: String,
         note: Option<String>,
     ) -> Result<Result<Incident, ActionError>, SubmitError> {
-        let rx = self.submit(|reply| Command::Acknowledge {
+        self.call(|reply| Command::Acknowledge {
             id,
             actor,
             note,
             reply,
-        })?;
-        rx.await.map_err(|_| SubmitError::Stopped)
+        })
+        .await
     }
 
     /// Resolves incident `id` by hand.
@@ -1517,13 +1526,13 @@ impl EngineHandle {
         actor: String,
         note: Option<String>,
     ) -> Result<Result<Incident, ActionError>, SubmitError> {
-        let rx = self.submit(|reply| Command::Resolve {
+        self.call(|reply| Command::Resolve {
             id,
             actor,
             note,
             reply,
-        })?;
-        rx.await.map_err(|_| SubmitError::Stopped)
+        })
+        .await
     }
 
     /// Resolves problem `id`.
@@ -1533,13 +1542,13 @@ impl EngineHandle {
         actor: String,
         note: Option<String>,
     ) -> Result<Result<Problem, ActionError>, SubmitError> {
-        let rx = self.submit(|reply| Command::ResolveProblem {
+        self.call(|reply| Command::ResolveProblem {
             id,
             actor,
             note,
             reply,
-        })?;
-        rx.await.map_err(|_| SubmitError::Stopped)
+        })
+        .await
     }
 
     /// Records a planned change.
@@ -1548,12 +1557,12 @@ impl EngineHandle {
         change: NewChange,
         actor: String,
     ) -> Result<Result<Change, ActionError>, SubmitError> {
-        let rx = self.submit(|reply| Command::CreateChange {
+        self.call(|reply| Command::CreateChange {
             change,
             actor,
             reply,
-        })?;
-        rx.await.map_err(|_| SubmitError::Stopped)
+        })
+        .await
     }
 }
 

@@ -162,7 +162,7 @@ pub struct HostRecord {
 }
 
 /// A breach that a window suppressed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Suppression {
     pub id: i64,
     pub at_ms: i64,
