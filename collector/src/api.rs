@@ -308,18 +308,30 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
+impl ListQuery {
+    /// `?state=` parsed as `S` (incident or problem state); 400 names the field.
+    fn state<S: std::str::FromStr<Err = String>>(&self) -> Result<Option<S>, ApiError> {
+        self.state
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| ApiError::BadRequest(e, Some("state".into())))
+    }
+}
+
+/// `?limit=`, defaulted and capped.
+fn list_limit(limit: Option<usize>) -> usize {
+    limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT)
+}
+
 async fn incidents_list(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<IncidentView>>, ApiError> {
     authorize(&app, &headers, Role::Viewer)?;
-    let state = q
-        .state
-        .map(|s| s.parse::<IncidentState>())
-        .transpose()
-        .map_err(|e| ApiError::BadRequest(e, Some("state".into())))?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+    let state = q.state()?;
+    let limit = list_limit(q.limit);
     let incidents = read(&app, move |s| s.incidents(state, limit)).await?;
     Ok(Json(
         incidents.into_iter().map(IncidentView::from).collect(),
@@ -423,12 +435,8 @@ async fn problems_list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<ProblemView>>, ApiError> {
     authorize(&app, &headers, Role::Viewer)?;
-    let state = q
-        .state
-        .map(|s| s.parse::<ProblemState>())
-        .transpose()
-        .map_err(|e| ApiError::BadRequest(e, Some("state".into())))?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+    let state = q.state()?;
+    let limit = list_limit(q.limit);
     let problems = read(&app, move |s| s.problems(state, limit)).await?;
     Ok(Json(problems.into_iter().map(ProblemView::from).collect()))
 }
@@ -504,7 +512,7 @@ async fn changes_list(
     Query(q): Query<LimitQuery>,
 ) -> Result<Json<Vec<ChangeView>>, ApiError> {
     authorize(&app, &headers, Role::Viewer)?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+    let limit = list_limit(q.limit);
     let changes = read(&app, move |s| s.changes(false, limit)).await?;
     let now = now_ms();
     Ok(Json(
@@ -637,7 +645,7 @@ async fn suppressions_list(
     Query(q): Query<LimitQuery>,
 ) -> Result<Json<Vec<SuppressionView>>, ApiError> {
     authorize(&app, &headers, Role::Viewer)?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+    let limit = list_limit(q.limit);
     let rows = read(&app, move |s| s.suppressions(limit)).await?;
     Ok(Json(
         rows.into_iter()

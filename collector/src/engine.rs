@@ -582,22 +582,25 @@ impl Engine {
                     });
                 }
             }
-            let hosts: Vec<(String, Labels, i64, i64)> = if self.absent_rules.is_empty() {
-                Vec::new()
-            } else {
-                st.hosts
-                    .iter()
-                    .map(|(n, h)| (n.clone(), h.labels.clone(), h.last_seen_ms, h.interval_ms))
-                    .collect()
-            };
-            drop(st);
-            for (name, labels, last_seen_ms, interval_ms) in hosts {
-                let applies = self.host_rules(&name, &labels);
+            for (name, h) in st.hosts.iter().filter(|_| !self.absent_rules.is_empty()) {
+                let (labels, last_seen_ms, interval_ms) =
+                    (&h.labels, h.last_seen_ms, h.interval_ms);
+                // Every batch refreshes the host's cached rule set; a host
+                // restored from the store but not heard from yet has none.
+                let cached = self
+                    .host_rules
+                    .get(name)
+                    .filter(|c| c.labels == *labels)
+                    .map(|c| Arc::clone(&c.applies));
                 for &r in &self.absent_rules {
                     let RuleKind::Absent { after } = self.rules[r].kind else {
                         continue;
                     };
-                    if !applies[r] {
+                    let applies = match &cached {
+                        Some(a) => a[r],
+                        None => self.rules[r].selector.matches_host(name, labels),
+                    };
+                    if !applies {
                         continue;
                     }
                     let key = AlertKey {
@@ -698,11 +701,7 @@ impl Engine {
         let mut next = incident.clone();
         next.resolve(actor, note, now_ms)?;
         self.store.save_incident(&mut next, incident.events.len())?;
-        self.live.remove(&key);
-        self.live_ids.remove(&id);
-        self.count_closed_live(&next);
-        self.last_resolved.insert(key, next.id);
-        self.resolved.insert(next.id, next.clone());
+        self.retire(&key, next.clone());
         Ok(next)
     }
 
@@ -1043,11 +1042,7 @@ impl Engine {
             next.restore(now_ms);
             self.store.save_incident(&mut next, incident.events.len())?;
             tracing::info!(id = next.id, rule = %next.rule, host = %next.host, "incident resolved");
-            self.live.remove(key);
-            self.live_ids.remove(&next.id);
-            self.count_closed_live(&next);
-            self.last_resolved.insert(key.clone(), next.id);
-            self.resolved.insert(next.id, next);
+            self.retire(key, next);
             return Ok(());
         }
         // Resolved by hand while still breaching: record the restore now.
@@ -1093,11 +1088,7 @@ impl Engine {
         }
         self.store.save_incident(&mut next, n)?;
         if settled_clear {
-            self.live.remove(key);
-            self.live_ids.remove(&next.id);
-            self.count_closed_live(&next);
-            self.last_resolved.insert(key.clone(), next.id);
-            self.resolved.insert(next.id, next);
+            self.retire(key, next);
         } else {
             self.live.insert(key.clone(), next);
         }
@@ -1208,6 +1199,16 @@ impl Engine {
             threshold,
             started_ms,
         }
+    }
+
+    /// A live incident was resolved (and saved): it leaves the live set and
+    /// becomes what a new breach of its alert reopens.
+    fn retire(&mut self, key: &AlertKey, resolved: Incident) {
+        self.live.remove(key);
+        self.live_ids.remove(&resolved.id);
+        self.count_closed_live(&resolved);
+        self.last_resolved.insert(key.clone(), resolved.id);
+        self.resolved.insert(resolved.id, resolved);
     }
 
     /// A live incident stopped being live.
