@@ -18,6 +18,7 @@
 //! push acknowledged; api reads the store; Prometheus scrapes metrics.
 
 pub mod api;
+pub mod availability;
 pub mod client;
 pub mod config;
 pub mod engine;
