@@ -80,7 +80,7 @@ fn batch(host: usize, seq: u64, now: i64, breach: bool) -> Batch {
 fn engine(rules: usize, store: Store) -> Engine {
     let config = Config::from_yaml("bench.yaml", &rules_yaml(rules)).expect("bench config");
     let state = Arc::new(RwLock::new(State::default()));
-    let metrics = Arc::new(Metrics::new(Arc::clone(&state), None));
+    let metrics = Arc::new(Metrics::new(Arc::clone(&state), Default::default()));
     Engine::new(Setup::from_config(&config), store, state, metrics, T0).expect("engine")
 }
 
@@ -142,7 +142,7 @@ fn main() {
     )
     .expect("config");
     let state = Arc::new(RwLock::new(State::default()));
-    let metrics = Arc::new(Metrics::new(Arc::clone(&state), None));
+    let metrics = Arc::new(Metrics::new(Arc::clone(&state), Default::default()));
     let mut e =
         Engine::new(Setup::from_config(&config), store, state, metrics, T0).expect("engine");
     let mut lat: Vec<Duration> = (0..200)

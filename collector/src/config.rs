@@ -17,6 +17,8 @@ use subtle::ConstantTimeEq;
 use vedette_protocol::{is_valid_name, Status};
 use vedette_yaml::{ConfigError, Diagnostics};
 
+use crate::availability::Mode;
+use crate::kpi::{Reporting, Service, FORGET_AFTER};
 use crate::rules::{
     CheckRule, Direction, FlapThresholds, Matcher, Rule, RuleKind, Selector, Threshold, Trigger,
 };
@@ -45,6 +47,8 @@ pub struct Config {
     pub api_tokens: Vec<ApiToken>,
     /// Recurring maintenance windows.
     pub maintenance: Vec<Maintenance>,
+    /// Services, maintenance and host expiry, as the reports need them.
+    pub reporting: Arc<Reporting>,
 }
 
 /// `incidents:` — how incidents live and recur.
@@ -140,6 +144,29 @@ struct RawConfig {
     api_tokens: Vec<RawApiToken>,
     #[serde(default)]
     maintenance: Vec<RawMaintenance>,
+    #[serde(default)]
+    services: Vec<RawService>,
+    #[serde(default, with = "humantime_serde")]
+    forget_hosts_after: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: String,
+    target: f64,
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    host_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    checks: Vec<String>,
+    #[serde(default = "default_mode")]
+    mode: Mode,
+}
+
+fn default_mode() -> Mode {
+    Mode::All
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -340,12 +367,42 @@ impl Config {
                 })
             })
             .collect();
-        let maintenance = raw
+        let maintenance: Vec<Maintenance> = raw
             .maintenance
             .iter()
             .enumerate()
             .filter_map(|(i, m)| maintenance(m, &format!("maintenance[{i}]"), &mut diag))
             .collect();
+        let mut names = HashSet::new();
+        let services = raw
+            .services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let path = format!("services[{i}]");
+                if s.name.trim().is_empty() {
+                    diag.push(&format!("{path}.name"), "must not be empty");
+                } else if !names.insert(s.name.as_str()) {
+                    diag.push(
+                        &format!("{path}.name"),
+                        format!("service '{}' is defined twice", s.name),
+                    );
+                }
+                service(s, &path, &mut diag)
+            })
+            .collect();
+        let forget_after = raw.forget_hosts_after.unwrap_or(FORGET_AFTER);
+        if forget_after < Duration::from_secs(60) {
+            diag.push(
+                "forget_hosts_after",
+                "must be at least 1m (hosts silent that long disappear from /metrics)",
+            );
+        }
+        let reporting = Arc::new(Reporting {
+            services,
+            maintenance: maintenance.clone(),
+            forget_after,
+        });
         diag.finish(
             file,
             Config {
@@ -357,6 +414,7 @@ impl Config {
                 incidents,
                 api_tokens,
                 maintenance,
+                reporting,
             },
         )
     }
@@ -508,6 +566,50 @@ fn maintenance(raw: &RawMaintenance, path: &str, diag: &mut Diagnostics) -> Opti
         scope: scope?,
         timezone: timezone?,
         slots,
+    })
+}
+
+fn service(raw: &RawService, path: &str, diag: &mut Diagnostics) -> Option<Service> {
+    if !(raw.target > 0.0 && raw.target < 1.0) {
+        diag.push(
+            &format!("{path}.target"),
+            format!(
+                "{} is not a ratio between 0 and 1 (exclusive); write 99.9 % as 0.999",
+                raw.target
+            ),
+        );
+    }
+    if raw.checks.is_empty() {
+        diag.push(
+            &format!("{path}.checks"),
+            "give the check names (or globs) the service is made of",
+        );
+    }
+    let scope = match Scope::new(ScopeSpec {
+        hosts: raw.hosts.clone(),
+        host_labels: raw.host_labels.clone(),
+    }) {
+        Ok(s) => Some(s),
+        Err((field, msg)) => {
+            // Scope names its fields `scope.…`; a service has them at top level.
+            let field = field.trim_start_matches("scope").trim_start_matches('.');
+            let at = if field.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            diag.push(&at, msg);
+            None
+        }
+    };
+    let check_set = globs(&raw.checks, &format!("{path}.checks"), diag)?;
+    Some(Service {
+        name: raw.name.clone(),
+        target: raw.target,
+        scope: scope?,
+        checks: raw.checks.clone(),
+        check_set,
+        mode: raw.mode,
     })
 }
 

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use vedette_protocol::{Batch, PushAck, Status};
 
+use crate::availability::{self, Avail, Timeline};
 use crate::config::IncidentPolicy;
 use crate::incidents::{
     Incident, InvalidTransition, Labels, Opening, Problem, ProblemState, Resolution, SYSTEM_ACTOR,
@@ -36,7 +37,7 @@ use crate::incidents::{
 use crate::metrics::Metrics;
 use crate::rules::{self, Alert, AlertState, Condition, Outcome, Rule, RuleKind, Verdict};
 use crate::state::{HostState, Point, State};
-use crate::store::{Store, StoreError, Suppression};
+use crate::store::{AvailabilityRow, Store, StoreError, Suppression};
 use crate::texts::{Context, Texts};
 use crate::windows::{Change, ChangeOutcome, Maintenance, Phase, Scope, ScopeSpec};
 
@@ -157,6 +158,14 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// Heartbeats count from no earlier than this (collector start).
     grace_from_ms: i64,
+    /// How long a host may be silent and still be up (`None`: 3 intervals).
+    heartbeat: Option<Duration>,
+    /// This collector run (its alive mark is refreshed every tick).
+    run: i64,
+    /// Availability changes not yet persisted (flushed every tick).
+    availability: Vec<AvailabilityRow>,
+    /// When timelines were last pruned to the horizon.
+    pruned_at_ms: i64,
 }
 
 /// Everything from the configuration the engine runs on.
@@ -166,6 +175,8 @@ pub struct Setup {
     pub texts: Arc<Texts>,
     pub policy: IncidentPolicy,
     pub maintenance: Vec<Maintenance>,
+    /// The heartbeat limit: the first `absent_for` rule's.
+    pub heartbeat: Option<Duration>,
 }
 
 impl Setup {
@@ -176,6 +187,10 @@ impl Setup {
             texts: Arc::clone(&c.texts),
             policy: c.incidents.clone(),
             maintenance: c.maintenance.clone(),
+            heartbeat: c.rules.iter().find_map(|r| match r.kind {
+                RuleKind::Absent { after } => Some(after),
+                _ => None,
+            }),
         }
     }
 }
@@ -195,6 +210,7 @@ impl Engine {
             texts,
             policy,
             maintenance,
+            heartbeat,
         } = setup;
         let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
         let mut check_exact: HashMap<String, Vec<usize>> = HashMap::new();
@@ -209,9 +225,16 @@ impl Engine {
                 RuleKind::Absent { .. } => absent_rules.push(i),
             }
         }
+        let mut store = store;
+        let (run, restored) = restore_availability(&mut store, &state, now_ms)?;
+        for o in store.kpi_observations()? {
+            metrics.observe(&o);
+        }
         {
-            let mut st = state.write().unwrap_or_else(|p| p.into_inner());
-            *st = State::from_records(store.hosts()?);
+            let metrics = Arc::clone(&metrics);
+            store.observe_kpis(Arc::new(move |obs| {
+                obs.iter().for_each(|o| metrics.observe(o))
+            }));
         }
         for c in store.incident_counts()? {
             let p = crate::incidents::priority_label(c.priority);
@@ -252,6 +275,10 @@ impl Engine {
             store,
             metrics,
             grace_from_ms: now_ms,
+            heartbeat,
+            run,
+            availability: restored,
+            pruned_at_ms: now_ms,
         };
         for mut incident in engine.store.live_incidents()? {
             let Some(key) = engine.key_of(&incident) else {
@@ -363,6 +390,8 @@ impl Engine {
                 interval_ms: 0,
                 series: HashMap::new(),
                 checks: Default::default(),
+                up: Timeline::default(),
+                check_up: HashMap::new(),
                 dirty: true,
             });
         if host.is_duplicate(&batch.agent.boot_id, batch.seq) {
@@ -377,6 +406,33 @@ impl Engine {
         host.last_seen_ms = now_ms;
         host.interval_ms = (batch.agent.interval_s * 1000.0) as i64;
         host.dirty = true;
+        // Availability in the collector's clock: one clock for every
+        // subject, and an agent's skew shifts both edges of an outage alike.
+        let mut changed = Vec::new();
+        if let Some(at) = host.up.set(Avail::Up, now_ms) {
+            changed.push((String::new(), at, Avail::Up));
+        }
+        for c in &batch.checks {
+            let tl = match host.check_up.get_mut(&c.name) {
+                Some(tl) => tl,
+                None => host.check_up.entry(c.name.clone()).or_default(),
+            };
+            let a = check_availability(c.status);
+            if let Some(at) = tl.set(a, now_ms) {
+                changed.push((c.name.clone(), at, a));
+            }
+        }
+        self.availability
+            .extend(
+                changed
+                    .into_iter()
+                    .map(|(check, at_ms, state)| AvailabilityRow {
+                        host: host_name.to_string(),
+                        check,
+                        at_ms,
+                        state,
+                    }),
+            );
         let applies = self.host_rules(host_name, &batch.agent.labels);
         let detail = |description: String, metric: &str, check: &str, message: &str| Detail {
             host_labels: batch.agent.labels.clone(),
@@ -640,14 +696,70 @@ impl Engine {
         for f in fired {
             self.act(f, now_ms)?;
         }
+        self.heartbeats(now_ms);
         self.end_suppressions(now_ms)?;
         self.decide_changes(now_ms)?;
         self.close_resolved(now_ms)?;
-        self.flush_hosts()
+        self.flush_hosts(now_ms)
     }
 
-    /// Persists hosts changed since the last flush.
-    pub fn flush_hosts(&mut self) -> Result<(), StoreError> {
+    /// Hosts silent past the heartbeat limit go down, from the first push
+    /// they missed (a late push within the limit is no outage); what their
+    /// checks do then is unknown. A host restored from the store gets the
+    /// limit counted from the collector's start, like `absent_for`.
+    fn heartbeats(&mut self, now_ms: i64) {
+        let state = Arc::clone(&self.state);
+        let mut st = state.write().unwrap_or_else(|p| p.into_inner());
+        for (name, h) in st.hosts.iter_mut() {
+            if h.up.current() == Avail::Down {
+                continue;
+            }
+            let limit = self
+                .heartbeat
+                .map_or(3 * h.interval_ms.max(1000), rules::duration_ms);
+            if now_ms.saturating_sub(h.last_seen_ms.max(self.grace_from_ms)) < limit {
+                continue;
+            }
+            let at = (h.last_seen_ms + h.interval_ms.max(1000))
+                .max(self.grace_from_ms)
+                .min(now_ms);
+            if let Some(at) = h.up.set(Avail::Down, at) {
+                self.availability.push(AvailabilityRow {
+                    host: name.clone(),
+                    check: String::new(),
+                    at_ms: at,
+                    state: Avail::Down,
+                });
+            }
+            for (check, tl) in h.check_up.iter_mut() {
+                if let Some(at) = tl.set(Avail::Unknown, at) {
+                    self.availability.push(AvailabilityRow {
+                        host: name.clone(),
+                        check: check.clone(),
+                        at_ms: at,
+                        state: Avail::Unknown,
+                    });
+                }
+            }
+        }
+        // Changes no window can see any more are dropped now and then.
+        let horizon = rules::duration_ms(availability::HORIZON);
+        if now_ms - self.pruned_at_ms >= 3_600_000 {
+            self.pruned_at_ms = now_ms;
+            for h in st.hosts.values_mut() {
+                h.up.prune(now_ms - horizon);
+                h.check_up
+                    .values_mut()
+                    .for_each(|t| t.prune(now_ms - horizon));
+            }
+            st.runs.prune(now_ms - horizon);
+            st.changes.retain(|c| c.2 > now_ms - horizon);
+        }
+    }
+
+    /// Persists hosts changed since the last flush and availability changes,
+    /// and marks this run alive, in one transaction.
+    pub fn flush_hosts(&mut self, now_ms: i64) -> Result<(), StoreError> {
         let state = Arc::clone(&self.state);
         let mut st = state.write().unwrap_or_else(|p| p.into_inner());
         let dirty: Vec<_> = st
@@ -656,10 +768,18 @@ impl Engine {
             .filter(|(_, h)| h.dirty)
             .map(|(n, h)| h.record(n))
             .collect();
-        if dirty.is_empty() {
-            return Ok(());
+        let (run, now) = (self.run, now_ms);
+        let rows = std::mem::take(&mut self.availability);
+        let written = self.store.write(|tx| {
+            tx.save_hosts(&dirty)?;
+            tx.insert_availability(&rows)?;
+            tx.mark_alive(run, now)
+        });
+        if let Err(e) = written {
+            // Kept for the next flush.
+            self.availability = rows;
+            return Err(e);
         }
-        self.store.save_hosts(&dirty)?;
         for h in st.hosts.values_mut() {
             h.dirty = false;
         }
@@ -761,6 +881,11 @@ impl Engine {
         };
         self.store.write(|tx| tx.save_change(&mut change))?;
         tracing::info!(id = change.id, title = %change.title, actor, "change recorded");
+        self.state
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .changes
+            .push((change.scope.clone(), change.start_ms, change.end_ms));
         self.changes.push(change.clone());
         Ok(change)
     }
@@ -1236,6 +1361,81 @@ fn engine_changes(changes: &mut Vec<Change>) -> Vec<Change> {
 }
 
 /// A check status as a number: ok 0, warning 1, critical 2, unknown 3.
+/// A check's availability: ok and warning are up (the service works),
+/// critical is down, unknown says nothing.
+fn check_availability(s: Status) -> Avail {
+    match s {
+        Status::Ok | Status::Warning => Avail::Up,
+        Status::Critical => Avail::Down,
+        Status::Unknown => Avail::Unknown,
+    }
+}
+
+/// Loads hosts, timelines and changes within the horizon into `state`,
+/// records this run, and marks every subject that was not already unknown
+/// as unknown from the last instant the previous run was alive: the
+/// collector's own downtime is never counted as down. Returns the run's id
+/// and the changes to persist.
+fn restore_availability(
+    store: &mut Store,
+    state: &RwLock<State>,
+    now_ms: i64,
+) -> Result<(i64, Vec<AvailabilityRow>), StoreError> {
+    let since = now_ms - rules::duration_ms(availability::HORIZON);
+    store.prune_availability(since)?;
+    let mut st = State::from_records(store.hosts()?);
+    let mut points: HashMap<(String, String), Vec<(i64, Avail)>> = HashMap::new();
+    for r in store.availability(since)? {
+        points
+            .entry((r.host, r.check))
+            .or_default()
+            .push((r.at_ms, r.state));
+    }
+    let (run, runs) = store.start_run(now_ms, since)?;
+    let mut collector = Vec::new();
+    for (i, &(started, alive)) in runs.iter().enumerate() {
+        collector.push((started, Avail::Up));
+        if i + 1 < runs.len() {
+            collector.push((alive.max(started), Avail::Down));
+        }
+    }
+    st.runs = Timeline::from_points(collector);
+    let gap_from = runs
+        .len()
+        .checked_sub(2)
+        .map(|i| runs[i].1.min(now_ms))
+        .unwrap_or(now_ms);
+    let mut unknown = Vec::new();
+    for ((host, check), pts) in points {
+        // Timelines of hosts the store no longer knows are dropped.
+        let Some(h) = st.hosts.get_mut(&host) else {
+            continue;
+        };
+        let mut tl = Timeline::from_points(pts);
+        if let Some(at) = tl.set(Avail::Unknown, gap_from.max(tl.since().unwrap_or(gap_from))) {
+            unknown.push(AvailabilityRow {
+                host: host.clone(),
+                check: check.clone(),
+                at_ms: at,
+                state: Avail::Unknown,
+            });
+        }
+        if check.is_empty() {
+            h.up = tl;
+        } else {
+            h.check_up.insert(check, tl);
+        }
+    }
+    st.changes = store
+        .changes(false, usize::MAX >> 1)?
+        .into_iter()
+        .filter(|c| c.end_ms > since)
+        .map(|c| (c.scope, c.start_ms, c.end_ms))
+        .collect();
+    *state.write().unwrap_or_else(|p| p.into_inner()) = st;
+    Ok((run, unknown))
+}
+
 fn status_value(s: Status) -> f64 {
     match s {
         Status::Ok => 0.0,
@@ -1417,7 +1617,7 @@ pub fn spawn(
                     next_tick = Instant::now() + tick;
                 }
             }
-            if let Err(e) = engine.flush_hosts() {
+            if let Err(e) = engine.flush_hosts(now_ms()) {
                 tracing::warn!(error = %e, "persisting hosts at shutdown failed");
             }
             stopped_flag.store(true, Ordering::Release);

@@ -400,6 +400,67 @@ pub fn priority_label(p: u8) -> &'static str {
     }
 }
 
+/// The incident KPIs published as histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kpi {
+    /// detected − started (MTTD).
+    Detection,
+    /// acknowledged − detected (MTTA).
+    Acknowledge,
+    /// restored − started (MTRS).
+    Restore,
+    /// resolved − detected (MTTR).
+    Resolution,
+}
+
+/// One KPI measurement of one incident.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    pub kpi: Kpi,
+    pub priority: u8,
+    pub seconds: f64,
+}
+
+/// The KPI measurements that events `from..` of an incident make, walking the
+/// whole timeline for context. A reopening starts a new cycle (its breach
+/// began, as far as the collector knows, when it reopened): it is not a new
+/// detection, but its acknowledgement, restore and resolution are measured
+/// from it. The same function replays the store at start and observes live
+/// transitions, so the histograms neither reset nor double on restart.
+pub fn observations(
+    started_at_ms: i64,
+    priority: u8,
+    events: impl IntoIterator<Item = (i64, EventKind)>,
+    from: usize,
+) -> Vec<Observation> {
+    let mut out = Vec::new();
+    let (mut started, mut detected) = (started_at_ms, started_at_ms);
+    for (i, (at, kind)) in events.into_iter().enumerate() {
+        let measured = match kind {
+            EventKind::Opened => {
+                detected = at;
+                Some((Kpi::Detection, at - started))
+            }
+            EventKind::Reopened => {
+                (started, detected) = (at, at);
+                None
+            }
+            EventKind::Acknowledged => Some((Kpi::Acknowledge, at - detected)),
+            EventKind::Restored => Some((Kpi::Restore, at - started)),
+            EventKind::Resolved => Some((Kpi::Resolution, at - detected)),
+            _ => None,
+        };
+        if let (Some((kpi, ms)), true) = (measured, i >= from) {
+            out.push(Observation {
+                kpi,
+                priority,
+                seconds: ms.max(0) as f64 / 1000.0,
+            });
+        }
+    }
+    out
+}
+
 /// Problem state (ITIL problem management): open until someone resolves the
 /// root cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -637,5 +698,36 @@ mod tests {
         o.started_ms = 10_000;
         let i = Incident::open(o, 5_000);
         assert_eq!(i.started_at_ms, 5_000);
+    }
+
+    #[test]
+    fn kpi_observations_per_cycle_and_only_for_new_events() {
+        use EventKind::*;
+        let events = [
+            (70_000, Opened),
+            (100_000, Acknowledged),
+            (160_000, Restored),
+            (160_000, Resolved),
+            (1_000_000, Reopened),
+            (1_030_000, Restored),
+            (1_030_000, Resolved),
+        ];
+        let all = observations(10_000, 2, events, 0);
+        let got: Vec<_> = all.iter().map(|o| (o.kpi, o.seconds)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Kpi::Detection, 60.0),
+                (Kpi::Acknowledge, 30.0),
+                (Kpi::Restore, 150.0),
+                (Kpi::Resolution, 90.0),
+                (Kpi::Restore, 30.0),
+                (Kpi::Resolution, 30.0),
+            ]
+        );
+        // Replaying only the newly saved events measures them in context.
+        let tail = observations(10_000, 2, events, 5);
+        assert_eq!(tail, all[4..].to_vec());
+        assert!(all.iter().all(|o| o.priority == 2));
     }
 }

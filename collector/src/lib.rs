@@ -24,6 +24,7 @@ pub mod config;
 pub mod engine;
 pub mod incidents;
 pub mod ingest;
+pub mod kpi;
 pub mod metrics;
 pub mod rules;
 pub mod state;
@@ -44,7 +45,6 @@ use crate::api::AppState;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
-use crate::rules::RuleKind;
 use crate::state::State;
 use crate::store::Store;
 
@@ -65,12 +65,11 @@ impl Collector {
         let config = Arc::new(config);
         let db = config.database_path();
         let setup = engine::Setup::from_config(&config);
-        let heartbeat = setup.rules.iter().find_map(|r| match r.kind {
-            RuleKind::Absent { after } => Some(after),
-            _ => None,
-        });
         let state = Arc::new(RwLock::new(State::default()));
-        let metrics = Arc::new(Metrics::new(Arc::clone(&state), heartbeat));
+        let metrics = Arc::new(Metrics::new(
+            Arc::clone(&state),
+            Arc::clone(&config.reporting),
+        ));
         let (engine, reader) = {
             let (state, metrics) = (Arc::clone(&state), Arc::clone(&metrics));
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {

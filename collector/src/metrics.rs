@@ -1,7 +1,10 @@
-//! The collector's `/metrics`: its own counters and gauges in a private
-//! [`Registry`], plus every host's liveness and latest samples, read from
-//! [`State`] at scrape time by [`HostsExport`] (a custom collector, so a
-//! hundred thousand series cost nothing between scrapes).
+//! The collector's `/metrics`: its own counters, gauges and KPI histograms
+//! in a private [`Registry`], plus everything per host and per service, read
+//! from [`State`] at scrape time by [`HostsExport`] (a custom collector, so a
+//! hundred thousand series cost nothing between scrapes): liveness and
+//! check state, availability over the rolling windows, service levels, and
+//! every host's latest samples. Hosts silent for `forget_hosts_after`
+//! disappear.
 //!
 //! Names are contracts (DESIGN.md → KPIs). Agent samples are exported as
 //! `vedette_<name>{host, …labels}`; a sample whose exported name would collide
@@ -9,14 +12,17 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
+use crate::availability::{Avail, WINDOWS};
+use crate::incidents::{priority_label, Kpi, Observation};
+use crate::kpi::{self, Planned, Reporting, ServiceReport};
 use crate::state::State;
 
 /// Outcomes of `POST /api/v1/push`, the values of `outcome`.
@@ -63,12 +69,20 @@ pub struct Metrics {
     pub problems_open: IntGauge,
     pub changes: IntCounterVec,
     pub suppressed: IntCounterVec,
+    /// Detection, acknowledge, restore, resolution (in [`Kpi`] order).
+    kpi: [HistogramVec; 4],
 }
 
+/// Histogram buckets for incident KPIs: 1 s to 7 d.
+pub const KPI_BUCKETS: [f64; 16] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14_400.0, 43_200.0,
+    86_400.0, 259_200.0, 604_800.0,
+];
+
 impl Metrics {
-    /// Registers every family. `heartbeat` is how long a host may be silent
-    /// and still count as up (the `absent_for` of the heartbeat rule).
-    pub fn new(state: Arc<RwLock<State>>, heartbeat: Option<Duration>) -> Metrics {
+    /// Registers every family; per-host and per-service families are read
+    /// from `state` at scrape time as `reporting` says.
+    pub fn new(state: Arc<RwLock<State>>, reporting: Arc<Reporting>) -> Metrics {
         let registry = Registry::new();
         let mut own = HashSet::new();
         let mut reg = |c: Box<dyn Collector>| {
@@ -130,6 +144,34 @@ impl Metrics {
             &["rule"],
         )
         .expect("static metric definition");
+        let kpi = [
+            (
+                "vedette_incident_detection_seconds",
+                "Time to detect (MTTD): detected − started (first breaching sample), per incident.",
+            ),
+            (
+                "vedette_incident_acknowledge_seconds",
+                "Time to acknowledge (MTTA): acknowledged − detected (opened or reopened).",
+            ),
+            (
+                "vedette_incident_restore_seconds",
+                "Time to restore service (MTRS): restored (condition cleared) − started.",
+            ),
+            (
+                "vedette_incident_resolution_seconds",
+                "Time to resolve (MTTR): resolved − detected (opened or reopened).",
+            ),
+        ]
+        .map(|(name, help)| {
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(KPI_BUCKETS.to_vec()),
+                &["priority"],
+            )
+            .expect("static metric definition")
+        });
+        for h in &kpi {
+            reg(Box::new(h.clone()));
+        }
         reg(Box::new(problems_open.clone()));
         reg(Box::new(changes.clone()));
         reg(Box::new(suppressed.clone()));
@@ -138,11 +180,12 @@ impl Metrics {
         reg(Box::new(incidents_resolved.clone()));
         reg(Box::new(ingest_batches.clone()));
         reg(Box::new(ingest_samples.clone()));
-        own.insert(HOST_UP.to_string());
+        own.extend(HostsExport::FAMILIES.iter().map(|f| f.to_string()));
         Metrics {
             registry,
             own,
-            hosts: HostsExport { state, heartbeat },
+            kpi,
+            hosts: HostsExport { state, reporting },
             incidents_open,
             incidents_opened,
             incidents_resolved,
@@ -152,6 +195,24 @@ impl Metrics {
             changes,
             suppressed,
         }
+    }
+
+    /// Records one incident KPI measurement.
+    pub fn observe(&self, o: &Observation) {
+        let h = match o.kpi {
+            Kpi::Detection => &self.kpi[0],
+            Kpi::Acknowledge => &self.kpi[1],
+            Kpi::Restore => &self.kpi[2],
+            Kpi::Resolution => &self.kpi[3],
+        };
+        h.with_label_values(&[priority_label(o.priority)])
+            .observe(o.seconds);
+    }
+
+    /// Every configured service at `now_ms` (`GET /api/v1/services`).
+    pub fn services(&self, now_ms: i64) -> Vec<ServiceReport> {
+        let state = self.hosts.state.read().unwrap_or_else(|p| p.into_inner());
+        kpi::services(&self.hosts.reporting, &state, now_ms)
     }
 
     /// Counts one push outcome.
@@ -175,37 +236,111 @@ impl Metrics {
     }
 }
 
-const HOST_UP: &str = "vedette_host_up";
-
 /// Reads host state at scrape time.
 struct HostsExport {
     state: Arc<RwLock<State>>,
-    heartbeat: Option<Duration>,
+    reporting: Arc<Reporting>,
+}
+
+/// A gauge family being filled.
+struct Gauges(MetricFamily);
+
+impl Gauges {
+    fn new(name: &str, help: &str) -> Gauges {
+        Gauges(family(name, help, MetricType::GAUGE))
+    }
+
+    fn add(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.0.mut_metric().push(gauge(
+            labels.iter().map(|(k, v)| pair(k, v)).collect(),
+            value,
+        ));
+    }
 }
 
 impl HostsExport {
+    /// The families this export owns (agent samples may not shadow them).
+    const FAMILIES: [&'static str; 13] = [
+        "vedette_host_up",
+        "vedette_check_up",
+        "vedette_host_availability_ratio",
+        "vedette_host_unknown_seconds",
+        "vedette_check_availability_ratio",
+        "vedette_check_unknown_seconds",
+        "vedette_service_availability_ratio",
+        "vedette_service_unknown_seconds",
+        "vedette_service_planned_seconds",
+        "vedette_service_sla_target_ratio",
+        "vedette_service_error_budget_remaining_ratio",
+        "vedette_service_error_budget_burn_rate",
+        "vedette_collector_downtime_seconds",
+    ];
+
     fn families(&self, now_ms: i64, own: &HashSet<String>) -> Vec<MetricFamily> {
         let Ok(state) = self.state.read() else {
             return Vec::new();
         };
-        let mut up = family(
-            HOST_UP,
-            "1 when the host's agent has pushed within its heartbeat limit, else 0.",
-            MetricType::GAUGE,
-        );
+        let reporting = &*self.reporting;
+        let [mut host_up, mut check_up, mut host_ratio, mut host_unknown, mut check_ratio, mut check_unknown, mut svc_ratio, mut svc_unknown, mut svc_planned, mut svc_target, mut svc_budget, mut svc_burn, mut downtime] = [
+            "1 when the host's agent has pushed within its heartbeat limit, 0 when it has not; absent while unknown (just after a collector restart).",
+            "1 when the check's latest result is ok or warning, 0 when critical; absent while unknown.",
+            "Host heartbeat availability over the rolling window: up / (up + down) time; unknown and planned time excluded.",
+            "Time in the window the host's state was unknown (collector down, not heard from yet), excluded from the ratio.",
+            "Check availability over the rolling window: up (ok, warning) / (up + down (critical)) time; unknown and planned time excluded.",
+            "Time in the window the check's state was unknown (unknown status, host silent, collector down), excluded from the ratio.",
+            "Service availability over the rolling window (checks combined by mode all|any): up / (up + down) time; unknown and planned time excluded.",
+            "Time in the window the service's state was unknown, excluded from the ratio.",
+            "Time in the window covered by changes or maintenance windows, excluded from the agreed time.",
+            "The service's SLA target as a ratio.",
+            "Error budget left over the window: 1 - (1 - availability) / (1 - target); negative once overspent.",
+            "Error budget burn rate over the window: (1 - availability) / (1 - target); 1 spends the budget exactly over the SLA period.",
+            "Time in the window the collector itself was not running (between a run's last alive mark and the next start).",
+        ]
+        .into_iter()
+        .zip(Self::FAMILIES)
+        .map(|(help, name)| Gauges::new(name, help))
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("13 helps for 13 families"));
+
+        let planned = Planned::new(reporting, &state, now_ms);
         let mut samples: BTreeMap<String, MetricFamily> = BTreeMap::new();
-        let mut hosts: Vec<_> = state.hosts.iter().collect();
+        let mut hosts: Vec<_> = state
+            .hosts
+            .iter()
+            .filter(|(_, h)| kpi::visible(h, reporting, now_ms))
+            .collect();
         hosts.sort_by(|a, b| a.0.cmp(b.0));
-        for (host, h) in hosts {
-            let limit = self
-                .heartbeat
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(3 * h.interval_ms);
-            let is_up = now_ms.saturating_sub(h.last_seen_ms) < limit;
-            up.mut_metric().push(gauge(
-                vec![pair("host", host)],
-                if is_up { 1.0 } else { 0.0 },
-            ));
+        for &(host, h) in &hosts {
+            if let Some(v) = up_value(h.up.current()) {
+                host_up.add(&[("host", host)], v);
+            }
+            let spans = planned.for_host(host, &h.labels);
+            for ((window, _), t) in WINDOWS.iter().zip(kpi::windows(&h.up, &spans, now_ms)) {
+                let l = [("host", host.as_str()), ("window", window)];
+                if let Some(r) = t.ratio() {
+                    host_ratio.add(&l, r);
+                }
+                host_unknown.add(&l, t.unknown_ms as f64 / 1000.0);
+            }
+            let mut checks: Vec<_> = h.check_up.iter().collect();
+            checks.sort_by(|a, b| a.0.cmp(b.0));
+            for (check, tl) in checks {
+                if let Some(v) = up_value(tl.current()) {
+                    check_up.add(&[("host", host), ("check", check)], v);
+                }
+                for ((window, _), t) in WINDOWS.iter().zip(kpi::windows(tl, &spans, now_ms)) {
+                    let l = [
+                        ("host", host.as_str()),
+                        ("check", check),
+                        ("window", window),
+                    ];
+                    if let Some(r) = t.ratio() {
+                        check_ratio.add(&l, r);
+                    }
+                    check_unknown.add(&l, t.unknown_ms as f64 / 1000.0);
+                }
+            }
             for ((name, labels), point) in &h.series {
                 let fq = format!("vedette_{name}");
                 if own.contains(&fq) {
@@ -239,12 +374,59 @@ impl HostsExport {
                 fam.mut_metric().push(m);
             }
         }
-        let mut out = Vec::with_capacity(samples.len() + 1);
-        if !up.get_metric().is_empty() {
-            out.push(up);
+        for svc in kpi::services(reporting, &state, now_ms) {
+            let name = svc.name.as_str();
+            svc_target.add(&[("service", name)], svc.target);
+            for w in &svc.windows {
+                let l = [("service", name), ("window", w.window)];
+                if let Some(a) = w.availability {
+                    svc_ratio.add(&l, a);
+                }
+                if let Some(b) = w.error_budget_remaining {
+                    svc_budget.add(&l, b);
+                }
+                svc_unknown.add(&l, w.unknown_seconds);
+                svc_planned.add(&l, w.planned_seconds);
+            }
+            for (window, rate) in &svc.burn_rates {
+                if let Some(r) = rate {
+                    svc_burn.add(&[("service", name), ("window", window)], *r);
+                }
+            }
         }
+        for (&(window, _), secs) in WINDOWS.iter().zip(kpi::collector_downtime(&state, now_ms)) {
+            downtime.add(&[("window", window)], secs);
+        }
+        let mut out: Vec<MetricFamily> = [
+            host_up,
+            check_up,
+            host_ratio,
+            host_unknown,
+            check_ratio,
+            check_unknown,
+            svc_ratio,
+            svc_unknown,
+            svc_planned,
+            svc_target,
+            svc_budget,
+            svc_burn,
+            downtime,
+        ]
+        .into_iter()
+        .map(|g| g.0)
+        .filter(|f| !f.get_metric().is_empty())
+        .collect();
         out.extend(samples.into_values());
         out
+    }
+}
+
+/// A subject's state as a `_up` gauge value; unknown is left out.
+fn up_value(a: Avail) -> Option<f64> {
+    match a {
+        Avail::Up => Some(1.0),
+        Avail::Down => Some(0.0),
+        Avail::Unknown => None,
     }
 }
 
@@ -318,16 +500,54 @@ mod tests {
         Arc::new(RwLock::new(s))
     }
 
+    const H: i64 = 3_600_000;
+
+    /// web-01 up for the last hour; its `api` check went critical at 45 min.
+    fn avail_state() -> Arc<RwLock<State>> {
+        let st = state();
+        {
+            let mut s = st.write().unwrap();
+            let h = s.hosts.get_mut("web-01").unwrap();
+            h.last_seen_ms = H;
+            h.up.set(Avail::Up, 0);
+            let api = h.check_up.entry("api".into()).or_default();
+            api.set(Avail::Up, 0);
+            api.set(Avail::Down, H * 3 / 4);
+            h.check_up
+                .entry("tls".into())
+                .or_default()
+                .set(Avail::Unknown, 0);
+            s.runs.set(Avail::Up, 0);
+        }
+        st
+    }
+
+    fn reporting(yaml: &str) -> Arc<Reporting> {
+        Arc::clone(
+            &crate::config::Config::from_yaml("t.yaml", yaml)
+                .unwrap()
+                .reporting,
+        )
+    }
+
+    /// The value of the series written exactly as `series`.
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.parse().unwrap())
+    }
+
     #[test]
     fn renders_hosts_samples_and_own_families() {
-        let m = Metrics::new(state(), Some(Duration::from_secs(60)));
+        let m = Metrics::new(avail_state(), reporting("rules: []"));
         m.ingest(IngestOutcome::Accepted);
         m.incidents_open
             .with_label_values(&["P3", "cpu_high"])
             .set(1);
-        let text = m.render(150_000);
+        let text = m.render(H);
         for line in [
             "vedette_host_up{host=\"web-01\"} 1",
+            "vedette_check_up{host=\"web-01\",check=\"api\"} 0",
             "vedette_memory_used_ratio{host=\"web-01\"} 0.5",
             "# TYPE vedette_network_receive_bytes_total counter",
             "vedette_network_receive_bytes_total{host=\"web-01\",interface=\"eth0\"} 1234",
@@ -341,21 +561,140 @@ mod tests {
             "agent sample shadowed an own family\n{text}"
         );
         assert_eq!(text.matches("# TYPE vedette_incidents_open ").count(), 1);
+        // An unknown check has no _up series (neither 1 nor 0 would be true).
+        assert!(
+            !text.contains("vedette_check_up{host=\"web-01\",check=\"tls\""),
+            "{text}"
+        );
     }
 
     #[test]
-    fn host_goes_down_after_its_heartbeat_limit() {
-        let m = Metrics::new(state(), Some(Duration::from_secs(60)));
+    fn availability_windows_are_exported_with_unknown_time_beside_them() {
+        let m = Metrics::new(avail_state(), reporting("rules: []"));
+        let text = m.render(H);
+        let host = |w: &str| {
+            value(
+                &text,
+                &format!("vedette_host_availability_ratio{{host=\"web-01\",window=\"{w}\"}}"),
+            )
+        };
+        assert_eq!(host("1h"), Some(1.0));
+        assert_eq!(host("1d"), Some(1.0));
+        // The day before the first change is unknown, never hidden.
+        assert_eq!(
+            value(
+                &text,
+                "vedette_host_unknown_seconds{host=\"web-01\",window=\"1d\"}"
+            ),
+            Some(23.0 * 3600.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vedette_check_availability_ratio{host=\"web-01\",check=\"api\",window=\"1h\"}"
+            ),
+            Some(0.75)
+        );
+        // Nothing observed in agreed time: no ratio at all, only unknown time.
+        assert!(!text.contains("vedette_check_availability_ratio{host=\"web-01\",check=\"tls\""));
+        assert_eq!(
+            value(
+                &text,
+                "vedette_check_unknown_seconds{host=\"web-01\",check=\"tls\",window=\"1h\"}"
+            ),
+            Some(3600.0)
+        );
+        assert_eq!(
+            value(&text, "vedette_collector_downtime_seconds{window=\"1h\"}"),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn services_report_target_budget_and_burn() {
+        let yaml = "
+rules: []
+services:
+  - name: checkout
+    target: 0.99
+    hosts: ['web-*']
+    checks: ['api', 'tl?']
+    mode: any
+  - name: api-only
+    target: 0.9
+    hosts: ['web-*']
+    checks: [api]
+";
+        let m = Metrics::new(avail_state(), reporting(yaml));
+        let text = m.render(H);
+        let v = |s: &str| value(&text, s).unwrap_or_else(|| panic!("no {s}\n{text}"));
+        assert_eq!(
+            v("vedette_service_sla_target_ratio{service=\"checkout\"}"),
+            0.99
+        );
+        // any: api down from 45 min, tls unknown all along: down 15 min.
+        assert_eq!(
+            v("vedette_service_availability_ratio{service=\"checkout\",window=\"1h\"}"),
+            0.75
+        );
+        // 1 − 0.25 / 0.1 = −1.5: overspent by one and a half budgets.
+        let budget =
+            v("vedette_service_error_budget_remaining_ratio{service=\"api-only\",window=\"1h\"}");
+        assert!((budget + 1.5).abs() < 1e-9, "{budget}");
+        // The last 5 minutes were all down: (1 − 0) / (1 − 0.9) = 10.
+        let burn = v("vedette_service_error_budget_burn_rate{service=\"api-only\",window=\"5m\"}");
+        assert!((burn - 10.0).abs() < 1e-9, "{burn}");
+        let api = m.services(H);
+        assert_eq!(api.len(), 2);
+        assert_eq!(api[1].members, 1);
+        assert_eq!(api[1].windows[0].availability, Some(0.75));
+        assert_eq!(api[1].windows[0].down_seconds, 900.0);
+    }
+
+    #[test]
+    fn hosts_silent_past_forget_hosts_after_disappear() {
+        let m = Metrics::new(
+            avail_state(),
+            reporting("rules: []\nforget_hosts_after: 2h"),
+        );
         assert!(m
-            .render(159_999)
-            .contains("vedette_host_up{host=\"web-01\"} 1"));
-        assert!(m
-            .render(160_000)
-            .contains("vedette_host_up{host=\"web-01\"} 0"));
-        // Without a heartbeat rule: three intervals.
-        let m = Metrics::new(state(), None);
-        assert!(m
-            .render(130_000)
-            .contains("vedette_host_up{host=\"web-01\"} 0"));
+            .render(H + 2 * H - 1)
+            .contains("vedette_host_up{host=\"web-01\"}"));
+        let text = m.render(H + 2 * H);
+        assert!(!text.contains("web-01"), "{text}");
+    }
+
+    #[test]
+    fn kpi_histograms_by_priority() {
+        let m = Metrics::new(state(), reporting("rules: []"));
+        for seconds in [20.0, 200.0] {
+            m.observe(&Observation {
+                kpi: Kpi::Restore,
+                priority: 1,
+                seconds,
+            });
+        }
+        let text = m.render(0);
+        assert_eq!(
+            value(
+                &text,
+                "vedette_incident_restore_seconds_count{priority=\"P1\"}"
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vedette_incident_restore_seconds_sum{priority=\"P1\"}"
+            ),
+            Some(220.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vedette_incident_restore_seconds_bucket{priority=\"P1\",le=\"30\"}"
+            ),
+            Some(1.0)
+        );
     }
 }

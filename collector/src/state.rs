@@ -9,8 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use vedette_protocol::CheckResult;
 
+use crate::availability::Timeline;
 use crate::incidents::Labels;
 use crate::store::HostRecord;
+use crate::windows::Scope;
 
 /// A series within a host: metric name and labels.
 pub type SeriesKey = (String, Labels);
@@ -36,6 +38,10 @@ pub struct HostState {
     pub interval_ms: i64,
     pub series: HashMap<SeriesKey, Point>,
     pub checks: BTreeMap<String, CheckResult>,
+    /// Heartbeat availability: up while pushing within the heartbeat limit.
+    pub up: Timeline,
+    /// Per check: ok and warning are up, critical down, unknown unknown.
+    pub check_up: HashMap<String, Timeline>,
     /// Changed since last persisted.
     pub dirty: bool,
 }
@@ -51,6 +57,8 @@ impl HostState {
             interval_ms: r.interval_ms,
             series: HashMap::new(),
             checks: BTreeMap::new(),
+            up: Timeline::default(),
+            check_up: HashMap::new(),
             dirty: false,
         }
     }
@@ -91,10 +99,15 @@ impl HostState {
     }
 }
 
-/// All hosts.
+/// All hosts, the collector's own runs and the planned changes availability
+/// leaves out.
 #[derive(Debug, Default)]
 pub struct State {
     pub hosts: HashMap<String, HostState>,
+    /// The collector itself: up while running, down between runs.
+    pub runs: Timeline,
+    /// Changes within the availability horizon: `(scope, start, end)`.
+    pub changes: Vec<(Scope, i64, i64)>,
 }
 
 impl State {
@@ -105,6 +118,7 @@ impl State {
                 .into_iter()
                 .map(|r| (r.host.clone(), HostState::from_record(r)))
                 .collect(),
+            ..State::default()
         }
     }
 }

@@ -34,7 +34,14 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::incidents::{Incident, IncidentEvent, IncidentState, Labels, Problem, ProblemState};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::availability::Avail;
+use crate::incidents::{
+    observations, EventKind, Incident, IncidentEvent, IncidentState, Labels, Observation, Problem,
+    ProblemState,
+};
 use crate::windows::{Change, ChangeOutcome, Scope, ScopeSpec};
 
 /// Schema migrations; index `i` upgrades version `i` to `i + 1`.
@@ -128,6 +135,20 @@ CREATE TABLE suppressions (
 );
 CREATE INDEX suppressions_by_time ON suppressions (at);
 "#,
+    r#"
+CREATE TABLE availability (
+    host       TEXT    NOT NULL,
+    check_name TEXT    NOT NULL, -- '' is the host's heartbeat
+    at         INTEGER NOT NULL,
+    state      TEXT    NOT NULL CHECK (state IN ('up', 'down', 'unknown'))
+);
+CREATE INDEX availability_by_subject ON availability (host, check_name, at);
+CREATE TABLE runs (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at INTEGER NOT NULL,
+    alive_at   INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Store failures callers branch on.
@@ -188,10 +209,23 @@ pub struct IncidentCount {
     pub count: u64,
 }
 
+/// One availability change: `check` is empty for the host's heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AvailabilityRow {
+    pub host: String,
+    pub check: String,
+    pub at_ms: i64,
+    pub state: Avail,
+}
+
+/// Receives the KPI measurements of every committed transaction.
+pub type KpiSink = Arc<dyn Fn(&[Observation]) + Send + Sync>;
+
 /// One SQLite connection. The engine owns the writer; the API has its own
 /// reader (WAL lets it read while the writer commits).
 pub struct Store {
     conn: Connection,
+    kpis: Option<KpiSink>,
 }
 
 impl Store {
@@ -228,7 +262,7 @@ impl Store {
             tx.pragma_update(None, "user_version", v as i64 + 1)?;
             tx.commit()?;
         }
-        Ok(Store { conn })
+        Ok(Store { conn, kpis: None })
     }
 
     /// The schema version in the file.
@@ -243,10 +277,117 @@ impl Store {
         &mut self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let tx = Tx(self.conn.transaction()?);
+        let tx = Tx(self.conn.transaction()?, RefCell::default());
         let out = f(&tx)?;
+        let observed = tx.1.take();
         tx.0.commit()?;
+        if let (Some(sink), false) = (&self.kpis, observed.is_empty()) {
+            sink(&observed);
+        }
         Ok(out)
+    }
+
+    /// Sends the KPI measurements of every transition, once committed, to `sink`.
+    pub fn observe_kpis(&mut self, sink: KpiSink) {
+        self.kpis = Some(sink);
+    }
+
+    /// Every KPI measurement the stored incidents make, to rebuild the
+    /// histograms at start.
+    pub fn kpi_observations(&self) -> Result<Vec<Observation>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.id, i.priority, i.started_at, e.at, e.kind
+             FROM incident_events e JOIN incidents i ON i.id = e.incident_id
+             ORDER BY e.incident_id, e.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        let mut current: Option<(i64, u8, i64)> = None;
+        let mut events = Vec::new();
+        let mut flush = |inc: Option<(i64, u8, i64)>, events: &mut Vec<(i64, EventKind)>| {
+            if let Some((_, priority, started)) = inc {
+                out.extend(observations(started, priority, events.drain(..), 0));
+            }
+        };
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            if current.map(|c| c.0) != Some(id) {
+                flush(current, &mut events);
+                current = Some((id, r.get(1)?, r.get(2)?));
+            }
+            let kind: String = r.get(4)?;
+            events.push((r.get(3)?, kind.parse().map_err(StoreError::Corrupt)?));
+        }
+        flush(current, &mut events);
+        Ok(out)
+    }
+
+    /// Availability changes a window starting at `since_ms` or later can see:
+    /// every change from then on, and the one before it per subject (the
+    /// state at `since_ms`). Oldest first per subject.
+    pub fn availability(&self, since_ms: i64) -> Result<Vec<AvailabilityRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT host, check_name, at, state FROM availability a
+             WHERE at >= ?1 OR at = (SELECT MAX(at) FROM availability b
+                 WHERE b.host = a.host AND b.check_name = a.check_name AND b.at < ?1)
+             ORDER BY host, check_name, at, rowid",
+        )?;
+        let rows = stmt.query_map([since_ms], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (host, check, at_ms, state) = row?;
+            let state = Avail::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("availability state '{state}'")))?;
+            out.push(AvailabilityRow {
+                host,
+                check,
+                at_ms,
+                state,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes availability changes no window starting at `before_ms` or
+    /// later can see.
+    pub fn prune_availability(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM availability WHERE at < (SELECT MAX(at) FROM availability b
+                 WHERE b.host = availability.host AND b.check_name = availability.check_name
+                   AND b.at <= ?1)",
+            [before_ms],
+        )?)
+    }
+
+    /// Records the start of this collector run and returns its id with the
+    /// runs (`started`, `last alive`) since `since_ms`, oldest first, this one
+    /// included.
+    pub fn start_run(
+        &mut self,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<(i64, Vec<(i64, i64)>), StoreError> {
+        self.write(|tx| {
+            tx.0.execute(
+                "INSERT INTO runs (started_at, alive_at) VALUES (?1, ?1)",
+                [now_ms],
+            )?;
+            let id = tx.0.last_insert_rowid();
+            tx.0.execute("DELETE FROM runs WHERE alive_at < ?1", [since_ms])?;
+            let mut stmt =
+                tx.0.prepare("SELECT started_at, alive_at FROM runs ORDER BY id")?;
+            let runs = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((id, runs))
+        })
     }
 
     /// Inserts (id 0) or updates an incident and appends
@@ -567,30 +708,7 @@ impl Store {
         &mut self,
         hosts: impl IntoIterator<Item = &'a HostRecord>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO hosts (host, labels, boot_id, last_seq, last_seen, interval_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (host) DO UPDATE SET labels = excluded.labels,
-                   boot_id = excluded.boot_id, last_seq = excluded.last_seq,
-                   last_seen = excluded.last_seen, interval_ms = excluded.interval_ms",
-            )?;
-            for h in hosts {
-                let labels = serde_json::to_string(&h.labels)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                stmt.execute(params![
-                    h.host,
-                    labels,
-                    h.boot_id,
-                    h.last_seq as i64,
-                    h.last_seen_ms,
-                    h.interval_ms
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| tx.save_hosts(hosts))
     }
 
     /// Every known host.
@@ -631,14 +749,63 @@ impl Store {
     }
 }
 
-/// One write transaction (see [`Store::write`]).
-pub struct Tx<'a>(rusqlite::Transaction<'a>);
+/// One write transaction (see [`Store::write`]), with the KPI measurements
+/// its incident transitions make (handed on once it commits).
+pub struct Tx<'a>(rusqlite::Transaction<'a>, RefCell<Vec<Observation>>);
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 impl Tx<'_> {
+    /// Upserts host records.
+    pub fn save_hosts<'a>(
+        &self,
+        hosts: impl IntoIterator<Item = &'a HostRecord>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "INSERT INTO hosts (host, labels, boot_id, last_seq, last_seen, interval_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (host) DO UPDATE SET labels = excluded.labels,
+               boot_id = excluded.boot_id, last_seq = excluded.last_seq,
+               last_seen = excluded.last_seen, interval_ms = excluded.interval_ms",
+        )?;
+        for h in hosts {
+            stmt.execute(params![
+                h.host,
+                json(&h.labels)?,
+                h.boot_id,
+                h.last_seq as i64,
+                h.last_seen_ms,
+                h.interval_ms
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Appends availability changes.
+    pub fn insert_availability<'a>(
+        &self,
+        rows: impl IntoIterator<Item = &'a AvailabilityRow>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "INSERT INTO availability (host, check_name, at, state) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for r in rows {
+            stmt.execute(params![r.host, r.check, r.at_ms, r.state.as_str()])?;
+        }
+        Ok(())
+    }
+
+    /// Marks collector run `run` alive at `now_ms`: after a crash, the time
+    /// from the last mark to the next start is the collector's downtime.
+    pub fn mark_alive(&self, run: i64, now_ms: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("UPDATE runs SET alive_at = ?2 WHERE id = ?1")?
+            .execute(params![run, now_ms])?;
+        Ok(())
+    }
+
     /// Inserts (id 0) or updates an incident and appends `events[persisted_events..]`.
     /// Sets `incident.id` on insert.
     pub fn save_incident(
@@ -709,6 +876,12 @@ impl Tx<'_> {
             "INSERT INTO incident_events (incident_id, at, kind, actor, note)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
+        self.1.borrow_mut().extend(observations(
+            incident.started_at_ms,
+            incident.priority,
+            incident.events.iter().map(|e| (e.at_ms, e.kind)),
+            persisted_events,
+        ));
         for e in incident.events.iter().skip(persisted_events) {
             ins.execute(params![
                 incident.id,

@@ -132,6 +132,38 @@ impl Maintenance {
     }
 }
 
+impl Maintenance {
+    /// Every occurrence overlapping `[from_ms, to_ms)`, as `(start, end)`.
+    pub fn occurrences(&self, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
+        let (Some(from), Some(to), Some(longest)) = (
+            DateTime::<Utc>::from_timestamp_millis(from_ms),
+            DateTime::<Utc>::from_timestamp_millis(to_ms),
+            self.slots.iter().map(|s| s.duration).max(),
+        ) else {
+            return Vec::new();
+        };
+        let back = longest.as_secs().div_ceil(86_400) + 1;
+        let first = from.with_timezone(&self.timezone).date_naive();
+        let last = to.with_timezone(&self.timezone).date_naive();
+        let mut out = Vec::new();
+        let mut day = first.checked_sub_days(Days::new(back)).unwrap_or(first);
+        while day <= last {
+            for slot in self.slots.iter().filter(|s| s.when.falls_on(day)) {
+                let start = local_start(&self.timezone, day, slot.start);
+                let end = start.saturating_add(duration_ms(slot.duration));
+                if start < to_ms && end > from_ms {
+                    out.push((start, end));
+                }
+            }
+            let Some(next) = day.checked_add_days(Days::new(1)) else {
+                break;
+            };
+            day = next;
+        }
+        out
+    }
+}
+
 impl Recurrence {
     fn falls_on(self, day: NaiveDate) -> bool {
         match self {
@@ -373,5 +405,19 @@ mod tests {
         );
         c.outcome = Some(ChangeOutcome::Failed);
         assert_eq!(c.phase(150), Phase::Done);
+    }
+
+    #[test]
+    fn occurrences_over_a_range_agree_with_active_at() {
+        let m = sunday_patching("02:30");
+        let (from, to) = (ms("2026-03-01T00:00:00Z"), ms("2026-04-01T00:00:00Z"));
+        let occ = m.occurrences(from, to);
+        // Five Sundays in March 2026, the DST one (29th) included.
+        assert_eq!(occ.len(), 5);
+        for &(s, e) in &occ {
+            assert_eq!(m.active_at(s), Some((s, e)));
+            assert_eq!(m.active_at(e), None);
+        }
+        assert!(occ.windows(2).all(|w| w[0].1 <= w[1].0));
     }
 }

@@ -47,7 +47,7 @@ fn harness(db: &Path, now: i64) -> Harness {
 fn harness_with(db: &Path, now: i64, yaml: &str) -> Harness {
     let config = Config::from_yaml("t.yaml", yaml).unwrap();
     let state = Arc::new(RwLock::new(State::default()));
-    let metrics = Arc::new(Metrics::new(state.clone(), Some(Duration::from_secs(60))));
+    let metrics = Arc::new(Metrics::new(state.clone(), Arc::clone(&config.reporting)));
     let store = Store::open(db).unwrap();
     let engine = Engine::new(
         Setup::from_config(&config),
@@ -365,7 +365,7 @@ fn restart_keeps_incidents_and_opens_no_duplicate() {
     let id = {
         let mut h = harness(&path, T0);
         h.push("web-01", T0, &[("filesystem_used_ratio", &[], 0.99)]);
-        h.engine.flush_hosts().unwrap();
+        h.engine.flush_hosts(T0).unwrap();
         h.incidents()[0].id
     };
     let mut h = harness(&path, T0 + 100 * S);
@@ -401,7 +401,7 @@ fn restart_gives_hosts_one_heartbeat_period_before_host_down() {
     {
         let mut h = harness(&path, T0);
         h.push("web-01", T0, &[]);
-        h.engine.flush_hosts().unwrap();
+        h.engine.flush_hosts(T0).unwrap();
     }
     // The collector was down for ten minutes; the host is known but silent.
     let start = T0 + 600 * S;
@@ -422,7 +422,7 @@ fn replayed_seq_after_restart_is_still_a_duplicate() {
         let mut h = harness(&path, T0);
         let b = h.batch("web-01", T0, &[("filesystem_used_ratio", &[], 0.5)]);
         h.engine.apply(&b, T0).unwrap();
-        h.engine.flush_hosts().unwrap();
+        h.engine.flush_hosts(T0).unwrap();
         b
     };
     let mut h = harness(&path, T0 + S);
@@ -965,4 +965,114 @@ fn resolved_incidents_reopen_after_a_restart() {
     let v = h.incidents();
     assert_eq!(v.len(), 1);
     assert_eq!((v[0].state, v[0].occurrences), (IncidentState::Open, 2));
+}
+
+/// The count of a KPI histogram, summed over priorities.
+fn kpi_count(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}_count{{")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn availability_is_exact_across_silence_and_restart() {
+    use crate::availability::{tally, Tally};
+    let (_d, path) = db();
+    {
+        let mut h = harness(&path, T0);
+        h.check("web-01", T0, "api", Status::Ok);
+        h.check("web-01", T0 + 10 * S, "api", Status::Critical);
+        h.check("web-01", T0 + 20 * S, "api", Status::Ok);
+        h.engine.tick(T0 + 21 * S).unwrap();
+        // Silent since T0+20 s: down from the first missed push (T0+30 s)
+        // once the 60 s heartbeat has lapsed, not before.
+        h.engine.tick(T0 + 79 * S).unwrap();
+        assert_eq!(
+            h.state.read().unwrap().hosts["web-01"].up.current(),
+            Avail::Up
+        );
+        h.engine.tick(T0 + 80 * S).unwrap();
+        {
+            let st = h.state.read().unwrap();
+            let host = &st.hosts["web-01"];
+            assert_eq!(host.up.points().last(), Some(&(T0 + 30 * S, Avail::Down)));
+            assert_eq!(host.check_up["api"].current(), Avail::Unknown);
+        }
+        // api_down (detected, restored) and host_down (detected).
+        let text = h.metrics.render(T0 + 80 * S);
+        assert_eq!(kpi_count(&text, "vedette_incident_detection_seconds"), 2.0);
+        assert_eq!(kpi_count(&text, "vedette_incident_restore_seconds"), 1.0);
+        // The collector dies right after its flush at T0+80 s.
+    }
+    // Back at T0+200 s; the host pushes again at T0+210 s.
+    let mut h = harness(&path, T0 + 200 * S);
+    h.seq = 100;
+    let text = h.metrics.render(T0 + 200 * S);
+    assert_eq!(
+        kpi_count(&text, "vedette_incident_detection_seconds"),
+        2.0,
+        "histograms restored, not reset or doubled"
+    );
+    assert_eq!(kpi_count(&text, "vedette_incident_resolution_seconds"), 1.0);
+    h.check("web-01", T0 + 210 * S, "api", Status::Ok);
+    let st = h.state.read().unwrap();
+    let host = &st.hosts["web-01"];
+    assert_eq!(
+        tally(&host.up, &[], T0, T0 + 300 * S),
+        Tally {
+            up_ms: 30 * S + 90 * S,
+            down_ms: 50 * S,
+            // Collector down 80→200, host not heard from until 210.
+            unknown_ms: 130 * S,
+            planned_ms: 0,
+        }
+    );
+    let api = tally(&host.check_up["api"], &[], T0, T0 + 300 * S);
+    assert_eq!(
+        (api.up_ms, api.down_ms, api.unknown_ms),
+        (20 * S + 90 * S, 10 * S, 180 * S)
+    );
+    drop(st);
+    let text = h.metrics.render(T0 + 300 * S);
+    assert!(
+        text.contains("vedette_collector_downtime_seconds{window=\"1h\"} 120"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_change_takes_its_time_out_of_availability() {
+    let (_d, path) = db();
+    let mut h = harness_with(
+        &path,
+        T0,
+        "rules: []\nservices: [{name: db, target: 0.99, hosts: ['db-*'], checks: [pg]}]",
+    );
+    h.check("db-01", T0, "pg", Status::Ok);
+    h.engine
+        .create_change(
+            NewChange {
+                title: "upgrade".into(),
+                scope: ScopeSpec {
+                    hosts: vec!["db-*".into()],
+                    host_labels: Default::default(),
+                },
+                start_ms: T0 + 10 * S,
+                end_ms: T0 + 40 * S,
+                verify_for: Duration::from_secs(1),
+            },
+            "ops",
+            T0,
+        )
+        .unwrap();
+    h.check("db-01", T0 + 15 * S, "pg", Status::Critical);
+    h.check("db-01", T0 + 50 * S, "pg", Status::Ok);
+    let s = &h.metrics.services(T0 + 60 * S)[0];
+    let w = &s.windows[0];
+    assert_eq!(
+        (w.up_seconds, w.down_seconds, w.planned_seconds),
+        (20.0, 10.0, 30.0)
+    );
+    assert_eq!(w.availability, Some(20.0 / 30.0));
 }

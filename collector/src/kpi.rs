@@ -1,0 +1,227 @@
+//! Service levels as `/metrics` and `GET /api/v1/services` report them:
+//! availability per host, per check and per configured service over the
+//! rolling windows, error budget and burn rate, read from [`State`]'s
+//! timelines at the time of the question (see [`crate::availability`] for
+//! the arithmetic).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use globset::GlobSet;
+use serde::Serialize;
+
+use crate::availability::{self, merge, Mode, Tally, Timeline, BURN_WINDOWS, HORIZON, WINDOWS};
+use crate::incidents::Labels;
+use crate::rules::duration_ms;
+use crate::state::{HostState, State};
+use crate::windows::{Maintenance, Scope};
+
+/// A configured service: the checks it is made of and its SLA target.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    /// SLA target as a ratio, e.g. 0.999.
+    pub target: f64,
+    pub scope: Scope,
+    /// Check names or globs, as written.
+    pub checks: Vec<String>,
+    pub check_set: GlobSet,
+    pub mode: Mode,
+}
+
+impl Service {
+    fn has_check(&self, name: &str) -> bool {
+        self.check_set.is_match(name)
+    }
+}
+
+/// What the reports need from the configuration.
+#[derive(Debug, Clone)]
+pub struct Reporting {
+    pub services: Vec<Service>,
+    pub maintenance: Vec<Maintenance>,
+    /// Hosts silent for longer disappear from `/metrics` and the services.
+    pub forget_after: Duration,
+}
+
+/// Default of `forget_hosts_after`.
+pub const FORGET_AFTER: Duration = Duration::from_secs(7 * 86_400);
+
+impl Default for Reporting {
+    fn default() -> Self {
+        Reporting {
+            services: Vec::new(),
+            maintenance: Vec::new(),
+            forget_after: FORGET_AFTER,
+        }
+    }
+}
+
+/// Planned time (changes and maintenance occurrences) within the horizon,
+/// computed once per report and then asked per host.
+pub struct Planned<'a> {
+    maintenance: Vec<(&'a Scope, Vec<(i64, i64)>)>,
+    changes: &'a [(Scope, i64, i64)],
+}
+
+impl<'a> Planned<'a> {
+    pub fn new(reporting: &'a Reporting, state: &'a State, now_ms: i64) -> Planned<'a> {
+        let from = now_ms - duration_ms(HORIZON);
+        Planned {
+            maintenance: reporting
+                .maintenance
+                .iter()
+                .map(|m| (&m.scope, m.occurrences(from, now_ms)))
+                .filter(|(_, o)| !o.is_empty())
+                .collect(),
+            changes: &state.changes,
+        }
+    }
+
+    /// The planned spans covering `host`, merged.
+    pub fn for_host(&self, host: &str, labels: &Labels) -> Vec<(i64, i64)> {
+        let mut spans = Vec::new();
+        for (scope, occ) in &self.maintenance {
+            if scope.covers(host, labels) {
+                spans.extend_from_slice(occ);
+            }
+        }
+        for (scope, s, e) in self.changes {
+            if scope.covers(host, labels) {
+                spans.push((*s, *e));
+            }
+        }
+        merge(spans)
+    }
+}
+
+/// One window of one subject.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowReport {
+    pub window: &'static str,
+    /// up / (up + down); absent when nothing was observed in agreed time.
+    pub availability: Option<f64>,
+    pub up_seconds: f64,
+    pub down_seconds: f64,
+    pub unknown_seconds: f64,
+    pub planned_seconds: f64,
+    /// Services only: 1 − (1 − availability) / (1 − target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_budget_remaining: Option<f64>,
+}
+
+impl WindowReport {
+    fn new(window: &'static str, t: Tally, target: Option<f64>) -> WindowReport {
+        let availability = t.ratio();
+        WindowReport {
+            window,
+            availability,
+            up_seconds: t.up_ms as f64 / 1000.0,
+            down_seconds: t.down_ms as f64 / 1000.0,
+            unknown_seconds: t.unknown_ms as f64 / 1000.0,
+            planned_seconds: t.planned_ms as f64 / 1000.0,
+            error_budget_remaining: target
+                .zip(availability)
+                .map(|(target, a)| availability::budget_remaining(a, target)),
+        }
+    }
+}
+
+/// A service over every window, as `GET /api/v1/services` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceReport {
+    pub name: String,
+    pub target: f64,
+    pub mode: Mode,
+    pub hosts: Vec<String>,
+    pub host_labels: BTreeMap<String, String>,
+    pub checks: Vec<String>,
+    /// Check instances (host × check) counted now.
+    pub members: usize,
+    pub windows: Vec<WindowReport>,
+    /// (1 − availability) / (1 − target) per burn-rate window; absent when
+    /// nothing was observed.
+    pub burn_rates: BTreeMap<&'static str, Option<f64>>,
+}
+
+/// True when `host` is still reported (heard from within `forget_after`).
+pub fn visible(h: &HostState, reporting: &Reporting, now_ms: i64) -> bool {
+    now_ms.saturating_sub(h.last_seen_ms) < duration_ms(reporting.forget_after)
+}
+
+/// `timeline` (with its planned spans) over every window.
+pub fn windows(timeline: &Timeline, planned: &[(i64, i64)], now_ms: i64) -> [Tally; 4] {
+    WINDOWS.map(|(_, w)| availability::tally(timeline, planned, now_ms - duration_ms(w), now_ms))
+}
+
+/// Every configured service at `now_ms`.
+pub fn services(reporting: &Reporting, state: &State, now_ms: i64) -> Vec<ServiceReport> {
+    let planned = Planned::new(reporting, state, now_ms);
+    let mut hosts: Vec<_> = state
+        .hosts
+        .iter()
+        .filter(|(_, h)| visible(h, reporting, now_ms))
+        .collect();
+    hosts.sort_by(|a, b| a.0.cmp(b.0));
+    reporting
+        .services
+        .iter()
+        .map(|s| service(s, &hosts, &planned, now_ms))
+        .collect()
+}
+
+fn service(
+    s: &Service,
+    hosts: &[(&String, &HostState)],
+    planned: &Planned,
+    now_ms: i64,
+) -> ServiceReport {
+    let mut spans = Vec::new();
+    let mut members = Vec::new();
+    for (name, h) in hosts {
+        if !s.scope.covers(name, &h.labels) {
+            continue;
+        }
+        let p = planned.for_host(name, &h.labels);
+        for (check, tl) in &h.check_up {
+            if s.has_check(check) {
+                members.push((tl, spans.len()));
+            }
+        }
+        spans.push(p);
+    }
+    let members: Vec<(&Timeline, &[(i64, i64)])> = members
+        .iter()
+        .map(|(tl, i)| (*tl, &spans[*i][..]))
+        .collect();
+    let tally = |w: Duration| {
+        availability::service_tally(&members, s.mode, now_ms - duration_ms(w), now_ms)
+    };
+    ServiceReport {
+        name: s.name.clone(),
+        target: s.target,
+        mode: s.mode,
+        hosts: s.scope.spec.hosts.clone(),
+        host_labels: s.scope.spec.host_labels.clone(),
+        checks: s.checks.clone(),
+        members: members.len(),
+        windows: WINDOWS
+            .iter()
+            .map(|&(name, w)| WindowReport::new(name, tally(w), Some(s.target)))
+            .collect(),
+        burn_rates: BURN_WINDOWS
+            .iter()
+            .map(|&(name, w)| {
+                let rate = tally(w)
+                    .ratio()
+                    .map(|a| availability::burn_rate(a, s.target));
+                (name, rate)
+            })
+            .collect(),
+    }
+}
+
+/// The collector's own downtime (between runs) per window, in seconds.
+pub fn collector_downtime(state: &State, now_ms: i64) -> [f64; 4] {
+    windows(&state.runs, &[], now_ms).map(|t| t.down_ms as f64 / 1000.0)
+}
