@@ -12,6 +12,7 @@ declare -A needs=(
     [/usr/lib/nagios/plugins/check_dummy]=monitoring-plugins-basic  # command checks run real plugins
     [/usr/sbin/dnsmasq]=dnsmasq-base                            # dns checks ask a real server
     [systemd-analyze]=systemd                                   # the units are verified and scored
+    [promtool]=prometheus                                       # /metrics is linted, scraped and queried, rules unit-tested
 )
 missing=()
 for cmd in "${!needs[@]}"; do

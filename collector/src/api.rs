@@ -71,6 +71,7 @@ fn api_router() -> Router<AppState> {
         .route("/api/v1/problems/{id}/resolve", post(problems_resolve))
         .route("/api/v1/changes", get(changes_list).post(changes_create))
         .route("/api/v1/suppressions", get(suppressions_list))
+        .route("/api/v1/services", get(services_list))
         .layer(DefaultBodyLimit::max(MAX_NOTE_BODY))
 }
 
@@ -663,6 +664,20 @@ async fn suppressions_list(
             })
             .collect(),
     ))
+}
+
+/// Every configured service over every window: the numbers `/metrics`
+/// publishes, as JSON.
+async fn services_list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<crate::kpi::ServiceReport>>, ApiError> {
+    authorize(&app, &headers, Role::Viewer)?;
+    let metrics = Arc::clone(&app.metrics);
+    let reports = tokio::task::spawn_blocking(move || metrics.services(now_ms()))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(reports))
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {

@@ -187,6 +187,43 @@ pub fn changes_table(changes: &Value) -> String {
     )
 }
 
+/// A table of services: availability per window (percent), budget left
+/// over 30 days, burn rate over the last hour.
+pub fn services_table(services: &Value) -> String {
+    fn window(s: &Value, name: &str, field: &str) -> String {
+        let w = s["windows"]
+            .as_array()
+            .and_then(|ws| ws.iter().find(|w| w["window"] == name));
+        match w.and_then(|w| w[field].as_f64()) {
+            Some(v) => format!("{:.3}%", v * 100.0),
+            None => "-".into(),
+        }
+    }
+    render(
+        services,
+        &[
+            ("SERVICE", |s| text(&s["name"])),
+            ("TARGET", |s| {
+                s["target"]
+                    .as_f64()
+                    .map_or("-".into(), |t| format!("{:.3}%", t * 100.0))
+            }),
+            ("1H", |s| window(s, "1h", "availability")),
+            ("1D", |s| window(s, "1d", "availability")),
+            ("7D", |s| window(s, "7d", "availability")),
+            ("30D", |s| window(s, "30d", "availability")),
+            ("BUDGET_30D", |s| window(s, "30d", "error_budget_remaining")),
+            ("BURN_1H", |s| {
+                s["burn_rates"]["1h"]
+                    .as_f64()
+                    .map_or("-".into(), |b| format!("{b:.2}x"))
+            }),
+            ("CHECKS", |s| text(&s["members"])),
+        ],
+        "no services configured",
+    )
+}
+
 fn scope(s: &Value) -> String {
     let mut parts: Vec<String> = s["hosts"]
         .as_array()

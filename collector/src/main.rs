@@ -60,6 +60,12 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Service levels: availability per window against the SLA target,
+    /// error budget left and burn rate (GET /api/v1/services).
+    Services {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// List and record planned changes: breaches in their scope are
     /// suppressed while they run and fail them if they follow.
     Changes {
@@ -211,6 +217,7 @@ async fn async_main(cli: Cli) -> ExitCode {
         Some(Command::Incidents { action, api }) => client_output(incidents(action, api).await),
         Some(Command::Problems { action, api }) => client_output(problems(action, api).await),
         Some(Command::Changes { action, api }) => client_output(changes(action, api).await),
+        Some(Command::Services { api }) => client_output(services(api).await),
         None => {
             let config = match &cli.config {
                 Some(path) => Config::load(path),
@@ -292,6 +299,12 @@ async fn problems(action: ProblemsAction, api: ApiArgs) -> anyhow::Result<String
         }
     };
     show(&value, api.json, client::problems_table)
+}
+
+async fn services(api: ApiArgs) -> anyhow::Result<String> {
+    let c = Client::new(&api.url, api.token)?;
+    let value = c.get("/api/v1/services", &[]).await?;
+    show(&value, api.json, client::services_table)
 }
 
 async fn changes(action: ChangesAction, api: ApiArgs) -> anyhow::Result<String> {
