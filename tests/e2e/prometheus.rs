@@ -29,8 +29,8 @@ services:
     checks: [web]
 "#;
     let c = Collector::start(dir, free_port(), config);
-    let web = TcpListener::bind("127.0.0.1:0").unwrap();
-    let web_addr = web.local_addr().unwrap();
+    let web = TcpListener::bind("127.0.0.1:0").expect("binding the web check's listener");
+    let web_addr = web.local_addr().expect("a bound listener has an address");
     let closed = free_port();
     let agent = vedette_tests::agent(
         dir,
@@ -123,9 +123,9 @@ fn prometheus(dir: &Path, target: &str) -> (Daemon, String) {
              scrape_configs:\n  - job_name: vedette\n    static_configs:\n      - targets: ['{target}']\n"
         ),
     )
-    .unwrap();
+    .expect("writing prometheus.yml");
     let log = dir.join("prometheus.log");
-    let out = std::fs::File::create(&log).unwrap();
+    let out = std::fs::File::create(&log).expect("creating prometheus.log");
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
@@ -135,7 +135,7 @@ fn prometheus(dir: &Path, target: &str) -> (Daemon, String) {
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
+        .stdout(out.try_clone().expect("cloning a file handle"))
         .stderr(out)
         .spawn()
         .expect(
