@@ -40,6 +40,18 @@ pub enum IngestOutcome {
 }
 
 impl IngestOutcome {
+    pub const ALL: [IngestOutcome; 9] = [
+        IngestOutcome::Accepted,
+        IngestOutcome::Duplicate,
+        IngestOutcome::Invalid,
+        IngestOutcome::TooLarge,
+        IngestOutcome::Unsupported,
+        IngestOutcome::Unauthorized,
+        IngestOutcome::Forbidden,
+        IngestOutcome::Throttled,
+        IngestOutcome::Unavailable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             IngestOutcome::Accepted => "accepted",
@@ -181,6 +193,19 @@ impl Metrics {
         reg(Box::new(ingest_batches.clone()));
         reg(Box::new(ingest_samples.clone()));
         own.extend(HostsExport::FAMILIES.iter().map(|f| f.to_string()));
+        // Series with a known, closed set of labels exist from the start at
+        // 0, so rate() and increase() see their first event.
+        for outcome in ["successful", "failed"] {
+            changes.with_label_values(&[outcome]);
+        }
+        for outcome in IngestOutcome::ALL {
+            ingest_batches.with_label_values(&[outcome.as_str()]);
+        }
+        for p in 1..=5 {
+            for h in &kpi {
+                h.with_label_values(&[priority_label(p)]);
+            }
+        }
         Metrics {
             registry,
             own,
