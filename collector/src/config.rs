@@ -1287,4 +1287,49 @@ rules:
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
         }
     }
+
+    #[test]
+    fn services_parse_and_their_mistakes_name_their_line() {
+        let ok = Config::from_yaml(
+            "c.yaml",
+            "services:\n  - {name: checkout, target: 0.999, hosts: ['web-*'], checks: [api, 'tls*'], mode: any}\nforget_hosts_after: 2d\n",
+        )
+        .unwrap();
+        let s = &ok.reporting.services[0];
+        assert_eq!(
+            (s.name.as_str(), s.target, s.mode),
+            ("checkout", 0.999, Mode::Any)
+        );
+        assert!(s.check_set.is_match("tls-expiry") && !s.check_set.is_match("db"));
+        assert_eq!(ok.reporting.forget_after, Duration::from_secs(2 * 86_400));
+        assert_eq!(
+            Config::embedded().unwrap().reporting.forget_after,
+            FORGET_AFTER
+        );
+        let text = r#"services:
+  - {name: a, target: 99.9, hosts: ["*"], checks: [x]}
+  - {name: a, target: 0.5, checks: [x]}
+  - {name: c, target: 0.5, hosts: ["*"], checks: []}
+  - {name: d, target: 0.5, hosts: ["["], checks: [x], mode: some}
+forget_hosts_after: 1s
+"#;
+        let e = Config::from_yaml("c.yaml", text).unwrap_err().to_string();
+        for want in
+            ["c.yaml:5:61: services[3].mode: unknown variant `some`, expected `all` or `any`"]
+        {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        let text = text.replace(", mode: some", "");
+        let e = Config::from_yaml("c.yaml", &text).unwrap_err().to_string();
+        for want in [
+            "c.yaml:2:15: services[0].target: 99.9 is not a ratio between 0 and 1 (exclusive); write 99.9 % as 0.999",
+            "c.yaml:3:6: services[1].name: service 'a' is defined twice",
+            "services[1]: give `hosts` (globs) and/or `host_labels`",
+            "services[2].checks: give the check names",
+            "services[3].hosts[0]: bad glob",
+            "forget_hosts_after: must be at least 1m",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+    }
 }
