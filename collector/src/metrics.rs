@@ -700,6 +700,36 @@ services:
     }
 
     #[test]
+    fn a_maintenance_window_is_planned_time_not_downtime() {
+        // Daily 00:45–01:00 UTC covers exactly the api check's outage in the
+        // first hour of 1970-01-01 (the test clock starts at 0).
+        let yaml = "
+rules: []
+maintenance:
+  - name: nightly
+    scope: {hosts: ['web-*']}
+    schedule: {timezone: UTC, weekly: [{day: thu, start: '00:45', duration: 15m}]}
+services:
+  - {name: api, target: 0.99, hosts: ['web-*'], checks: [api]}
+";
+        let m = Metrics::new(avail_state(), reporting(yaml));
+        let w = &m.services(H)[0].windows[0];
+        assert_eq!(
+            (w.up_seconds, w.down_seconds, w.planned_seconds),
+            (2700.0, 0.0, 900.0)
+        );
+        assert_eq!(w.availability, Some(1.0));
+        let text = m.render(H);
+        assert_eq!(
+            value(
+                &text,
+                "vedette_check_availability_ratio{host=\"web-01\",check=\"api\",window=\"1h\"}"
+            ),
+            Some(1.0)
+        );
+    }
+
+    #[test]
     fn hosts_silent_past_forget_hosts_after_disappear() {
         let m = Metrics::new(
             avail_state(),

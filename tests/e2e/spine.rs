@@ -196,9 +196,11 @@ fn pushes_without_a_valid_token_or_host_are_refused_and_change_nothing() {
             .unwrap()
             >= 1.0
     );
-    assert!(c
-        .metric("vedette_ingest_batches_total{outcome=\"accepted\"}")
-        .is_none());
+    // Outcomes are published from 0, so "none accepted" is a 0, not a gap.
+    assert_eq!(
+        c.metric("vedette_ingest_batches_total{outcome=\"accepted\"}"),
+        Some(0.0)
+    );
     assert!(c.metric("vedette_host_up{host=\"web-01\"}").is_none());
     assert!(c.incidents().is_empty());
     let log = std::fs::read_to_string(dir.path().join("agent-b.log")).unwrap();
