@@ -342,17 +342,12 @@ impl Config {
             .enumerate()
             .filter_map(|(i, t)| {
                 let path = format!("api_tokens[{i}]");
-                if t.name.trim().is_empty() {
-                    diag.push(&format!("{path}.name"), "must not be empty");
-                } else if !names.insert(t.name.as_str()) {
-                    diag.push(
-                        &format!("{path}.name"),
-                        format!(
-                            "token name '{}' is used twice; names identify who did what",
-                            t.name
-                        ),
-                    );
-                }
+                unique_name(&t.name, &path, &mut names, &mut diag, || {
+                    format!(
+                        "token name '{}' is used twice; names identify who did what",
+                        t.name
+                    )
+                });
                 let sha256 = token_sha(
                     t.token.as_deref(),
                     t.token_file.as_deref(),
@@ -380,14 +375,9 @@ impl Config {
             .enumerate()
             .filter_map(|(i, s)| {
                 let path = format!("services[{i}]");
-                if s.name.trim().is_empty() {
-                    diag.push(&format!("{path}.name"), "must not be empty");
-                } else if !names.insert(s.name.as_str()) {
-                    diag.push(
-                        &format!("{path}.name"),
-                        format!("service '{}' is defined twice", s.name),
-                    );
-                }
+                unique_name(&s.name, &path, &mut names, &mut diag, || {
+                    format!("service '{}' is defined twice", s.name)
+                });
                 service(s, &path, &mut diag)
             })
             .collect();
@@ -567,6 +557,21 @@ fn maintenance(raw: &RawMaintenance, path: &str, diag: &mut Diagnostics) -> Opti
         timezone: timezone?,
         slots,
     })
+}
+
+/// Reports `<path>.name` when empty or already in `names`.
+fn unique_name<'a>(
+    name: &'a str,
+    path: &str,
+    names: &mut HashSet<&'a str>,
+    diag: &mut Diagnostics,
+    twice: impl FnOnce() -> String,
+) {
+    if name.trim().is_empty() {
+        diag.push(&format!("{path}.name"), "must not be empty");
+    } else if !names.insert(name) {
+        diag.push(&format!("{path}.name"), twice());
+    }
 }
 
 fn service(raw: &RawService, path: &str, diag: &mut Diagnostics) -> Option<Service> {
