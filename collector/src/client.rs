@@ -323,4 +323,25 @@ mod tests {
             "opened_at": "t", "incident_ids": [4, 9]}]);
         assert!(problems_table(&p).lines().nth(1).unwrap().ends_with("4,9"));
     }
+
+    #[test]
+    fn services_table_shows_percentages_budget_and_burn() {
+        let v = serde_json::json!([{
+            "name": "checkout", "target": 0.999, "members": 4,
+            "windows": [
+                {"window": "1h", "availability": 0.75, "error_budget_remaining": -249.0},
+                {"window": "30d", "availability": null, "error_budget_remaining": null}
+            ],
+            "burn_rates": {"1h": 250.0, "5m": null}
+        }]);
+        let t = services_table(&v);
+        let row = t.lines().nth(1).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            ["checkout", "99.900%", "75.000%", "-", "-", "-", "-", "250.00x", "4"],
+            "{t}"
+        );
+        assert!(services_table(&serde_json::json!([])).contains("(no services configured)"));
+    }
 }

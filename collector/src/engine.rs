@@ -742,7 +742,7 @@ impl Engine {
                 }
             }
         }
-        // Changes no window can see any more are dropped now and then.
+        // Changes no window can see any more are dropped hourly.
         let horizon = rules::duration_ms(availability::HORIZON);
         if now_ms - self.pruned_at_ms >= 3_600_000 {
             self.pruned_at_ms = now_ms;
@@ -754,6 +754,11 @@ impl Engine {
             }
             st.runs.prune(now_ms - horizon);
             st.changes.retain(|c| c.2 > now_ms - horizon);
+            // The store too, or a collector that never restarts keeps every
+            // change it ever saw on disk.
+            if let Err(e) = self.store.prune_availability(now_ms - horizon) {
+                tracing::warn!(error = %e, "pruning old availability changes failed; retried in an hour");
+            }
         }
     }
 

@@ -154,19 +154,39 @@ pub fn windows(timeline: &Timeline, planned: &[(i64, i64)], now_ms: i64) -> [Tal
     WINDOWS.map(|(_, w)| availability::tally(timeline, planned, now_ms - duration_ms(w), now_ms))
 }
 
-/// Every configured service at `now_ms`.
-pub fn services(reporting: &Reporting, state: &State, now_ms: i64) -> Vec<ServiceReport> {
-    let planned = Planned::new(reporting, state, now_ms);
+/// The hosts still reported (see [`visible`]), sorted by name.
+pub fn visible_hosts<'a>(
+    reporting: &Reporting,
+    state: &'a State,
+    now_ms: i64,
+) -> Vec<(&'a String, &'a HostState)> {
     let mut hosts: Vec<_> = state
         .hosts
         .iter()
         .filter(|(_, h)| visible(h, reporting, now_ms))
         .collect();
     hosts.sort_by(|a, b| a.0.cmp(b.0));
+    hosts
+}
+
+/// Every configured service at `now_ms`.
+pub fn services(reporting: &Reporting, state: &State, now_ms: i64) -> Vec<ServiceReport> {
+    let planned = Planned::new(reporting, state, now_ms);
+    let hosts = visible_hosts(reporting, state, now_ms);
+    services_of(reporting, &hosts, &planned, now_ms)
+}
+
+/// [`services`] over hosts and planned time the caller already has.
+pub fn services_of(
+    reporting: &Reporting,
+    hosts: &[(&String, &HostState)],
+    planned: &Planned,
+    now_ms: i64,
+) -> Vec<ServiceReport> {
     reporting
         .services
         .iter()
-        .map(|s| service(s, &hosts, &planned, now_ms))
+        .map(|s| service(s, hosts, planned, now_ms))
         .collect()
 }
 

@@ -192,7 +192,7 @@ impl Metrics {
         reg(Box::new(incidents_resolved.clone()));
         reg(Box::new(ingest_batches.clone()));
         reg(Box::new(ingest_samples.clone()));
-        own.extend(HostsExport::FAMILIES.iter().map(|f| f.to_string()));
+        own.extend(HostsExport::FAMILIES.iter().map(|f| f.0.to_string()));
         // Series with a known, closed set of labels exist from the start at
         // 0, so rate() and increase() see their first event.
         for outcome in ["successful", "failed"] {
@@ -341,21 +341,61 @@ impl Family {
 }
 
 impl HostsExport {
-    /// The families this export owns (agent samples may not shadow them).
-    const FAMILIES: [&'static str; 13] = [
-        "vedette_host_up",
-        "vedette_check_up",
-        "vedette_host_availability_ratio",
-        "vedette_host_unknown_seconds",
-        "vedette_check_availability_ratio",
-        "vedette_check_unknown_seconds",
-        "vedette_service_availability_ratio",
-        "vedette_service_unknown_seconds",
-        "vedette_service_planned_seconds",
-        "vedette_service_sla_target_ratio",
-        "vedette_service_error_budget_remaining_ratio",
-        "vedette_service_error_budget_burn_rate",
-        "vedette_collector_downtime_seconds",
+    /// The families this export owns (agent samples may not shadow them),
+    /// with their help texts.
+    const FAMILIES: [(&'static str, &'static str); 13] = [
+        (
+            "vedette_host_up",
+            "1 when the host's agent has pushed within its heartbeat limit, 0 when it has not; absent while unknown (just after a collector restart).",
+        ),
+        (
+            "vedette_check_up",
+            "1 when the check's latest result is ok or warning, 0 when critical; absent while unknown.",
+        ),
+        (
+            "vedette_host_availability_ratio",
+            "Host heartbeat availability over the rolling window: up / (up + down) time; unknown and planned time excluded.",
+        ),
+        (
+            "vedette_host_unknown_seconds",
+            "Time in the window the host's state was unknown (collector down, not heard from yet), excluded from the ratio.",
+        ),
+        (
+            "vedette_check_availability_ratio",
+            "Check availability over the rolling window: up (ok, warning) / (up + down (critical)) time; unknown and planned time excluded.",
+        ),
+        (
+            "vedette_check_unknown_seconds",
+            "Time in the window the check's state was unknown (unknown status, host silent, collector down), excluded from the ratio.",
+        ),
+        (
+            "vedette_service_availability_ratio",
+            "Service availability over the rolling window (checks combined by mode all|any): up / (up + down) time; unknown and planned time excluded.",
+        ),
+        (
+            "vedette_service_unknown_seconds",
+            "Time in the window the service's state was unknown, excluded from the ratio.",
+        ),
+        (
+            "vedette_service_planned_seconds",
+            "Time in the window covered by changes or maintenance windows, excluded from the agreed time.",
+        ),
+        (
+            "vedette_service_sla_target_ratio",
+            "The service's SLA target as a ratio.",
+        ),
+        (
+            "vedette_service_error_budget_remaining_ratio",
+            "Error budget left over the window: 1 - (1 - availability) / (1 - target); negative once overspent.",
+        ),
+        (
+            "vedette_service_error_budget_burn_rate",
+            "Error budget burn rate over the window: (1 - availability) / (1 - target); 1 spends the budget exactly over the SLA period.",
+        ),
+        (
+            "vedette_collector_downtime_seconds",
+            "Time in the window the collector itself was not running (between a run's last alive mark and the next start).",
+        ),
     ];
 
     /// Writes every per-host and per-service family to `out`.
@@ -364,36 +404,12 @@ impl HostsExport {
             return;
         };
         let reporting = &*self.reporting;
-        let [mut host_up, mut check_up, mut host_ratio, mut host_unknown, mut check_ratio, mut check_unknown, mut svc_ratio, mut svc_unknown, mut svc_planned, mut svc_target, mut svc_budget, mut svc_burn, mut downtime] = [
-            "1 when the host's agent has pushed within its heartbeat limit, 0 when it has not; absent while unknown (just after a collector restart).",
-            "1 when the check's latest result is ok or warning, 0 when critical; absent while unknown.",
-            "Host heartbeat availability over the rolling window: up / (up + down) time; unknown and planned time excluded.",
-            "Time in the window the host's state was unknown (collector down, not heard from yet), excluded from the ratio.",
-            "Check availability over the rolling window: up (ok, warning) / (up + down (critical)) time; unknown and planned time excluded.",
-            "Time in the window the check's state was unknown (unknown status, host silent, collector down), excluded from the ratio.",
-            "Service availability over the rolling window (checks combined by mode all|any): up / (up + down) time; unknown and planned time excluded.",
-            "Time in the window the service's state was unknown, excluded from the ratio.",
-            "Time in the window covered by changes or maintenance windows, excluded from the agreed time.",
-            "The service's SLA target as a ratio.",
-            "Error budget left over the window: 1 - (1 - availability) / (1 - target); negative once overspent.",
-            "Error budget burn rate over the window: (1 - availability) / (1 - target); 1 spends the budget exactly over the SLA period.",
-            "Time in the window the collector itself was not running (between a run's last alive mark and the next start).",
-        ]
-        .into_iter()
-        .zip(Self::FAMILIES)
-        .map(|(help, name)| Family::gauge(name, help))
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("13 helps for 13 families"));
+        let [mut host_up, mut check_up, mut host_ratio, mut host_unknown, mut check_ratio, mut check_unknown, mut svc_ratio, mut svc_unknown, mut svc_planned, mut svc_target, mut svc_budget, mut svc_burn, mut downtime] =
+            Self::FAMILIES.map(|(name, help)| Family::gauge(name, help));
 
         let planned = Planned::new(reporting, &state, now_ms);
         let mut samples: BTreeMap<String, Family> = BTreeMap::new();
-        let mut hosts: Vec<_> = state
-            .hosts
-            .iter()
-            .filter(|(_, h)| kpi::visible(h, reporting, now_ms))
-            .collect();
-        hosts.sort_by(|a, b| a.0.cmp(b.0));
+        let hosts = kpi::visible_hosts(reporting, &state, now_ms);
         for &(host, h) in &hosts {
             if let Some(v) = up_value(h.up.current()) {
                 host_up.add(&[("host", host)], [], v);
@@ -447,7 +463,7 @@ impl HostsExport {
                 );
             }
         }
-        for svc in kpi::services(reporting, &state, now_ms) {
+        for svc in kpi::services_of(reporting, &hosts, &planned, now_ms) {
             let name = svc.name.as_str();
             svc_target.add(&[("service", name)], [], svc.target);
             for w in &svc.windows {

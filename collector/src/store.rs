@@ -1165,4 +1165,38 @@ mod tests {
         assert_eq!(get(Some("auto")), Some(2));
         assert_eq!(get(Some("manual")), None);
     }
+
+    #[test]
+    fn availability_keeps_the_state_at_the_horizon_and_prunes_the_rest() {
+        let mut s = Store::in_memory().unwrap();
+        let row = |check: &str, at_ms, state| AvailabilityRow {
+            host: "h".into(),
+            check: check.into(),
+            at_ms,
+            state,
+        };
+        let rows = [
+            row("", 10, Avail::Up),
+            row("", 20, Avail::Down),
+            row("", 40, Avail::Up),
+            row("api", 5, Avail::Down),
+        ];
+        s.write(|tx| tx.insert_availability(&rows)).unwrap();
+        let at = |s: &Store| {
+            s.availability(30)
+                .unwrap()
+                .iter()
+                .map(|r| (r.check.clone(), r.at_ms))
+                .collect::<Vec<_>>()
+        };
+        let seen = vec![
+            ("".to_string(), 20),
+            ("".to_string(), 40),
+            ("api".to_string(), 5),
+        ];
+        assert_eq!(at(&s), seen);
+        // Only the change before the horizon's own state goes.
+        assert_eq!(s.prune_availability(30).unwrap(), 1);
+        assert_eq!(at(&s), seen);
+    }
 }
