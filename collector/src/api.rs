@@ -36,7 +36,7 @@ use crate::config::{token_digest, Config, Role};
 use crate::engine::{now_ms, ActionError, EngineHandle, NewChange, SubmitError};
 use crate::incidents::{Incident, IncidentState, Labels, Problem, ProblemState};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{DeliveryRow, Store, StoreError};
 use crate::windows::{Change, ChangeOutcome, Phase, ScopeSpec};
 
 /// What every handler shares.
@@ -185,6 +185,9 @@ pub struct IncidentView {
     pub problem_id: Option<i64>,
     pub flapping: bool,
     pub events: Vec<EventView>,
+    /// Notifications of this incident (`GET /api/v1/incidents/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<DeliveryView>>,
 }
 
 /// One timeline entry.
@@ -237,6 +240,7 @@ impl From<Incident> for IncidentView {
                     note: e.note,
                 })
                 .collect(),
+            deliveries: None,
         }
     }
 }
@@ -345,8 +349,44 @@ async fn incidents_show(
     Path(id): Path<i64>,
 ) -> Result<Json<IncidentView>, ApiError> {
     authorize(&app, &headers, Role::Viewer)?;
-    let incident = read(&app, move |s| s.incident(id)).await?;
-    Ok(Json(incident.into()))
+    let (incident, deliveries) = read(&app, move |s| {
+        Ok((s.incident(id)?, s.deliveries(&format!("incident:{id}"))?))
+    })
+    .await?;
+    let mut view = IncidentView::from(incident);
+    view.deliveries = Some(deliveries.into_iter().map(DeliveryView::from).collect());
+    Ok(Json(view))
+}
+
+/// One notification of an incident to one receiver.
+#[derive(Debug, Serialize)]
+pub struct DeliveryView {
+    pub receiver: String,
+    pub event: String,
+    /// `pending`, `delivered`, `rejected` (refused for good) or `expired`.
+    pub state: String,
+    pub attempts: u32,
+    pub created_at: Option<String>,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub done_at: Option<String>,
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(d: DeliveryRow) -> Self {
+        let pending = d.state == "pending";
+        DeliveryView {
+            receiver: d.receiver,
+            event: d.event,
+            state: d.state,
+            attempts: d.attempts,
+            created_at: rfc3339(d.created_at_ms),
+            next_attempt_at: if pending { rfc3339(d.next_at_ms) } else { None },
+            last_error: d.last_error,
+            done_at: d.done_at_ms.and_then(rfc3339),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -681,6 +721,14 @@ async fn services_list(
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
+    match read(&app, |s| s.outbox_pending()).await {
+        Ok(pending) => app.metrics.outbox(
+            app.config.notify.receivers.iter().map(|r| r.name.as_str()),
+            &pending,
+            now_ms(),
+        ),
+        Err(e) => tracing::warn!(error = ?e, "reading the outbox for /metrics failed"),
+    }
     let metrics = Arc::clone(&app.metrics);
     match tokio::task::spawn_blocking(move || metrics.render(now_ms())).await {
         Ok(text) => (

@@ -19,6 +19,7 @@ use vedette_yaml::{ConfigError, Diagnostics};
 
 use crate::availability::Mode;
 use crate::kpi::{Reporting, Service, FORGET_AFTER};
+use crate::notify::{Kind, Receiver, Route, Router, Secret};
 use crate::rules::{
     CheckRule, Direction, FlapThresholds, Matcher, Rule, RuleKind, Selector, Threshold, Trigger,
 };
@@ -49,6 +50,8 @@ pub struct Config {
     pub maintenance: Vec<Maintenance>,
     /// Services, maintenance and host expiry, as the reports need them.
     pub reporting: Arc<Reporting>,
+    /// Notification receivers (`notify:`).
+    pub notify: Arc<Router>,
 }
 
 /// `incidents:` — how incidents live and recur.
@@ -148,6 +151,52 @@ struct RawConfig {
     services: Vec<RawService>,
     #[serde(default, with = "humantime_serde")]
     forget_hosts_after: Option<Duration>,
+    #[serde(default)]
+    notify: Vec<RawReceiver>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawKind {
+    Webhook,
+    Alertmanager,
+    PagerDuty,
+    ServiceNow,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReceiver {
+    name: String,
+    kind: RawKind,
+    url: Option<String>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    routing_key: Option<String>,
+    routing_key_file: Option<PathBuf>,
+    instance_url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    close_code: Option<String>,
+    #[serde(rename = "match", default)]
+    route: RawRoute,
+    #[serde(default, with = "humantime_serde")]
+    max_backoff: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    give_up_after: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    min_priority: Option<u8>,
+    #[serde(default)]
+    rules: Vec<String>,
+    #[serde(default)]
+    host_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,6 +437,19 @@ impl Config {
                 "must be at least 1m (hosts silent that long disappear from /metrics)",
             );
         }
+        let mut names = HashSet::new();
+        let receivers = raw
+            .notify
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let path = format!("notify[{i}]");
+                unique_name(&r.name, &path, &mut names, &mut diag, || {
+                    format!("receiver '{}' is defined twice", r.name)
+                });
+                receiver(r, &path, &mut diag)
+            })
+            .collect();
         let reporting = Arc::new(Reporting {
             services,
             maintenance: maintenance.clone(),
@@ -405,6 +467,7 @@ impl Config {
                 api_tokens,
                 maintenance,
                 reporting,
+                notify: Arc::new(Router { receivers }),
             },
         )
     }
@@ -556,6 +619,237 @@ fn maintenance(raw: &RawMaintenance, path: &str, diag: &mut Diagnostics) -> Opti
         scope: scope?,
         timezone: timezone?,
         slots,
+    })
+}
+
+/// A secret given inline (`key`) or in a file (`key_file`), at most one;
+/// `Err(())` after reporting a mistake.
+fn secret(
+    inline: Option<&str>,
+    file: Option<&Path>,
+    key: &str,
+    path: &str,
+    diag: &mut Diagnostics,
+) -> Result<Option<Secret>, ()> {
+    match (inline, file) {
+        (Some(_), Some(_)) => {
+            diag.push(
+                &format!("{path}.{key}"),
+                format!("give `{key}` or `{key}_file`, not both"),
+            );
+            Err(())
+        }
+        (Some(s), None) if s.is_empty() => {
+            diag.push(&format!("{path}.{key}"), "must not be empty");
+            Err(())
+        }
+        (Some(s), None) => Ok(Some(Secret(s.to_string()))),
+        (None, Some(f)) => match std::fs::read_to_string(f) {
+            Ok(t) if !t.trim().is_empty() => Ok(Some(Secret(t.trim().to_string()))),
+            Ok(_) => {
+                diag.push(
+                    &format!("{path}.{key}_file"),
+                    format!("{} is empty", f.display()),
+                );
+                Err(())
+            }
+            Err(e) => {
+                diag.push(
+                    &format!("{path}.{key}_file"),
+                    format!("cannot read {}: {e}", f.display()),
+                );
+                Err(())
+            }
+        },
+        (None, None) => Ok(None),
+    }
+}
+
+/// An `http://` or `https://` URL with a host.
+fn http_url(url: Option<&str>, field: &str, path: &str, diag: &mut Diagnostics) -> Option<String> {
+    let at = format!("{path}.{field}");
+    let Some(url) = url else {
+        diag.push(&at, "is required for this kind of receiver");
+        return None;
+    };
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Some(url.to_string())
+        }
+        Ok(u) => {
+            diag.push(
+                &at,
+                format!("'{url}' must be an http:// or https:// URL (scheme is {})", u.scheme()),
+            );
+            None
+        }
+        Err(e) => {
+            diag.push(&at, format!("'{url}' is not a URL: {e}"));
+            None
+        }
+    }
+}
+
+fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) -> Option<Receiver> {
+    let kind_name = match raw.kind {
+        RawKind::Webhook => "webhook",
+        RawKind::Alertmanager => "alertmanager",
+        RawKind::PagerDuty => "pagerduty",
+        RawKind::ServiceNow => "servicenow",
+    };
+    // Keys that belong to other kinds are mistakes worth naming.
+    let allowed: &[&str] = match raw.kind {
+        RawKind::Webhook => &["url", "secret"],
+        RawKind::Alertmanager => &["url"],
+        RawKind::PagerDuty => &["url", "routing_key"],
+        RawKind::ServiceNow => &["instance_url", "username", "password", "close_code"],
+    };
+    let given = [
+        ("url", raw.url.is_some()),
+        ("secret", raw.secret.is_some() || raw.secret_file.is_some()),
+        (
+            "routing_key",
+            raw.routing_key.is_some() || raw.routing_key_file.is_some(),
+        ),
+        ("instance_url", raw.instance_url.is_some()),
+        ("username", raw.username.is_some()),
+        ("password", raw.password.is_some() || raw.password_file.is_some()),
+        ("close_code", raw.close_code.is_some()),
+    ];
+    let mut ok = true;
+    for (key, set) in given {
+        if set && !allowed.contains(&key) {
+            diag.push(
+                &format!("{path}.{key}"),
+                format!("is not a setting of {kind_name} receivers"),
+            );
+            ok = false;
+        }
+    }
+    let required = |s: Result<Option<Secret>, ()>, key: &str, diag: &mut Diagnostics| match s {
+        Ok(Some(s)) => Some(s),
+        Ok(None) => {
+            diag.push(
+                &format!("{path}.{key}"),
+                format!("{kind_name} receivers need `{key}` or `{key}_file`"),
+            );
+            None
+        }
+        Err(()) => None,
+    };
+    let kind = match raw.kind {
+        RawKind::Webhook => {
+            let url = http_url(raw.url.as_deref(), "url", path, diag);
+            let secret = secret(
+                raw.secret.as_deref(),
+                raw.secret_file.as_deref(),
+                "secret",
+                path,
+                diag,
+            );
+            Kind::Webhook {
+                url: url?,
+                secret: secret.ok()?,
+            }
+        }
+        RawKind::Alertmanager => Kind::Alertmanager {
+            url: http_url(raw.url.as_deref(), "url", path, diag)?,
+        },
+        RawKind::PagerDuty => {
+            let url = match &raw.url {
+                Some(u) => http_url(Some(u), "url", path, diag),
+                None => Some(crate::notify::PAGERDUTY_URL.to_string()),
+            };
+            let key = secret(
+                raw.routing_key.as_deref(),
+                raw.routing_key_file.as_deref(),
+                "routing_key",
+                path,
+                diag,
+            );
+            let routing_key = required(key, "routing_key", diag);
+            Kind::PagerDuty {
+                url: url?,
+                routing_key: routing_key?,
+            }
+        }
+        RawKind::ServiceNow => {
+            let instance_url = http_url(raw.instance_url.as_deref(), "instance_url", path, diag);
+            let username = raw.username.clone().filter(|u| !u.is_empty());
+            if username.is_none() {
+                diag.push(
+                    &format!("{path}.username"),
+                    "servicenow receivers need a `username`",
+                );
+            }
+            let pw = secret(
+                raw.password.as_deref(),
+                raw.password_file.as_deref(),
+                "password",
+                path,
+                diag,
+            );
+            let password = required(pw, "password", diag);
+            Kind::ServiceNow {
+                instance_url: instance_url?,
+                username: username?,
+                password: password?,
+                close_code: raw
+                    .close_code
+                    .clone()
+                    .unwrap_or_else(|| crate::notify::DEFAULT_CLOSE_CODE.to_string()),
+            }
+        }
+    };
+    let min_priority = raw.route.min_priority.unwrap_or(5);
+    if !(1..=5).contains(&min_priority) {
+        diag.push(
+            &format!("{path}.match.min_priority"),
+            format!("{min_priority} is not a priority; 1 (highest) … 5 (lowest): 2 sends P1 and P2"),
+        );
+        ok = false;
+    }
+    let rules: Vec<String> = raw.route.rules.iter().filter(|r| *r != "*").cloned().collect();
+    let rule_set = globs(&rules, &format!("{path}.match.rules"), diag);
+    let host_labels = matchers(
+        &raw.route.host_labels,
+        &format!("{path}.match.host_labels"),
+        diag,
+    );
+    let max_backoff = raw.max_backoff.unwrap_or(crate::notify::DEFAULT_MAX_BACKOFF);
+    let give_up_after = raw
+        .give_up_after
+        .unwrap_or(crate::notify::DEFAULT_GIVE_UP_AFTER);
+    let timeout = raw.timeout.unwrap_or(crate::notify::DEFAULT_TIMEOUT);
+    if max_backoff < Duration::from_secs(1) {
+        diag.push(&format!("{path}.max_backoff"), "must be at least 1s");
+        ok = false;
+    }
+    if give_up_after < Duration::from_secs(60) {
+        diag.push(
+            &format!("{path}.give_up_after"),
+            "must be at least 1m (a receiver restarting should not lose notifications)",
+        );
+        ok = false;
+    }
+    if timeout.is_zero() || timeout > Duration::from_secs(300) {
+        diag.push(&format!("{path}.timeout"), "must be between 1ms and 5m");
+        ok = false;
+    }
+    if !ok {
+        return None;
+    }
+    Some(Receiver {
+        name: raw.name.clone(),
+        kind,
+        route: Route {
+            min_priority,
+            rules: rule_set?,
+            host_labels,
+        },
+        max_backoff,
+        give_up_after,
+        timeout,
     })
 }
 

@@ -400,6 +400,9 @@ impl Engine {
                 ack_seq: batch.seq,
             });
         }
+        if host.labels != batch.agent.labels {
+            self.store.note_host_labels(host_name, &batch.agent.labels);
+        }
         host.labels = batch.agent.labels.clone();
         host.boot_id = batch.agent.boot_id.clone();
         host.last_seq = batch.seq;

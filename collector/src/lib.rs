@@ -13,6 +13,7 @@
 //! - [`metrics`]: `/metrics` — own counters plus hosts' latest samples at scrape time.
 //! - [`api`]: the router: push, incidents, metrics, health.
 //! - [`client`]: the `incidents` subcommand, a client of the REST API.
+//! - [`notify`]: receivers, routing, and the outbox delivery workers.
 //!
 //! Data flow: agent → ingest → engine → (state, rules → incidents → store) →
 //! push acknowledged; api reads the store; Prometheus scrapes metrics.
@@ -26,6 +27,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod kpi;
 pub mod metrics;
+pub mod notify;
 pub mod rules;
 pub mod state;
 pub mod store;
@@ -57,6 +59,10 @@ pub struct Collector {
     engine_thread: std::thread::JoinHandle<()>,
     /// systemd: READY=1 once serving, watchdog pings from the engine's tick.
     notifier: Arc<Notifier>,
+    /// One notification delivery task per receiver.
+    deliveries: tokio::task::JoinSet<()>,
+    /// Stops the delivery tasks (after the engine's last transition).
+    notify_stop: CancellationToken,
 }
 
 impl Collector {
@@ -70,16 +76,34 @@ impl Collector {
             Arc::clone(&state),
             Arc::clone(&config.reporting),
         ));
-        let (engine, reader) = {
+        metrics.receivers(config.notify.receivers.iter().map(|r| r.name.as_str()));
+        let notify_stop = CancellationToken::new();
+        let (engine, reader, deliveries) = {
             let (state, metrics) = (Arc::clone(&state), Arc::clone(&metrics));
+            let (router, stop) = (Arc::clone(&config.notify), notify_stop.clone());
+            let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let writer = Store::open(&db)
+                let mut writer = Store::open(&db)
                     .with_context(|| format!("opening the store {}", db.display()))?;
                 let reader = Store::open(&db)
                     .with_context(|| format!("opening the store {}", db.display()))?;
+                for (receiver, outcome, n) in reader.notification_counts()? {
+                    metrics
+                        .notifications
+                        .with_label_values(&[&receiver, &outcome])
+                        .inc_by(n);
+                }
+                // Workers first: transitions the engine makes while restoring
+                // are enqueued and delivered like any other.
+                let (wake, deliveries) = {
+                    let _guard = runtime.enter();
+                    notify::worker::spawn(&router, &db, Arc::clone(&metrics), stop)
+                        .with_context(|| format!("opening the store {}", db.display()))?
+                };
+                writer.set_router(router, wake)?;
                 let engine = Engine::new(setup, writer, state, metrics, engine::now_ms())
                     .context("restoring state from the store")?;
-                Ok((engine, reader))
+                Ok((engine, reader, deliveries))
             })
             .await??
         };
@@ -104,6 +128,8 @@ impl Collector {
                 metrics,
             },
             engine_thread,
+            deliveries,
+            notify_stop,
         })
     }
 
@@ -123,6 +149,8 @@ impl Collector {
             state,
             engine_thread,
             notifier,
+            deliveries,
+            notify_stop,
         } = self;
         let addr = listener.local_addr()?;
         tracing::info!(
@@ -154,6 +182,10 @@ impl Collector {
         tokio::task::spawn_blocking(move || engine_thread.join())
             .await?
             .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
+        // Deliveries in flight get a moment to finish; what is still pending
+        // stays in the outbox for the next start.
+        notify_stop.cancel();
+        deliveries.join_all().await;
         stopping.abort();
         tracing::info!("collector stopped");
         Ok(())

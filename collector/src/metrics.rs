@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use prometheus::core::Collector;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
@@ -81,9 +81,15 @@ pub struct Metrics {
     pub problems_open: IntGauge,
     pub changes: IntCounterVec,
     pub suppressed: IntCounterVec,
+    pub notifications: IntCounterVec,
+    pub notification_queue: IntGaugeVec,
+    pub notification_oldest: GaugeVec,
     /// Detection, acknowledge, restore, resolution (in [`Kpi`] order).
     kpi: [HistogramVec; 4],
 }
+
+/// The outcomes of `vedette_notifications_total`.
+pub const NOTIFY_OUTCOMES: [&str; 4] = ["delivered", "retried", "rejected", "expired"];
 
 /// Histogram buckets for incident KPIs: 1 s to 7 d.
 pub const KPI_BUCKETS: [f64; 16] = [
@@ -156,6 +162,30 @@ impl Metrics {
             &["rule"],
         )
         .expect("static metric definition");
+        let notifications = IntCounterVec::new(
+            Opts::new(
+                "vedette_notifications_total",
+                "Delivery attempts by receiver and outcome: delivered, retried (failed, tried again later), rejected (refused for good by a 4xx), expired (undelivered after give_up_after).",
+            ),
+            &["receiver", "outcome"],
+        )
+        .expect("static metric definition");
+        let notification_queue = IntGaugeVec::new(
+            Opts::new(
+                "vedette_notification_queue_depth",
+                "Notifications waiting in the outbox, per receiver.",
+            ),
+            &["receiver"],
+        )
+        .expect("static metric definition");
+        let notification_oldest = GaugeVec::new(
+            Opts::new(
+                "vedette_notification_oldest_pending_seconds",
+                "Age of the oldest notification waiting in the outbox (0 when none), per receiver.",
+            ),
+            &["receiver"],
+        )
+        .expect("static metric definition");
         let kpi = [
             (
                 "vedette_incident_detection_seconds",
@@ -187,6 +217,9 @@ impl Metrics {
         reg(Box::new(problems_open.clone()));
         reg(Box::new(changes.clone()));
         reg(Box::new(suppressed.clone()));
+        reg(Box::new(notifications.clone()));
+        reg(Box::new(notification_queue.clone()));
+        reg(Box::new(notification_oldest.clone()));
         reg(Box::new(incidents_open.clone()));
         reg(Box::new(incidents_opened.clone()));
         reg(Box::new(incidents_resolved.clone()));
@@ -219,6 +252,42 @@ impl Metrics {
             problems_open,
             changes,
             suppressed,
+            notifications,
+            notification_queue,
+            notification_oldest,
+        }
+    }
+
+    /// Starts every receiver's series at 0 (outcomes are a closed set).
+    pub fn receivers<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            for outcome in NOTIFY_OUTCOMES {
+                self.notifications.with_label_values(&[name, outcome]);
+            }
+            self.notification_queue.with_label_values(&[name]);
+            self.notification_oldest.with_label_values(&[name]);
+        }
+    }
+
+    /// Sets the outbox gauges of `receivers` from `(receiver, pending,
+    /// oldest created)` at `now_ms`; receivers not listed have nothing pending.
+    pub fn outbox<'a>(
+        &self,
+        receivers: impl IntoIterator<Item = &'a str>,
+        pending: &[(String, u64, i64)],
+        now_ms: i64,
+    ) {
+        for name in receivers {
+            self.notification_queue.with_label_values(&[name]).set(0);
+            self.notification_oldest.with_label_values(&[name]).set(0.0);
+        }
+        for (receiver, n, oldest) in pending {
+            self.notification_queue
+                .with_label_values(&[receiver])
+                .set(*n as i64);
+            self.notification_oldest
+                .with_label_values(&[receiver])
+                .set((now_ms - oldest).max(0) as f64 / 1000.0);
         }
     }
 

@@ -27,6 +27,15 @@
 //! - `suppressions`: breaches that opened no incident because a window
 //!   covered them, so planned work is never invisible.
 //!
+//! Schema v3 adds `availability` (each host's and check's up/down/unknown
+//! changes) and `runs` (each collector run's start and last alive mark).
+//!
+//! Schema v4 adds:
+//! - `outbox`: one row per notification to deliver (see [`crate::notify`]),
+//!   written in the transaction of the transition it tells about; a unique
+//!   `(receiver, key)` makes enqueueing one transition twice impossible.
+//! - `notify_refs`: what a receiver made of a subject (ServiceNow `sys_id`).
+//!
 //! Writes that belong together (an incident transition, the problem it opens,
 //! the change it fails) go through [`Store::write`], one transaction.
 
@@ -34,7 +43,8 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::availability::Avail;
@@ -42,6 +52,7 @@ use crate::incidents::{
     observations, EventKind, Incident, IncidentEvent, IncidentState, Labels, Observation, Problem,
     ProblemState,
 };
+use crate::notify::{Enqueue, Event, Router};
 use crate::windows::{Change, ChangeOutcome, Scope, ScopeSpec};
 
 /// Schema migrations; index `i` upgrades version `i` to `i + 1`.
@@ -149,6 +160,32 @@ CREATE TABLE runs (
     alive_at   INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    receiver   TEXT    NOT NULL,
+    subject    TEXT    NOT NULL, -- incident:<id> or problem:<id>
+    event      TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    payload    TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    state      TEXT    NOT NULL DEFAULT 'pending'
+                       CHECK (state IN ('pending', 'delivered', 'rejected', 'expired')),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    next_at    INTEGER NOT NULL,
+    last_error TEXT,
+    done_at    INTEGER
+);
+CREATE UNIQUE INDEX outbox_once ON outbox (receiver, key);
+CREATE INDEX outbox_pending ON outbox (receiver, subject, id) WHERE state = 'pending';
+CREATE INDEX outbox_by_subject ON outbox (subject, id);
+CREATE TABLE notify_refs (
+    receiver    TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    PRIMARY KEY (receiver, subject)
+);
+"#,
 ];
 
 /// Store failures callers branch on.
@@ -218,6 +255,44 @@ pub struct AvailabilityRow {
     pub state: Avail,
 }
 
+/// A pending outbox row, as the delivery worker needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub subject: String,
+    pub event: Event,
+    pub key: String,
+    pub payload: String,
+    pub created_at_ms: i64,
+    pub attempts: u32,
+    pub next_at_ms: i64,
+    /// What an earlier delivery of the subject to this receiver recorded.
+    pub external_id: Option<String>,
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    Delivered { external_id: Option<String> },
+    Retry { error: String, next_at_ms: i64 },
+    Rejected(String),
+    Expired(String),
+}
+
+/// One delivery, as `GET /api/v1/incidents/{id}` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRow {
+    pub receiver: String,
+    pub event: String,
+    /// `pending`, `delivered`, `rejected` or `expired`.
+    pub state: String,
+    pub attempts: u32,
+    pub created_at_ms: i64,
+    pub next_at_ms: i64,
+    pub last_error: Option<String>,
+    pub done_at_ms: Option<i64>,
+}
+
 /// Receives the KPI measurements of every committed transaction.
 pub type KpiSink = Arc<dyn Fn(&[Observation]) + Send + Sync>;
 
@@ -226,7 +301,16 @@ pub type KpiSink = Arc<dyn Fn(&[Observation]) + Send + Sync>;
 pub struct Store {
     conn: Connection,
     kpis: Option<KpiSink>,
+    /// Receivers: transitions enqueue outbox rows for them.
+    router: Option<Arc<Router>>,
+    /// Hosts' labels, when routing needs them.
+    host_labels: HashMap<String, Labels>,
+    /// Called after a commit that enqueued outbox rows.
+    wake: Option<Wake>,
 }
+
+/// Wakes the delivery workers.
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
@@ -262,7 +346,13 @@ impl Store {
             tx.pragma_update(None, "user_version", v as i64 + 1)?;
             tx.commit()?;
         }
-        Ok(Store { conn, kpis: None })
+        Ok(Store {
+            conn,
+            kpis: None,
+            router: None,
+            host_labels: HashMap::new(),
+            wake: None,
+        })
     }
 
     /// The schema version in the file.
@@ -277,12 +367,22 @@ impl Store {
         &mut self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let tx = Tx(self.conn.transaction()?, RefCell::default());
+        let tx = Tx {
+            tx: self.conn.transaction()?,
+            observed: RefCell::default(),
+            router: self.router.as_deref(),
+            host_labels: &self.host_labels,
+            enqueued: Cell::new(0),
+        };
         let out = f(&tx)?;
-        let observed = tx.1.take();
-        tx.0.commit()?;
+        let observed = tx.observed.take();
+        let enqueued = tx.enqueued.get();
+        tx.tx.commit()?;
         if let (Some(sink), false) = (&self.kpis, observed.is_empty()) {
             sink(&observed);
+        }
+        if let (Some(wake), true) = (&self.wake, enqueued > 0) {
+            wake();
         }
         Ok(out)
     }
@@ -375,14 +475,14 @@ impl Store {
         since_ms: i64,
     ) -> Result<(i64, Vec<(i64, i64)>), StoreError> {
         self.write(|tx| {
-            tx.0.execute(
+            tx.tx.execute(
                 "INSERT INTO runs (started_at, alive_at) VALUES (?1, ?1)",
                 [now_ms],
             )?;
-            let id = tx.0.last_insert_rowid();
-            tx.0.execute("DELETE FROM runs WHERE alive_at < ?1", [since_ms])?;
+            let id = tx.tx.last_insert_rowid();
+            tx.tx.execute("DELETE FROM runs WHERE alive_at < ?1", [since_ms])?;
             let mut stmt =
-                tx.0.prepare("SELECT started_at, alive_at FROM runs ORDER BY id")?;
+                tx.tx.prepare("SELECT started_at, alive_at FROM runs ORDER BY id")?;
             let runs = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -742,6 +842,176 @@ impl Store {
         Ok(out)
     }
 
+    /// Enqueues outbox rows for `router`'s receivers in every transition
+    /// written from now on, and calls `wake` after each commit that did.
+    pub fn set_router(&mut self, router: Arc<Router>, wake: Wake) -> Result<(), StoreError> {
+        if router.needs_host_labels() {
+            self.host_labels = self
+                .hosts()?
+                .into_iter()
+                .map(|h| (h.host, h.labels))
+                .collect();
+        }
+        self.router = Some(router);
+        self.wake = Some(wake);
+        Ok(())
+    }
+
+    /// Tells routing a host's current labels (a no-op unless a receiver
+    /// routes by host labels).
+    pub fn note_host_labels(&mut self, host: &str, labels: &Labels) {
+        if !self.router.as_ref().is_some_and(|r| r.needs_host_labels()) {
+            return;
+        }
+        if self.host_labels.get(host) != Some(labels) {
+            self.host_labels.insert(host.to_string(), labels.clone());
+        }
+    }
+
+    /// The oldest pending row of each of `receiver`'s subjects (only it may
+    /// go: rows of one subject are delivered in order), soonest due first.
+    pub fn outbox_heads(&self, receiver: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.id, o.subject, o.event, o.key, o.payload, o.created_at, o.attempts,
+                    o.next_at, r.external_id
+               FROM outbox o
+               LEFT JOIN notify_refs r ON r.receiver = o.receiver AND r.subject = o.subject
+              WHERE o.receiver = ?1 AND o.state = 'pending'
+                AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.receiver = o.receiver
+                              AND p.subject = o.subject AND p.state = 'pending')
+              ORDER BY o.next_at, o.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![receiver, limit as i64], |r| {
+            Ok((
+                OutboxRow {
+                    id: r.get(0)?,
+                    subject: r.get(1)?,
+                    event: Event::Opened,
+                    key: r.get(3)?,
+                    payload: r.get(4)?,
+                    created_at_ms: r.get(5)?,
+                    attempts: r.get::<_, i64>(6)?.max(0) as u32,
+                    next_at_ms: r.get(7)?,
+                    external_id: r.get(8)?,
+                },
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut row, event) = row?;
+            row.event = Event::parse(&event)
+                .ok_or_else(|| StoreError::Corrupt(format!("outbox event '{event}'")))?;
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// Records an attempt at row `id`: done (delivered, rejected or expired)
+    /// or to be retried at `next_at_ms`.
+    pub fn record_attempt(
+        &mut self,
+        id: i64,
+        now_ms: i64,
+        outcome: &Attempt,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let (state, error, next_at) = match outcome {
+                Attempt::Delivered { .. } => ("delivered", None, None),
+                Attempt::Retry { error, next_at_ms } => ("pending", Some(error), Some(*next_at_ms)),
+                Attempt::Rejected(e) => ("rejected", Some(e), None),
+                Attempt::Expired(e) => ("expired", Some(e), None),
+            };
+            tx.tx
+                .prepare_cached(
+                    "UPDATE outbox SET state = ?2, attempts = attempts + 1,
+                       last_error = COALESCE(?3, last_error), next_at = COALESCE(?4, next_at),
+                       done_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?5 END
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, state, error, next_at, now_ms])?;
+            if let Attempt::Delivered {
+                external_id: Some(ext),
+            } = outcome
+            {
+                tx.tx
+                    .prepare_cached(
+                        "INSERT INTO notify_refs (receiver, subject, external_id)
+                         SELECT receiver, subject, ?2 FROM outbox WHERE id = ?1
+                         ON CONFLICT (receiver, subject) DO UPDATE SET external_id = excluded.external_id",
+                    )?
+                    .execute(params![id, ext])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The payloads of `receiver`'s incidents whose latest delivered event
+    /// fired and that nothing resolved since: what Alertmanager must keep hearing.
+    pub fn firing(&self, receiver: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.subject, o.payload FROM outbox o
+              WHERE o.receiver = ?1 AND o.state = 'delivered' AND o.event IN ('opened', 'reopened')
+                AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.receiver = o.receiver
+                      AND p.subject = o.subject AND p.id > o.id
+                      AND (p.event IN ('resolved', 'closed') OR p.state = 'delivered'))
+              ORDER BY o.id",
+        )?;
+        let rows = stmt.query_map([receiver], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every delivery of one subject (`incident:<id>`), oldest first.
+    pub fn deliveries(&self, subject: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT receiver, event, state, attempts, created_at, next_at, last_error, done_at
+               FROM outbox WHERE subject = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([subject], |r| {
+            Ok(DeliveryRow {
+                receiver: r.get(0)?,
+                event: r.get(1)?,
+                state: r.get(2)?,
+                attempts: r.get::<_, i64>(3)?.max(0) as u32,
+                created_at_ms: r.get(4)?,
+                next_at_ms: r.get(5)?,
+                last_error: r.get(6)?,
+                done_at_ms: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Per receiver: pending rows and the creation time of the oldest.
+    pub fn outbox_pending(&self) -> Result<Vec<(String, u64, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT receiver, COUNT(*), MIN(created_at) FROM outbox
+              WHERE state = 'pending' GROUP BY receiver",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Per receiver and outcome, the attempts made so far (to restore
+    /// `vedette_notifications_total`): every attempt that did not end its
+    /// row was `retried`.
+    pub fn notification_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT receiver, state, COUNT(*) FROM outbox WHERE state != 'pending'
+               GROUP BY receiver, state
+             UNION ALL
+             SELECT receiver, 'retried',
+                    SUM(attempts) - SUM(CASE WHEN state = 'pending' THEN 0 ELSE 1 END)
+               FROM outbox GROUP BY receiver",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// A trivial query, for `/readyz`.
     pub fn ping(&self) -> Result<(), StoreError> {
         self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
@@ -750,8 +1020,15 @@ impl Store {
 }
 
 /// One write transaction (see [`Store::write`]), with the KPI measurements
-/// its incident transitions make (handed on once it commits).
-pub struct Tx<'a>(rusqlite::Transaction<'a>, RefCell<Vec<Observation>>);
+/// its incident transitions make (handed on once it commits) and the outbox
+/// rows they enqueue.
+pub struct Tx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    observed: RefCell<Vec<Observation>>,
+    router: Option<&'a Router>,
+    host_labels: &'a HashMap<String, Labels>,
+    enqueued: Cell<usize>,
+}
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -763,7 +1040,7 @@ impl Tx<'_> {
         &self,
         hosts: impl IntoIterator<Item = &'a HostRecord>,
     ) -> Result<(), StoreError> {
-        let mut stmt = self.0.prepare_cached(
+        let mut stmt = self.tx.prepare_cached(
             "INSERT INTO hosts (host, labels, boot_id, last_seq, last_seen, interval_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (host) DO UPDATE SET labels = excluded.labels,
@@ -788,7 +1065,7 @@ impl Tx<'_> {
         &self,
         rows: impl IntoIterator<Item = &'a AvailabilityRow>,
     ) -> Result<(), StoreError> {
-        let mut stmt = self.0.prepare_cached(
+        let mut stmt = self.tx.prepare_cached(
             "INSERT INTO availability (host, check_name, at, state) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for r in rows {
@@ -800,7 +1077,7 @@ impl Tx<'_> {
     /// Marks collector run `run` alive at `now_ms`: after a crash, the time
     /// from the last mark to the next start is the collector's downtime.
     pub fn mark_alive(&self, run: i64, now_ms: i64) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached("UPDATE runs SET alive_at = ?2 WHERE id = ?1")?
             .execute(params![run, now_ms])?;
         Ok(())
@@ -813,7 +1090,7 @@ impl Tx<'_> {
         incident: &mut Incident,
         persisted_events: usize,
     ) -> Result<(), StoreError> {
-        let tx = &self.0;
+        let tx = &self.tx;
         let labels = json(&incident.labels)?;
         let i = &*incident;
         let values = params![
@@ -876,7 +1153,7 @@ impl Tx<'_> {
             "INSERT INTO incident_events (incident_id, at, kind, actor, note)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        self.1.borrow_mut().extend(observations(
+        self.observed.borrow_mut().extend(observations(
             incident.started_at_ms,
             incident.priority,
             incident.events.iter().map(|e| (e.at_ms, e.kind)),
@@ -891,12 +1168,42 @@ impl Tx<'_> {
                 e.note
             ])?;
         }
+        if let Some(router) = self.router {
+            let rows = router.incident_rows(incident, persisted_events, self.labels_of(&incident.host));
+            let at = incident.events.last().map_or(0, |e| e.at_ms);
+            self.enqueue(&rows, at)?;
+        }
+        Ok(())
+    }
+
+    fn labels_of(&self, host: &str) -> &Labels {
+        static NONE: Labels = Labels::new();
+        self.host_labels.get(host).unwrap_or(&NONE)
+    }
+
+    /// Writes outbox rows (a row already there for its receiver and key is kept).
+    pub fn enqueue(&self, rows: &[Enqueue], now_ms: i64) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO outbox (receiver, subject, event, key, payload, created_at, next_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        )?;
+        for r in rows {
+            let n = stmt.execute(params![
+                r.receiver,
+                r.subject,
+                r.event.as_str(),
+                r.key,
+                r.payload,
+                now_ms
+            ])?;
+            self.enqueued.set(self.enqueued.get() + n);
+        }
         Ok(())
     }
 
     /// Inserts (id 0) or updates a problem, and points its incidents at it.
     pub fn save_problem(&self, p: &mut Problem) -> Result<(), StoreError> {
-        let tx = &self.0;
+        let tx = &self.tx;
         if p.id == 0 {
             tx.prepare_cached(
                 "INSERT INTO problems (fingerprint, rule, host, state, opened_at, resolved_at,
@@ -913,6 +1220,19 @@ impl Tx<'_> {
                 p.note
             ])?;
             p.id = tx.last_insert_rowid();
+            if let Some(router) = self.router {
+                // A problem is as urgent as the latest incident it links.
+                let priority: u8 = match p.incident_ids.last() {
+                    Some(id) => tx
+                        .prepare_cached("SELECT priority FROM incidents WHERE id = ?1")?
+                        .query_row([id], |r| r.get(0))
+                        .optional()?
+                        .unwrap_or(1),
+                    None => 1,
+                };
+                let rows = router.problem_rows(p, priority, self.labels_of(&p.host));
+                self.enqueue(&rows, p.opened_at_ms)?;
+            }
         } else {
             let n = tx
                 .prepare_cached(
@@ -939,7 +1259,7 @@ impl Tx<'_> {
 
     /// Inserts a change (id 0) or records its outcome.
     pub fn save_change(&self, c: &mut Change) -> Result<(), StoreError> {
-        let tx = &self.0;
+        let tx = &self.tx;
         if c.id == 0 {
             tx.prepare_cached(
                 "INSERT INTO changes (title, scope, start_at, end_at, verify_for, outcome,
@@ -971,7 +1291,7 @@ impl Tx<'_> {
 
     /// Records a suppressed breach.
     pub fn insert_suppression(&self, s: &mut Suppression) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached(
                 "INSERT INTO suppressions (at, fingerprint, rule, host, labels, summary,
                    window_kind, window_name, change_id)
@@ -988,7 +1308,7 @@ impl Tx<'_> {
                 s.window_name,
                 s.change_id
             ])?;
-        s.id = self.0.last_insert_rowid();
+        s.id = self.tx.last_insert_rowid();
         Ok(())
     }
 }
