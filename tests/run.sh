@@ -13,6 +13,7 @@ declare -A needs=(
     [/usr/sbin/dnsmasq]=dnsmasq-base                            # dns checks ask a real server
     [systemd-analyze]=systemd                                   # the units are verified and scored
     [promtool]=prometheus                                       # /metrics is linted, scraped and queried, rules unit-tested
+    [prometheus-alertmanager]=prometheus-alertmanager           # notifications reach a real Alertmanager
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -639,7 +639,7 @@ fn secret(
             );
             Err(())
         }
-        (Some(s), None) if s.is_empty() => {
+        (Some(""), None) => {
             diag.push(&format!("{path}.{key}"), "must not be empty");
             Err(())
         }
@@ -679,7 +679,10 @@ fn http_url(url: Option<&str>, field: &str, path: &str, diag: &mut Diagnostics) 
         Ok(u) => {
             diag.push(
                 &at,
-                format!("'{url}' must be an http:// or https:// URL (scheme is {})", u.scheme()),
+                format!(
+                    "'{url}' must be an http:// or https:// URL (scheme is {})",
+                    u.scheme()
+                ),
             );
             None
         }
@@ -713,7 +716,10 @@ fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) -> Option<Rec
         ),
         ("instance_url", raw.instance_url.is_some()),
         ("username", raw.username.is_some()),
-        ("password", raw.password.is_some() || raw.password_file.is_some()),
+        (
+            "password",
+            raw.password.is_some() || raw.password_file.is_some(),
+        ),
         ("close_code", raw.close_code.is_some()),
     ];
     let mut ok = true;
@@ -805,18 +811,28 @@ fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) -> Option<Rec
     if !(1..=5).contains(&min_priority) {
         diag.push(
             &format!("{path}.match.min_priority"),
-            format!("{min_priority} is not a priority; 1 (highest) … 5 (lowest): 2 sends P1 and P2"),
+            format!(
+                "{min_priority} is not a priority; 1 (highest) … 5 (lowest): 2 sends P1 and P2"
+            ),
         );
         ok = false;
     }
-    let rules: Vec<String> = raw.route.rules.iter().filter(|r| *r != "*").cloned().collect();
+    let rules: Vec<String> = raw
+        .route
+        .rules
+        .iter()
+        .filter(|r| *r != "*")
+        .cloned()
+        .collect();
     let rule_set = globs(&rules, &format!("{path}.match.rules"), diag);
     let host_labels = matchers(
         &raw.route.host_labels,
         &format!("{path}.match.host_labels"),
         diag,
     );
-    let max_backoff = raw.max_backoff.unwrap_or(crate::notify::DEFAULT_MAX_BACKOFF);
+    let max_backoff = raw
+        .max_backoff
+        .unwrap_or(crate::notify::DEFAULT_MAX_BACKOFF);
     let give_up_after = raw
         .give_up_after
         .unwrap_or(crate::notify::DEFAULT_GIVE_UP_AFTER);
@@ -1627,5 +1643,92 @@ forget_hosts_after: 1s
         ] {
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
         }
+    }
+
+    #[test]
+    fn receivers_parse_with_secrets_from_files_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("pd.key");
+        std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let text = format!(
+            r#"notify:
+  - name: hook
+    kind: webhook
+    url: https://example.test/hook
+    secret: s3cret
+    max_backoff: 30s
+    match: {{min_priority: 2, rules: ["disk_*"], host_labels: {{env: prod}}}}
+  - {{name: am, kind: alertmanager, url: "http://127.0.0.1:9093"}}
+  - {{name: pd, kind: pagerduty, routing_key_file: "{}"}}
+  - {{name: snow, kind: servicenow, instance_url: "https://x.service-now.com", username: vedette, password: pw}}
+"#,
+            key.display()
+        );
+        let c = Config::from_yaml("c.yaml", &text).unwrap();
+        let r = &c.notify.receivers;
+        assert_eq!(r.len(), 4);
+        assert_eq!(r[0].max_backoff, Duration::from_secs(30));
+        assert!(r[0].route.matches(
+            2,
+            "disk_full",
+            &crate::incidents::Labels::from([("env".into(), "prod".into())])
+        ));
+        assert!(!r[0].route.matches(
+            3,
+            "disk_full",
+            &crate::incidents::Labels::from([("env".into(), "prod".into())])
+        ));
+        assert_eq!(r[1].give_up_after, crate::notify::DEFAULT_GIVE_UP_AFTER);
+        match &r[2].kind {
+            Kind::PagerDuty { url, routing_key } => {
+                assert_eq!(url, crate::notify::PAGERDUTY_URL);
+                assert_eq!(
+                    routing_key.0, "0123456789abcdef0123456789abcdef",
+                    "file trimmed"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match &r[3].kind {
+            Kind::ServiceNow { close_code, .. } => {
+                assert_eq!(close_code, crate::notify::DEFAULT_CLOSE_CODE)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Config::embedded().unwrap().notify.receivers.is_empty());
+    }
+
+    #[test]
+    fn receiver_mistakes_name_their_line() {
+        let text = r#"notify:
+  - {name: a, kind: webhook, url: "ftp://x/"}
+  - {name: a, kind: alertmanager}
+  - {name: p, kind: pagerduty, routing_key: k, routing_key_file: /x}
+  - {name: s, kind: servicenow, instance_url: "https://x", url: "https://y"}
+  - {name: m, kind: webhook, url: "http://x", match: {min_priority: 9}, give_up_after: 10s}
+  - {name: f, kind: pagerduty, routing_key_file: /nonexistent/pd.key}
+"#;
+        let e = Config::from_yaml("c.yaml", text).unwrap_err().to_string();
+        for want in [
+            "c.yaml:2:30: notify[0].url: 'ftp://x/' must be an http:// or https:// URL",
+            "c.yaml:3:6: notify[1].name: receiver 'a' is defined twice",
+            "notify[1].url: is required for this kind of receiver",
+            "notify[2].routing_key: give `routing_key` or `routing_key_file`, not both",
+            "notify[3].url: is not a setting of servicenow receivers",
+            "notify[3].username: servicenow receivers need a `username`",
+            "notify[3].password: servicenow receivers need `password` or `password_file`",
+            "notify[4].match.min_priority: 9 is not a priority",
+            "notify[4].give_up_after: must be at least 1m",
+            "notify[5].routing_key_file: cannot read /nonexistent/pd.key",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        let e = Config::from_yaml("c.yaml", "notify:\n  - {name: x, kind: email}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown variant `email`, expected one of `webhook`, `alertmanager`, `pagerduty`, `servicenow`"),
+            "{e}"
+        );
     }
 }

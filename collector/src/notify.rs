@@ -129,10 +129,9 @@ impl Kind {
             Kind::Alertmanager { .. } => {
                 matches!(event, Event::Opened | Event::Reopened | Event::Resolved)
             }
-            Kind::PagerDuty { .. } | Kind::ServiceNow { .. } => !matches!(
-                event,
-                Event::Closed | Event::ProblemOpened
-            ),
+            Kind::PagerDuty { .. } | Kind::ServiceNow { .. } => {
+                !matches!(event, Event::Closed | Event::ProblemOpened)
+            }
         }
     }
 }
@@ -210,7 +209,9 @@ pub struct Enqueue {
 impl Router {
     /// Whether routing looks at host labels (the store then keeps them at hand).
     pub fn needs_host_labels(&self) -> bool {
-        self.receivers.iter().any(|r| !r.route.host_labels.is_empty())
+        self.receivers
+            .iter()
+            .any(|r| !r.route.host_labels.is_empty())
     }
 
     /// Rows for the timeline entries `incident.events[from..]`.
@@ -255,7 +256,12 @@ impl Router {
     }
 
     /// Rows for a problem just opened.
-    pub fn problem_rows(&self, problem: &Problem, priority: u8, host_labels: &Labels) -> Vec<Enqueue> {
+    pub fn problem_rows(
+        &self,
+        problem: &Problem,
+        priority: u8,
+        host_labels: &Labels,
+    ) -> Vec<Enqueue> {
         let targets = self.receivers.iter().filter(|r| {
             r.kind.wants(Event::ProblemOpened)
                 && r.route.matches(priority, &problem.rule, host_labels)

@@ -480,9 +480,11 @@ impl Store {
                 [now_ms],
             )?;
             let id = tx.tx.last_insert_rowid();
-            tx.tx.execute("DELETE FROM runs WHERE alive_at < ?1", [since_ms])?;
-            let mut stmt =
-                tx.tx.prepare("SELECT started_at, alive_at FROM runs ORDER BY id")?;
+            tx.tx
+                .execute("DELETE FROM runs WHERE alive_at < ?1", [since_ms])?;
+            let mut stmt = tx
+                .tx
+                .prepare("SELECT started_at, alive_at FROM runs ORDER BY id")?;
             let runs = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -1169,7 +1171,8 @@ impl Tx<'_> {
             ])?;
         }
         if let Some(router) = self.router {
-            let rows = router.incident_rows(incident, persisted_events, self.labels_of(&incident.host));
+            let rows =
+                router.incident_rows(incident, persisted_events, self.labels_of(&incident.host));
             let at = incident.events.last().map_or(0, |e| e.at_ms);
             self.enqueue(&rows, at)?;
         }
@@ -1518,5 +1521,190 @@ mod tests {
         // Only the change before the horizon's own state goes.
         assert_eq!(s.prune_availability(30).unwrap(), 1);
         assert_eq!(at(&s), seen);
+    }
+
+    fn routed_store(hook_min_priority: u8) -> (Store, Arc<std::sync::atomic::AtomicUsize>) {
+        use crate::notify::{Kind, Receiver, Route, DEFAULT_GIVE_UP_AFTER, DEFAULT_TIMEOUT};
+        let mut s = Store::in_memory().unwrap();
+        let receiver = |name: &str, kind: Kind, min_priority: u8| Receiver {
+            name: name.into(),
+            kind,
+            route: Route {
+                min_priority,
+                ..Route::default()
+            },
+            max_backoff: std::time::Duration::from_secs(60),
+            give_up_after: DEFAULT_GIVE_UP_AFTER,
+            timeout: DEFAULT_TIMEOUT,
+        };
+        let router = Router {
+            receivers: vec![
+                receiver(
+                    "hook",
+                    Kind::Webhook {
+                        url: "http://127.0.0.1:9/".into(),
+                        secret: None,
+                    },
+                    hook_min_priority,
+                ),
+                receiver(
+                    "am",
+                    Kind::Alertmanager {
+                        url: "http://127.0.0.1:9/".into(),
+                    },
+                    5,
+                ),
+            ],
+        };
+        let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let w = Arc::clone(&woken);
+        s.set_router(
+            Arc::new(router),
+            Arc::new(move || {
+                w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+        (s, woken)
+    }
+
+    #[test]
+    fn transitions_fill_the_outbox_in_their_own_transaction() {
+        let (mut s, woken) = routed_store(5);
+        let mut i = Incident::open(opening("web-1"), 2_000);
+        s.save_incident(&mut i, 0).unwrap();
+        assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let heads = s.outbox_heads("hook", 10).unwrap();
+        assert_eq!(heads.len(), 1);
+        assert_eq!(heads[0].event, Event::Opened);
+        assert_eq!(heads[0].next_at_ms, 2_000, "due at once");
+        // A transaction that fails leaves no row behind.
+        let n = i.events.len();
+        i.acknowledge("alice", None, 3_000).unwrap();
+        let failed: Result<(), StoreError> = s.write(|tx| {
+            tx.save_incident(&mut i, n)?;
+            Err(StoreError::Corrupt("boom".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(
+            s.deliveries(&format!("incident:{}", i.id)).unwrap().len(),
+            2,
+            "opened ×2 receivers"
+        );
+        s.save_incident(&mut i, n).unwrap();
+        let d = s.deliveries(&format!("incident:{}", i.id)).unwrap();
+        let got: Vec<(&str, &str)> = d
+            .iter()
+            .map(|d| (d.receiver.as_str(), d.event.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("hook", "opened"),
+                ("am", "opened"),
+                ("hook", "acknowledged")
+            ],
+            "Alertmanager has no acknowledge"
+        );
+        // Saving the same events again enqueues nothing twice.
+        s.write(|tx| tx.save_incident(&mut i, n)).unwrap();
+        assert_eq!(
+            s.deliveries(&format!("incident:{}", i.id)).unwrap().len(),
+            3
+        );
+    }
+
+    #[test]
+    fn one_subject_goes_in_order_and_attempts_are_recorded() {
+        let (mut s, _) = routed_store(5);
+        let mut a = Incident::open(opening("web-1"), 2_000);
+        s.save_incident(&mut a, 0).unwrap();
+        let n = a.events.len();
+        a.acknowledge("alice", None, 3_000).unwrap();
+        s.save_incident(&mut a, n).unwrap();
+        let mut b = Incident::open(opening("web-2"), 4_000);
+        s.save_incident(&mut b, 0).unwrap();
+        let heads = s.outbox_heads("hook", 10).unwrap();
+        let got: Vec<(&str, Event)> = heads
+            .iter()
+            .map(|r| (r.subject.as_str(), r.event))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("incident:1", Event::Opened), ("incident:2", Event::Opened)],
+            "the acknowledge waits for the open of its incident"
+        );
+        let first = heads[0].id;
+        s.record_attempt(
+            first,
+            5_000,
+            &Attempt::Retry {
+                error: "HTTP 503".into(),
+                next_at_ms: 9_000,
+            },
+        )
+        .unwrap();
+        let heads = s.outbox_heads("hook", 10).unwrap();
+        assert_eq!(heads[0].subject, "incident:2", "soonest due first");
+        assert_eq!((heads[1].attempts, heads[1].next_at_ms), (1, 9_000));
+        s.record_attempt(
+            first,
+            9_000,
+            &Attempt::Delivered {
+                external_id: Some("sys-1".into()),
+            },
+        )
+        .unwrap();
+        let heads = s.outbox_heads("hook", 10).unwrap();
+        let ack = heads.iter().find(|r| r.subject == "incident:1").unwrap();
+        assert_eq!(ack.event, Event::Acknowledged);
+        assert_eq!(
+            ack.external_id.as_deref(),
+            Some("sys-1"),
+            "what the receiver made is kept"
+        );
+        assert_eq!(
+            s.outbox_pending().unwrap(),
+            vec![("am".into(), 2, 2_000), ("hook".into(), 2, 3_000)]
+        );
+        let mut counts = s.notification_counts().unwrap();
+        counts.sort();
+        assert_eq!(
+            counts,
+            vec![
+                ("am".into(), "retried".into(), 0),
+                ("hook".into(), "delivered".into(), 1),
+                ("hook".into(), "retried".into(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn firing_lists_what_alertmanager_must_keep_hearing() {
+        let (mut s, _) = routed_store(5);
+        let mut i = Incident::open(opening("web-1"), 2_000);
+        s.save_incident(&mut i, 0).unwrap();
+        assert!(s.firing("am").unwrap().is_empty(), "not delivered yet");
+        let open = s.outbox_heads("am", 1).unwrap()[0].id;
+        s.record_attempt(open, 2_100, &Attempt::Delivered { external_id: None })
+            .unwrap();
+        assert_eq!(s.firing("am").unwrap().len(), 1);
+        let n = i.events.len();
+        i.resolve("alice", None, 3_000).unwrap();
+        s.save_incident(&mut i, n).unwrap();
+        assert!(
+            s.firing("am").unwrap().is_empty(),
+            "a resolve is on its way"
+        );
+    }
+
+    #[test]
+    fn routing_by_priority_leaves_lower_priorities_out() {
+        let (mut s, woken) = routed_store(1);
+        let mut i = Incident::open(opening("web-1"), 2_000); // impact 1, urgency 2: P2
+        s.save_incident(&mut i, 0).unwrap();
+        assert!(s.outbox_heads("hook", 10).unwrap().is_empty());
+        assert_eq!(s.outbox_heads("am", 10).unwrap().len(), 1);
+        assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -260,3 +260,35 @@ pub fn agent(dir: &Path, name: &str, host: &str, url: &str, extra: &str) -> Daem
     );
     Daemon::start("vedette-agent", dir, name, &config)
 }
+
+/// Pushes one batch with a single sample `metric` = `value` as `host`
+/// (sequence `seq` of run `boot_id`) straight to the collector's push
+/// endpoint, as an agent would, and returns the HTTP status.
+pub fn push_sample(
+    url: &str,
+    host: &str,
+    boot_id: &str,
+    seq: u64,
+    metric: &str,
+    value: f64,
+) -> u16 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let batch = serde_json::json!({
+        "version": vedette_protocol::VERSION,
+        "agent": {"host": host, "version": "test", "boot_id": boot_id, "interval_s": 60.0},
+        "seq": seq,
+        "sent_at_ms": now,
+        "samples": [{"name": metric, "ts_ms": now, "value": value}],
+    });
+    reqwest::blocking::Client::new()
+        .post(format!("{url}/api/v1/push"))
+        .json(&batch)
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+pub mod http;

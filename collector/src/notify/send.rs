@@ -251,7 +251,11 @@ async fn call(
             break;
         }
     }
-    Ok((status, retry_after, String::from_utf8_lossy(&body).into_owned()))
+    Ok((
+        status,
+        retry_after,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -325,7 +329,10 @@ pub async fn deliver(
             close_code,
         } => {
             let s = snapshot()?;
-            let table = format!("{}/api/now/table/incident", instance_url.trim_end_matches('/'));
+            let table = format!(
+                "{}/api/now/table/incident",
+                instance_url.trim_end_matches('/')
+            );
             let auth = |rb: reqwest::RequestBuilder| {
                 rb.basic_auth(username, Some(&password.0))
                     .header("accept", "application/json")
@@ -335,8 +342,8 @@ pub async fn deliver(
                 None => match servicenow_lookup(client, &table, &s, &auth).await? {
                     Some(id) => id,
                     None => {
-                        let body = checked(auth(client.post(&table)).json(&servicenow_create(&s)))
-                            .await?;
+                        let body =
+                            checked(auth(client.post(&table)).json(&servicenow_create(&s))).await?;
                         sys_id_of(&body)?
                     }
                 },
@@ -462,8 +469,8 @@ mod tests {
             servicenow_update(&snapshot(Event::Acknowledged), "x").expect("ack")["state"],
             "2"
         );
-        let r = servicenow_update(&snapshot(Event::Resolved), "Solved (Permanently)")
-            .expect("resolve");
+        let r =
+            servicenow_update(&snapshot(Event::Resolved), "Solved (Permanently)").expect("resolve");
         assert_eq!(r["state"], "6");
         assert_eq!(r["close_code"], "Solved (Permanently)");
         assert!(r["close_notes"].as_str().is_some_and(|n| !n.is_empty()));

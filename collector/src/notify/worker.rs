@@ -175,7 +175,8 @@ async fn run(
                 next_due = Some(now + 1000);
             }
         }
-        let wait = Duration::from_millis(next_due.map_or(60_000, |t| (t - now).clamp(0, 60_000)) as u64);
+        let wait =
+            Duration::from_millis(next_due.map_or(60_000, |t| (t - now).clamp(0, 60_000)) as u64);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -284,7 +285,12 @@ async fn refresh_firing(
         return;
     }
     let n = alerts.len();
-    match client.post(send::alerts_url(url)).json(&alerts).send().await {
+    match client
+        .post(send::alerts_url(url))
+        .json(&alerts)
+        .send()
+        .await
+    {
         Ok(resp) if resp.status().is_success() => {
             tracing::debug!(receiver = %r.name, alerts = n, "re-sent firing alerts")
         }
@@ -354,7 +360,13 @@ mod tests {
             "fourth attempt waits 8s"
         );
         assert_eq!(
-            decide(&r, &row(0), retry(Some(Duration::from_secs(30))), 10_000, 0.0),
+            decide(
+                &r,
+                &row(0),
+                retry(Some(Duration::from_secs(30))),
+                10_000,
+                0.0
+            ),
             Attempt::Retry {
                 error: "HTTP 503".into(),
                 next_at_ms: 40_000
