@@ -33,7 +33,9 @@ use serde::{Deserialize, Serialize};
 use vedette_protocol::{ErrorBody, Limits};
 
 use crate::config::{token_digest, Config, Role};
-use crate::engine::{now_ms, ActionError, EngineHandle, NewChange, SubmitError};
+use crate::engine::{
+    now_ms, ActionError, EngineHandle, ExternalAlert, ExternalOutcome, NewChange, SubmitError,
+};
 use crate::incidents::{Incident, IncidentState, Labels, Problem, ProblemState};
 use crate::metrics::Metrics;
 use crate::store::{DeliveryRow, Store, StoreError};
@@ -54,6 +56,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/push", post(crate::ingest::push))
         .merge(api_router())
+        .route(
+            "/api/v1/alertmanager",
+            post(alertmanager_in).layer(DefaultBodyLimit::max(MAX_ALERTS_BODY)),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -76,6 +82,10 @@ fn api_router() -> Router<AppState> {
 }
 
 const MAX_NOTE_BODY: usize = 64 * 1024;
+/// Alertmanager's webhook: at most this many bytes and alerts per call.
+const MAX_ALERTS_BODY: usize = 1024 * 1024;
+const MAX_ALERTS: usize = 1000;
+const MAX_ALERT_LABELS: usize = 64;
 const MAX_NOTE_CHARS: usize = 4096;
 const DEFAULT_LIST_LIMIT: usize = 500;
 const MAX_LIST_LIMIT: usize = 10_000;
@@ -651,6 +661,108 @@ fn new_change(body: &[u8], now_ms: i64) -> Result<NewChange, ApiError> {
         end_ms,
         verify_for,
     })
+}
+
+/// Alertmanager's webhook payload (version 4); fields we do not use are ignored.
+#[derive(Debug, Deserialize)]
+struct AlertmanagerWebhook {
+    version: String,
+    alerts: Vec<AlertmanagerAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AlertmanagerAlert {
+    status: String,
+    #[serde(default)]
+    labels: Labels,
+    #[serde(default)]
+    annotations: Labels,
+    #[serde(rename = "startsAt")]
+    starts_at: Option<String>,
+}
+
+/// Checks one webhook body and turns it into the engine's alerts.
+fn external_alerts(body: &[u8]) -> Result<Vec<ExternalAlert>, ApiError> {
+    let w: AlertmanagerWebhook = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(
+            format!("body must be Alertmanager's webhook JSON (version 4): {e}"),
+            None,
+        )
+    })?;
+    if w.version != "4" {
+        return Err(bad(
+            "version",
+            format!(
+                "'{}' is not supported; Alertmanager sends version 4",
+                w.version
+            ),
+        ));
+    }
+    if w.alerts.len() > MAX_ALERTS {
+        return Err(bad(
+            "alerts",
+            format!("{} alerts in one call; at most {MAX_ALERTS} (set max_alerts in Alertmanager's webhook_config)", w.alerts.len()),
+        ));
+    }
+    w.alerts
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let firing = match a.status.as_str() {
+                "firing" => true,
+                "resolved" => false,
+                other => {
+                    return Err(bad(
+                        &format!("alerts[{i}].status"),
+                        format!("'{other}' is neither firing nor resolved"),
+                    ))
+                }
+            };
+            if a.labels.get("alertname").is_none_or(|n| n.is_empty()) {
+                return Err(bad(&format!("alerts[{i}].labels.alertname"), "is required"));
+            }
+            if a.labels.len() > MAX_ALERT_LABELS {
+                return Err(bad(
+                    &format!("alerts[{i}].labels"),
+                    format!("more than {MAX_ALERT_LABELS} labels"),
+                ));
+            }
+            for (k, v) in a.labels.iter().chain(&a.annotations) {
+                if k.len() > 256 || v.chars().count() > MAX_NOTE_CHARS {
+                    return Err(bad(
+                        &format!("alerts[{i}]"),
+                        format!(
+                            "label or annotation '{}' is too long",
+                            k.chars().take(64).collect::<String>()
+                        ),
+                    ));
+                }
+            }
+            let starts_at_ms = match a.starts_at.as_deref() {
+                None | Some("") | Some("0001-01-01T00:00:00Z") => None,
+                Some(t) => Some(parse_time(&format!("alerts[{i}].startsAt"), t)?),
+            };
+            Ok(ExternalAlert {
+                firing,
+                labels: a.labels,
+                annotations: a.annotations,
+                starts_at_ms,
+            })
+        })
+        .collect()
+}
+
+/// `POST /api/v1/alertmanager`: Alertmanager's webhook in. Each alert opens
+/// or resolves an incident (operator token).
+async fn alertmanager_in(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ExternalOutcome>, ApiError> {
+    authorize(&app, &headers, Role::Operator)?;
+    let alerts = external_alerts(&body)?;
+    let outcome = app.engine.external(alerts).await??;
+    Ok(Json(outcome))
 }
 
 async fn changes_create(

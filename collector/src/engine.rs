@@ -88,6 +88,8 @@ struct Detail {
     message: String,
     /// The built-in description.
     description: String,
+    /// Impact and urgency when the alert says (external alerts), else the rule's.
+    impact_urgency: Option<(u8, u8)>,
 }
 
 /// One evaluation that needs the incident engine.
@@ -115,6 +117,56 @@ struct Suppressed {
 struct HostRules {
     labels: Labels,
     applies: Arc<[bool]>,
+}
+
+/// The `source` label of incidents opened from Alertmanager's webhook.
+pub const EXTERNAL_SOURCE: &str = "alertmanager";
+
+fn is_external(labels: &Labels) -> bool {
+    labels.get("source").is_some_and(|s| s == EXTERNAL_SOURCE)
+}
+
+/// One alert from Alertmanager's webhook (validated by the API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalAlert {
+    pub firing: bool,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub starts_at_ms: Option<i64>,
+}
+
+/// What a webhook call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExternalOutcome {
+    pub opened: usize,
+    pub resolved: usize,
+    /// Repeats of what is already known, or suppressed by a window.
+    pub unchanged: usize,
+}
+
+/// Impact and urgency of an external alert: its `impact`/`urgency` labels
+/// (1–3) when both are given, else from `severity` (critical P1, error or
+/// major P2, warning P3, info P5, anything else P3).
+pub fn external_priority(labels: &Labels) -> (u8, u8) {
+    let level = |k: &str| {
+        labels
+            .get(k)
+            .and_then(|v| v.parse::<u8>().ok())
+            .filter(|v| (1..=3).contains(v))
+    };
+    if let (Some(i), Some(u)) = (level("impact"), level("urgency")) {
+        return (i, u);
+    }
+    match labels
+        .get("severity")
+        .map(|s| s.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("critical" | "page") => (1, 1),
+        Some("error" | "major" | "high") => (1, 2),
+        Some("info" | "informational" | "low" | "none") => (3, 3),
+        _ => (2, 2),
+    }
 }
 
 /// What a new change needs (validated by the API).
@@ -223,6 +275,7 @@ impl Engine {
                     None => check_globs.push(i),
                 },
                 RuleKind::Absent { .. } => absent_rules.push(i),
+                RuleKind::External => {}
             }
         }
         let mut store = store;
@@ -280,7 +333,14 @@ impl Engine {
             availability: restored,
             pruned_at_ms: now_ms,
         };
-        for mut incident in engine.store.live_incidents()? {
+        let live = engine.store.live_incidents()?;
+        let resolved = engine.store.resolved_incidents()?;
+        for i in live.iter().chain(&resolved) {
+            if is_external(&i.labels) {
+                engine.external_rule(&i.rule);
+            }
+        }
+        for mut incident in live {
             let Some(key) = engine.key_of(&incident) else {
                 // Its rule was removed from the configuration: nothing can
                 // restore it any more, so it is resolved with a note saying why.
@@ -310,7 +370,7 @@ impl Engine {
             engine.live_ids.insert(incident.id, key.clone());
             engine.live.insert(key, incident);
         }
-        for incident in engine.store.resolved_incidents()? {
+        for incident in resolved {
             if let Some(key) = engine.key_of(&incident) {
                 engine.last_resolved.insert(key, incident.id);
             }
@@ -338,7 +398,10 @@ impl Engine {
 
     /// The alert an incident belongs to, if its rule is still configured.
     fn key_of(&self, incident: &Incident) -> Option<AlertKey> {
-        let rule = self.rules.iter().position(|r| *r.name == incident.rule)?;
+        let external = is_external(&incident.labels);
+        let rule = self.rules.iter().position(|r| {
+            *r.name == incident.rule && matches!(r.kind, RuleKind::External) == external
+        })?;
         Some(AlertKey {
             rule,
             host: incident.host.clone(),
@@ -443,6 +506,7 @@ impl Engine {
             check: check.to_string(),
             message: message.to_string(),
             description,
+            impact_urgency: None,
         };
 
         let mut fired = Vec::new();
@@ -795,6 +859,96 @@ impl Engine {
     }
 
     /// Acknowledges a live incident.
+    /// The rule standing for alerts named `name` from another system, made
+    /// on first sight.
+    fn external_rule(&mut self, name: &str) -> usize {
+        if let Some(i) = self
+            .rules
+            .iter()
+            .position(|r| *r.name == *name && matches!(r.kind, RuleKind::External))
+        {
+            return i;
+        }
+        self.rules.push(Rule {
+            name: name.into(),
+            kind: RuleKind::External,
+            impact: 2,
+            urgency: 2,
+            selector: Default::default(),
+            resolve_after: Duration::ZERO,
+        });
+        self.rules.len() - 1
+    }
+
+    /// Applies alerts from Alertmanager's webhook: a firing alert opens (or
+    /// reopens) its incident unless one is live; a resolved one resolves it.
+    /// The fingerprint is the alert's labels, so Alertmanager's repeats and
+    /// an HA pair's duplicates land on the same incident.
+    pub fn external(
+        &mut self,
+        alerts: &[ExternalAlert],
+        now_ms: i64,
+    ) -> Result<ExternalOutcome, StoreError> {
+        let mut out = ExternalOutcome::default();
+        for a in alerts {
+            let Some(name) = a.labels.get("alertname") else {
+                continue;
+            };
+            let host = a
+                .labels
+                .get("host")
+                .or_else(|| a.labels.get("instance"))
+                .cloned()
+                .unwrap_or_else(|| "alertmanager".into());
+            let mut labels: Labels = a
+                .labels
+                .iter()
+                .filter(|(k, v)| {
+                    k.as_str() != "alertname" && !(k.as_str() == "host" && **v == host)
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            labels.insert("source".into(), EXTERNAL_SOURCE.into());
+            let key = AlertKey {
+                rule: self.external_rule(name),
+                host,
+                labels,
+            };
+            if a.firing {
+                if self.live.contains_key(&key) {
+                    out.unchanged += 1;
+                    continue;
+                }
+                let started = a
+                    .starts_at_ms
+                    .filter(|&t| t > 0 && t <= now_ms)
+                    .unwrap_or(now_ms);
+                let detail = Detail {
+                    message: a.annotations.get("summary").cloned().unwrap_or_default(),
+                    description: a
+                        .annotations
+                        .get("description")
+                        .cloned()
+                        .unwrap_or_default(),
+                    impact_urgency: Some(external_priority(&a.labels)),
+                    ..Detail::default()
+                };
+                self.fire(&key, started, 1.0, detail, 0.0, now_ms)?;
+                if self.live.contains_key(&key) {
+                    out.opened += 1;
+                } else {
+                    out.unchanged += 1;
+                }
+            } else if self.live.contains_key(&key) || self.suppressed.contains_key(&key) {
+                self.clear(&key, now_ms)?;
+                out.resolved += 1;
+            } else {
+                out.unchanged += 1;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn acknowledge(
         &mut self,
         id: i64,
@@ -1312,20 +1466,27 @@ impl Engine {
             check: &d.check,
             message: &d.message,
         };
-        let summary = self
-            .texts
-            .render(&format!("{}.summary", rule.name), &ctx)
-            .unwrap_or_else(|| summary(rule, key, value));
-        let description = self
-            .texts
-            .render(&format!("{}.description", rule.name), &ctx)
-            .unwrap_or_else(|| d.description.clone());
+        let external = matches!(rule.kind, RuleKind::External);
+        let summary = if external {
+            Some(d.message.clone()).filter(|m| !m.is_empty())
+        } else {
+            self.texts.render(&format!("{}.summary", rule.name), &ctx)
+        }
+        .unwrap_or_else(|| summary(rule, key, value));
+        let description = if external {
+            None
+        } else {
+            self.texts
+                .render(&format!("{}.description", rule.name), &ctx)
+        }
+        .unwrap_or_else(|| d.description.clone());
+        let (impact, urgency) = d.impact_urgency.unwrap_or((rule.impact, rule.urgency));
         Opening {
             rule: rule.name.to_string(),
             host: key.host.clone(),
             labels: key.labels.clone(),
-            impact: rule.impact,
-            urgency: rule.urgency,
+            impact,
+            urgency,
             summary,
             description,
             value: Some(value),
@@ -1519,6 +1680,7 @@ fn summary(rule: &Rule, key: &AlertKey, value: f64) -> String {
             key.labels.get("check").map(String::as_str).unwrap_or("?"),
             c.status.as_str()
         ),
+        RuleKind::External => format!("{} on {} (from Alertmanager)", rule.name, key.host),
     }
 }
 
@@ -1570,6 +1732,10 @@ enum Command {
         change: NewChange,
         actor: String,
         reply: oneshot::Sender<Result<Change, ActionError>>,
+    },
+    External {
+        alerts: Vec<ExternalAlert>,
+        reply: oneshot::Sender<Result<ExternalOutcome, StoreError>>,
     },
 }
 
@@ -1672,6 +1838,9 @@ impl Engine {
             } => {
                 let _ = reply.send(self.create_change(change, &actor, now));
             }
+            Command::External { alerts, reply } => {
+                let _ = reply.send(self.external(&alerts, now));
+            }
         }
     }
 }
@@ -1772,6 +1941,14 @@ impl EngineHandle {
             reply,
         })
         .await
+    }
+
+    /// Applies alerts from Alertmanager's webhook.
+    pub async fn external(
+        &self,
+        alerts: Vec<ExternalAlert>,
+    ) -> Result<Result<ExternalOutcome, StoreError>, SubmitError> {
+        self.call(|reply| Command::External { alerts, reply }).await
     }
 }
 

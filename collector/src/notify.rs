@@ -228,6 +228,10 @@ impl Router {
             .filter(|r| {
                 r.route
                     .matches(incident.priority, &incident.rule, host_labels)
+                    // What came from Alertmanager does not go back to it (a loop).
+                    && !(matches!(r.kind, Kind::Alertmanager { .. })
+                        && incident.labels.get("source").map(String::as_str)
+                            == Some(crate::engine::EXTERNAL_SOURCE))
             })
             .collect();
         if targets.is_empty() {

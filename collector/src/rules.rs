@@ -53,6 +53,10 @@ pub enum RuleKind {
     },
     /// A check reporting a bad status.
     Check(CheckRule),
+    /// Alerts another system evaluated (Alertmanager's webhook): opened and
+    /// resolved by what it says, never by samples. Made on first sight of
+    /// an `alertname`, not configured.
+    External,
 }
 
 /// `metric` `above`/`below` a threshold, with hysteresis and a `for` delay.
@@ -190,7 +194,7 @@ impl Rule {
         match &self.kind {
             RuleKind::Threshold(t) => Trigger::For(t.for_),
             RuleKind::Check(c) => c.trigger,
-            RuleKind::Absent { .. } => Trigger::For(Duration::ZERO),
+            RuleKind::Absent { .. } | RuleKind::External => Trigger::For(Duration::ZERO),
         }
     }
 
@@ -207,7 +211,7 @@ impl Rule {
         match &self.kind {
             RuleKind::Threshold(t) => Some(t.threshold),
             RuleKind::Absent { after } => Some(after.as_secs_f64()),
-            RuleKind::Check(_) => None,
+            RuleKind::Check(_) | RuleKind::External => None,
         }
     }
 }

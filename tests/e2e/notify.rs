@@ -249,40 +249,42 @@ fn a_collector_killed_mid_delivery_resends_only_the_in_flight_one_with_its_key()
     );
 }
 
-#[test]
-fn the_real_alertmanager_shows_the_alert_active_then_resolved() {
-    let dir = tempfile::tempdir().unwrap();
+/// Runs Debian's `prometheus-alertmanager` with `config` on a free port;
+/// returns it (killed on drop) with its URL once ready.
+fn alertmanager(dir: &Path, config: &str) -> (Daemon, String) {
     let am_port = free_port();
-    let am_cfg = dir.path().join("am.yml");
-    std::fs::write(
-        &am_cfg,
-        "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
-    )
-    .unwrap();
-    let log = dir.path().join("alertmanager.log");
-    let out = std::fs::File::create(&log).unwrap();
+    let am_cfg = dir.join("am.yml");
+    std::fs::write(&am_cfg, config).expect("writing am.yml");
+    let log = dir.join("alertmanager.log");
+    let out = std::fs::File::create(&log).expect("creating the Alertmanager log");
     let child = Command::new("prometheus-alertmanager")
         .arg(format!("--config.file={}", am_cfg.display()))
-        .arg(format!("--storage.path={}", dir.path().join("am").display()))
+        .arg(format!("--storage.path={}", dir.join("am").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
         .arg("--cluster.listen-address=")
-        .stdout(out.try_clone().unwrap())
+        .stdout(out.try_clone().expect("cloning a file handle"))
         .stderr(out)
         .stdin(Stdio::null())
         .spawn()
         .expect("prometheus-alertmanager (Debian package prometheus-alertmanager; tests/run.sh installs it)");
-    let _am = Daemon {
-        child,
-        log: log.clone(),
-    };
     let am = format!("http://127.0.0.1:{am_port}");
-    let http = reqwest::blocking::Client::new();
     wait_for("Alertmanager to be ready", WAIT, &log, || {
-        http.get(format!("{am}/-/ready"))
-            .send()
+        reqwest::blocking::get(format!("{am}/-/ready"))
             .ok()
             .filter(|r| r.status().is_success())
     });
+    (Daemon { child, log }, am)
+}
+
+#[test]
+fn the_real_alertmanager_shows_the_alert_active_then_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (am_daemon, am) = alertmanager(
+        dir.path(),
+        "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
+    );
+    let log = am_daemon.log.clone();
+    let http = reqwest::blocking::Client::new();
     let c = start(
         dir.path(),
         free_port(),
@@ -319,6 +321,70 @@ fn the_real_alertmanager_shows_the_alert_active_then_resolved() {
     let d = wait_deliveries(&c, id, 2, "delivered");
     assert_eq!(d[0]["event"], "opened");
     assert_eq!(d[1]["event"], "resolved");
+}
+
+#[test]
+fn alerts_from_the_real_alertmanager_open_and_resolve_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_am, am) = alertmanager(
+        dir.path(),
+        &format!(
+            "route:
+  receiver: vedette
+  group_by: [alertname, instance]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: vedette
+    webhook_configs:
+      - url: http://127.0.0.1:{port}/api/v1/alertmanager
+        http_config:
+          authorization: {{credentials: op-secret}}
+"
+        ),
+    );
+    let c = start(dir.path(), port, "  []\n");
+    let http = reqwest::blocking::Client::new();
+    let post = |ends_at: Option<&str>| {
+        let mut alert = json!({
+            "labels": {"alertname": "NodeFilesystemAlmostFull", "instance": "db-1:9100", "severity": "warning", "mountpoint": "/var"},
+            "annotations": {"summary": "/var on db-1 is 92% full", "description": "from node_exporter"},
+        });
+        if let Some(e) = ends_at {
+            alert["endsAt"] = json!(e);
+        }
+        let r = http
+            .post(format!("{am}/api/v2/alerts"))
+            .json(&json!([alert]))
+            .send()
+            .expect("posting to Alertmanager");
+        assert!(
+            r.status().is_success(),
+            "Alertmanager answered {}",
+            r.status()
+        );
+    };
+    post(None);
+    let i = c.wait_incident("Alertmanager's alert to open an incident", WAIT, |i| {
+        i["rule"] == "NodeFilesystemAlmostFull"
+    });
+    assert_eq!(i["host"], "db-1:9100");
+    assert_eq!(i["priority"], 3, "severity warning");
+    assert_eq!(i["summary"], "/var on db-1 is 92% full");
+    assert_eq!(i["labels"]["mountpoint"], "/var");
+    assert_eq!(i["labels"]["source"], "alertmanager");
+    // Any end in the past resolves the alert in Alertmanager.
+    post(Some("2000-01-01T00:00:00Z"));
+    c.wait_incident("the resolved alert to resolve it", WAIT, |i| {
+        i["rule"] == "NodeFilesystemAlmostFull" && i["state"] == "resolved"
+    });
+    assert_eq!(
+        c.incidents().len(),
+        1,
+        "repeats from Alertmanager opened nothing more"
+    );
 }
 
 /// PagerDuty's Events API v2, strictly: anything off the documented shape

@@ -539,3 +539,86 @@ async fn problems_are_listed_shown_and_resolved() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn the_alertmanager_webhook_needs_an_operator_and_a_well_formed_body() {
+    let f = fixture(&format!("{CONFIG}{TOKENS}")).await;
+    let body = |status: &str, alertname: &str| {
+        json!({
+            "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": status,
+            "receiver": "vedette", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+            "externalURL": "http://am:9093",
+            "alerts": [{
+                "status": status,
+                "labels": {"alertname": alertname, "instance": "db-1:9100", "severity": "critical"},
+                "annotations": {"summary": "db-1 is down"},
+                "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prom/graph", "fingerprint": "abc"
+            }]
+        })
+        .to_string()
+    };
+    let uri = "/api/v1/alertmanager";
+    let (s, _) = call_as(
+        &f.app,
+        "POST",
+        uri,
+        Some("view-secret"),
+        &body("firing", "NodeDown"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "viewers cannot open incidents");
+    let (s, _) = call_as(&f.app, "POST", uri, None, &body("firing", "NodeDown")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    for (bad, field) in [
+        (
+            body("firing", "NodeDown").replace("\"4\"", "\"3\""),
+            "version",
+        ),
+        (body("firing", ""), "alerts[0].labels.alertname"),
+        (body("pending", "NodeDown"), "alerts[0].status"),
+        (
+            body("firing", "NodeDown").replace("2026-01-01T00:00:00Z", "yesterday"),
+            "alerts[0].startsAt",
+        ),
+    ] {
+        let (s, v) = call_as(&f.app, "POST", uri, Some("op-secret"), &bad).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(v["field"], field, "{v}");
+    }
+    let (s, v) = call_as(&f.app, "POST", uri, Some("op-secret"), "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("webhook JSON"), "{v}");
+    let (_, list) = call_as(&f.app, "GET", "/api/v1/incidents", Some("view-secret"), "").await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        0,
+        "refused calls change nothing"
+    );
+    let (s, v) = call_as(
+        &f.app,
+        "POST",
+        uri,
+        Some("op-secret"),
+        &body("firing", "NodeDown"),
+    )
+    .await;
+    assert_eq!((s, v["opened"].as_u64()), (StatusCode::OK, Some(1)), "{v}");
+    let (_, list) = call_as(&f.app, "GET", "/api/v1/incidents", Some("view-secret"), "").await;
+    assert_eq!(list[0]["rule"], "NodeDown");
+    assert_eq!(list[0]["priority"], 1);
+    assert_eq!(list[0]["labels"]["source"], "alertmanager");
+    let (s, v) = call_as(
+        &f.app,
+        "POST",
+        uri,
+        Some("op-secret"),
+        &body("resolved", "NodeDown"),
+    )
+    .await;
+    assert_eq!(
+        (s, v["resolved"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{v}"
+    );
+}

@@ -1076,3 +1076,118 @@ fn a_change_takes_its_time_out_of_availability() {
     );
     assert_eq!(w.availability, Some(20.0 / 30.0));
 }
+
+fn am_alert(firing: bool, name: &str, instance: &str, severity: &str) -> ExternalAlert {
+    ExternalAlert {
+        firing,
+        labels: Labels::from([
+            ("alertname".into(), name.into()),
+            ("instance".into(), instance.into()),
+            ("severity".into(), severity.into()),
+            ("job".into(), "node".into()),
+        ]),
+        annotations: Labels::from([("summary".into(), format!("{name} on {instance}"))]),
+        starts_at_ms: Some(T0 - 60 * S),
+    }
+}
+
+#[test]
+fn alertmanager_alerts_open_once_resolve_and_survive_a_restart() {
+    let (_d, path) = db();
+    {
+        let mut h = harness(&path, T0);
+        let firing = [
+            am_alert(true, "NodeDown", "db-1:9100", "critical"),
+            am_alert(true, "DiskWillFill", "db-1:9100", "warning"),
+        ];
+        let out = h.engine.external(&firing, T0).unwrap();
+        assert_eq!((out.opened, out.resolved, out.unchanged), (2, 0, 0));
+        // Alertmanager repeats every group_interval; an HA pair sends twice.
+        let out = h.engine.external(&firing, T0 + S).unwrap();
+        assert_eq!(
+            (out.opened, out.unchanged),
+            (0, 2),
+            "the same alert is the same incident"
+        );
+        let v = h.incidents();
+        assert_eq!(v.len(), 2);
+        let down = v.iter().find(|i| i.rule == "NodeDown").unwrap();
+        assert_eq!(down.host, "db-1:9100", "instance stands for the host");
+        assert_eq!(down.priority, 1, "severity critical is P1");
+        assert_eq!(down.summary, "NodeDown on db-1:9100");
+        assert_eq!(down.started_at_ms, T0 - 60 * S, "startsAt is the onset");
+        assert_eq!(
+            down.labels.get("source").map(String::as_str),
+            Some("alertmanager")
+        );
+        assert_eq!(down.labels.get("job").map(String::as_str), Some("node"));
+        assert!(!down.labels.contains_key("alertname"));
+        let fill = v.iter().find(|i| i.rule == "DiskWillFill").unwrap();
+        assert_eq!(fill.priority, 3, "warning is P3");
+    }
+    // After a restart the live ones are still tied to their alerts.
+    let mut h = harness(&path, T0 + 10 * S);
+    assert_eq!(
+        h.incidents()
+            .iter()
+            .filter(|i| i.state == IncidentState::Open)
+            .count(),
+        2,
+        "an alertname is not a configured rule, yet restart keeps its incident"
+    );
+    let out = h
+        .engine
+        .external(
+            &[am_alert(false, "NodeDown", "db-1:9100", "critical")],
+            T0 + 11 * S,
+        )
+        .unwrap();
+    assert_eq!(out.resolved, 1);
+    let v = h.incidents();
+    let down = v.iter().find(|i| i.rule == "NodeDown").unwrap();
+    assert_eq!(down.state, IncidentState::Resolved);
+    assert_eq!(v.len(), 2, "no duplicate after restart");
+    // An alert named like a configured rule is still its own incident.
+    let out = h
+        .engine
+        .external(
+            &[am_alert(true, "disk_full", "db-1:9100", "info")],
+            T0 + 12 * S,
+        )
+        .unwrap();
+    assert_eq!(out.opened, 1);
+    let i = h
+        .incidents()
+        .into_iter()
+        .find(|i| i.rule == "disk_full")
+        .unwrap();
+    assert_eq!(i.priority, 5, "info is P5, not disk_full's own priority");
+}
+
+#[test]
+fn external_priority_from_labels_or_severity() {
+    let l = |pairs: &[(&str, &str)]| -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(external_priority(&l(&[("severity", "critical")])), (1, 1));
+    assert_eq!(external_priority(&l(&[("severity", "Error")])), (1, 2));
+    assert_eq!(external_priority(&l(&[("severity", "warning")])), (2, 2));
+    assert_eq!(external_priority(&l(&[("severity", "info")])), (3, 3));
+    assert_eq!(external_priority(&l(&[])), (2, 2));
+    assert_eq!(
+        external_priority(&l(&[
+            ("severity", "info"),
+            ("impact", "1"),
+            ("urgency", "3")
+        ])),
+        (1, 3),
+        "explicit impact and urgency win"
+    );
+    assert_eq!(
+        external_priority(&l(&[("impact", "7"), ("urgency", "1")])),
+        (2, 2)
+    );
+}
