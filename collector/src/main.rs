@@ -195,12 +195,19 @@ async fn async_main(cli: Cli) -> ExitCode {
         Some(Command::CheckConfig { file }) => match Config::load(&file) {
             Ok(c) => {
                 println!(
-                    "{}: ok ({} rules, {} agent tokens, {} API tokens, {} maintenance windows, listen {})",
+                    "{}: ok ({} rules, {} agent tokens, {} API tokens, {} maintenance windows, {} services, receivers [{}], listen {})",
                     file.display(),
                     c.rules.len(),
                     c.agents.len(),
                     c.api_tokens.len(),
                     c.maintenance.len(),
+                    c.reporting.services.len(),
+                    c.notify
+                        .receivers
+                        .iter()
+                        .map(|r| format!("{} ({})", r.name, r.kind.name()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     c.listen
                 );
                 ExitCode::SUCCESS

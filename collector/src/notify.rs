@@ -237,6 +237,7 @@ impl Router {
         if targets.is_empty() {
             return out;
         }
+        let mut view = None;
         for (seq, e) in incident.events.iter().enumerate().skip(from) {
             let Some(event) = Event::of(e.kind) else {
                 continue;
@@ -245,7 +246,8 @@ impl Router {
             if wanted.is_empty() {
                 continue;
             }
-            let payload = body(event, crate::api::IncidentView::from(incident.clone()));
+            let view = view.get_or_insert_with(|| crate::api::IncidentView::from(incident.clone()));
+            let payload = body(event, &*view);
             for r in wanted {
                 out.push(Enqueue {
                     receiver: r.name.clone(),
@@ -315,7 +317,7 @@ pub fn backoff(attempts: u32, max: Duration, jitter: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incidents::{IncidentEvent, IncidentState};
+    use crate::incidents::IncidentEvent;
 
     fn glob(p: &str) -> globset::GlobSet {
         let mut b = globset::GlobSetBuilder::new();
@@ -334,41 +336,35 @@ mod tests {
         }
     }
 
+    /// Incident 7 (P2) with the timeline `kinds`.
     pub(crate) fn incident(kinds: &[EventKind]) -> Incident {
-        Incident {
-            id: 7,
-            fingerprint: "abcd".into(),
-            rule: "disk_full".into(),
-            host: "web-1".into(),
-            labels: Labels::from([("mountpoint".into(), "/".into())]),
-            state: IncidentState::Open,
-            priority: 2,
-            impact: 1,
-            urgency: 2,
-            summary: "disk full".into(),
-            description: "d".into(),
-            value: Some(0.97),
-            threshold: Some(0.9),
-            started_at_ms: 1_000,
-            detected_at_ms: 2_000,
-            acknowledged_at_ms: None,
-            restored_at_ms: None,
-            resolved_at_ms: None,
-            closed_at_ms: None,
-            resolution: None,
-            occurrences: 1,
-            problem_id: None,
-            flapping: false,
-            events: kinds
-                .iter()
-                .map(|&kind| IncidentEvent {
-                    at_ms: 2_000,
-                    kind,
-                    actor: "vedette".into(),
-                    note: None,
-                })
-                .collect(),
-        }
+        let mut i = Incident::open(
+            crate::incidents::Opening {
+                rule: "disk_full".into(),
+                host: "web-1".into(),
+                labels: Labels::from([("mountpoint".into(), "/".into())]),
+                impact: 1,
+                urgency: 2,
+                summary: "disk full".into(),
+                description: "d".into(),
+                value: Some(0.97),
+                threshold: Some(0.9),
+                started_ms: 1_000,
+            },
+            2_000,
+        );
+        i.id = 7;
+        i.fingerprint = "abcd".into();
+        i.events = kinds
+            .iter()
+            .map(|&kind| IncidentEvent {
+                at_ms: 2_000,
+                kind,
+                actor: "vedette".into(),
+                note: None,
+            })
+            .collect();
+        i
     }
 
     #[test]
