@@ -14,6 +14,7 @@
 //! - [`api`]: the router: push, incidents, metrics, health.
 //! - [`client`]: the `incidents` subcommand, a client of the REST API.
 //! - [`notify`]: receivers, routing, and the outbox delivery workers.
+//! - [`tokens`]: `token new`: fresh agent tokens and the config edit that admits them.
 //!
 //! Data flow: agent → ingest → engine → (state, rules → incidents → store) →
 //! push acknowledged; api reads the store; Prometheus scrapes metrics.
@@ -32,6 +33,7 @@ pub mod rules;
 pub mod state;
 pub mod store;
 pub mod texts;
+pub mod tokens;
 pub mod windows;
 
 use std::sync::{Arc, Mutex, RwLock};

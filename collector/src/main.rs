@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use vedette_collector::client::{self, Client};
 use vedette_collector::config::{Config, EMBEDDED};
+use vedette_collector::tokens;
 
 const EX_USAGE: u8 = 64;
 
@@ -30,7 +31,7 @@ const EX_USAGE: u8 = 64;
 #[command(name = "vedette-collector", version, about, long_about)]
 struct Cli {
     /// Configuration file (YAML). Without it, the embedded default is used.
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -46,6 +47,11 @@ enum Command {
     },
     /// Print the embedded default configuration, a starting point for your own.
     DefaultConfig,
+    /// Agent tokens: `token new --host 'web-*' --config FILE`.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// List, show, acknowledge and resolve incidents through the REST API.
     Incidents {
         #[command(subcommand)]
@@ -94,6 +100,27 @@ struct ApiArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Make a fresh random agent token and admit it for the given hosts.
+    ///
+    /// The token goes to stdout, once; it is not stored anywhere. With
+    /// --config, its SHA-256 is added to that file's `agents:` list (comments
+    /// and layout kept; the result must load, or nothing is written; mode and
+    /// owner kept), then `systemctl reload vedette-collector` applies it.
+    /// Without --config, the YAML item to add is printed on stderr.
+    ///
+    /// Example, on the collector:
+    ///   vedette-collector token new --host 'web-*' --config /etc/vedette/collector.yaml
+    /// then on each web host, put the token in the agent's token_file:
+    ///   install -m 0640 -g vedette /dev/stdin /etc/vedette/agent.token <<< "$TOKEN"
+    New {
+        /// Host-name glob the token may push as (repeat for more; '*' for any).
+        #[arg(long = "host", value_name = "GLOB", required = true)]
+        hosts: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +248,9 @@ async fn async_main(cli: Cli) -> ExitCode {
             print!("{EMBEDDED}");
             ExitCode::SUCCESS
         }
+        Some(Command::Token {
+            action: TokenAction::New { hosts },
+        }) => token_new(cli.config.as_deref(), &hosts),
         Some(Command::Incidents { action, api }) => client_output(incidents(action, api).await),
         Some(Command::Problems { action, api }) => client_output(problems(action, api).await),
         Some(Command::Changes { action, api }) => client_output(changes(action, api).await),
@@ -247,6 +277,50 @@ async fn async_main(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `token new`: the token on stdout, what was done (or is to do) on stderr.
+fn token_new(config: Option<&std::path::Path>, hosts: &[String]) -> ExitCode {
+    let token = tokens::generate();
+    let note = format!(
+        "added {} by `vedette-collector token new`",
+        chrono::Utc::now().format("%Y-%m-%d")
+    );
+    let Some(path) = config else {
+        println!("{token}");
+        eprint!(
+            "Add this item to `agents:` in the collector's config, then reload it \
+             (systemctl reload vedette-collector):\n{}",
+            tokens::agent_entry(&token, hosts, 2, &note)
+        );
+        return ExitCode::SUCCESS;
+    };
+    let edited = vedette_yaml::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|(file, text)| {
+            tokens::add_agent(&file, &text, &token, hosts, &note).map_err(|e| e.to_string())
+        })
+        .and_then(|text| {
+            tokens::replace_file(path, &text)
+                .map_err(|e| format!("{}: cannot write: {e}; nothing written", path.display()))
+        });
+    match edited {
+        Ok(()) => {
+            println!("{token}");
+            eprintln!(
+                "{}: admitted a new agent token for hosts {}. The token above is shown once: \
+                 put it in each agent's token_file (e.g. /etc/vedette/agent.token, mode 0640), \
+                 then apply the config: systemctl reload vedette-collector",
+                path.display(),
+                hosts.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vedette-collector: {e}");
+            ExitCode::from(EX_USAGE)
         }
     }
 }
