@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit, integration and end-to-end (real binaries over real
-# sockets). Installs what the tests need when it is missing: on Debian, the
+# sockets), then builds, installs and purges the Debian packages
+# (tests/packages.sh). Installs what the tests need when it is missing: on Debian, the
 # packages below via apt-get (run as root, as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +34,13 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+# The Debian packages: built, installed with dpkg -i, checked, purged.
+pkg_status=0
+./tests/packages.sh 2>&1 | tee -a "$log" || pkg_status=$?
 # One closing line for the whole workspace (cargo's last line is often an
-# empty doc-test run).
+# empty doc-test run), and the packages' line.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
+grep '^packages: ' "$log" | tail -1
+if ((status == 0)); then status=$pkg_status; fi
 exit "$status"
