@@ -44,11 +44,19 @@ use crate::windows::{Change, ChangeOutcome, Phase, ScopeSpec};
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The running configuration; a reload swaps it (see [`AppState::config`]).
+    pub config: Arc<std::sync::RwLock<Arc<Config>>>,
     pub limits: Limits,
     pub engine: EngineHandle,
     pub reader: Arc<Mutex<Store>>,
     pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// The configuration as of now (a reload may swap it at any time).
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// The whole HTTP API.
@@ -267,9 +275,10 @@ const ANONYMOUS: &str = "api";
 
 /// Checks the bearer token against `api_tokens` and the role `need`s.
 fn authorize(app: &AppState, headers: &HeaderMap, need: Role) -> Result<Caller, ApiError> {
-    let tokens = &app.config.api_tokens;
+    let config = app.config();
+    let tokens = &config.api_tokens;
     if tokens.is_empty() {
-        return if app.config.listen.ip().is_loopback() {
+        return if config.listen.ip().is_loopback() {
             Ok(Caller {
                 name: ANONYMOUS.into(),
                 role: Role::Operator,
@@ -835,7 +844,11 @@ async fn services_list(
 async fn metrics(State(app): State<AppState>) -> Response {
     match read(&app, |s| s.outbox_pending()).await {
         Ok(pending) => app.metrics.outbox(
-            app.config.notify.receivers.iter().map(|r| r.name.as_str()),
+            app.config()
+                .notify
+                .receivers
+                .iter()
+                .map(|r| r.name.as_str()),
             &pending,
             now_ms(),
         ),

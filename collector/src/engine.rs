@@ -35,9 +35,10 @@ use crate::incidents::{
     Incident, InvalidTransition, Labels, Opening, Problem, ProblemState, Resolution, SYSTEM_ACTOR,
 };
 use crate::metrics::Metrics;
+use crate::notify::Router;
 use crate::rules::{self, Alert, AlertState, Condition, Outcome, Rule, RuleKind, Verdict};
 use crate::state::{HostState, Point, State};
-use crate::store::{AvailabilityRow, Store, StoreError, Suppression};
+use crate::store::{AvailabilityRow, Store, StoreError, Suppression, Wake};
 use crate::texts::{Context, Texts};
 use crate::windows::{Change, ChangeOutcome, Maintenance, Phase, Scope, ScopeSpec};
 
@@ -220,6 +221,46 @@ pub struct Engine {
     pruned_at_ms: i64,
 }
 
+/// Which rules look at which samples.
+struct RuleIndex {
+    by_metric: HashMap<String, Vec<usize>>,
+    check_exact: HashMap<String, Vec<usize>>,
+    check_globs: Vec<usize>,
+    absent_rules: Vec<usize>,
+}
+
+impl RuleIndex {
+    fn of(rules: &[Rule]) -> RuleIndex {
+        let mut ix = RuleIndex {
+            by_metric: HashMap::new(),
+            check_exact: HashMap::new(),
+            check_globs: Vec::new(),
+            absent_rules: Vec::new(),
+        };
+        for (i, r) in rules.iter().enumerate() {
+            match &r.kind {
+                RuleKind::Threshold(t) => ix.by_metric.entry(t.metric.clone()).or_default().push(i),
+                RuleKind::Check(c) => match &c.exact {
+                    Some(name) => ix.check_exact.entry(name.clone()).or_default().push(i),
+                    None => ix.check_globs.push(i),
+                },
+                RuleKind::Absent { .. } => ix.absent_rules.push(i),
+                RuleKind::External => {}
+            }
+        }
+        ix
+    }
+}
+
+/// What a config reload changed in the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Rules now configured (external ones included).
+    pub rules: usize,
+    /// Live incidents resolved because their rule is gone.
+    pub orphans_resolved: usize,
+}
+
 /// Everything from the configuration the engine runs on.
 #[derive(Clone)]
 pub struct Setup {
@@ -264,20 +305,12 @@ impl Engine {
             maintenance,
             heartbeat,
         } = setup;
-        let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut check_exact: HashMap<String, Vec<usize>> = HashMap::new();
-        let (mut check_globs, mut absent_rules) = (Vec::new(), Vec::new());
-        for (i, r) in rules.iter().enumerate() {
-            match &r.kind {
-                RuleKind::Threshold(t) => by_metric.entry(t.metric.clone()).or_default().push(i),
-                RuleKind::Check(c) => match &c.exact {
-                    Some(name) => check_exact.entry(name.clone()).or_default().push(i),
-                    None => check_globs.push(i),
-                },
-                RuleKind::Absent { .. } => absent_rules.push(i),
-                RuleKind::External => {}
-            }
-        }
+        let RuleIndex {
+            by_metric,
+            check_exact,
+            check_globs,
+            absent_rules,
+        } = RuleIndex::of(&rules);
         let mut store = store;
         let (run, restored) = restore_availability(&mut store, &state, now_ms)?;
         for o in store.kpi_observations()? {
@@ -340,18 +373,9 @@ impl Engine {
                 engine.external_rule(&i.rule);
             }
         }
-        for mut incident in live {
+        for incident in live {
             let Some(key) = engine.key_of(&incident) else {
-                // Its rule was removed from the configuration: nothing can
-                // restore it any more, so it is resolved with a note saying why.
-                let n = incident.events.len();
-                let note = format!("rule '{}' is no longer configured", incident.rule);
-                // Live incidents can always be resolved.
-                if incident.resolve(SYSTEM_ACTOR, Some(note), now_ms).is_ok() {
-                    engine.store.save_incident(&mut incident, n)?;
-                    engine.count_resolved(&incident);
-                    engine.resolved.insert(incident.id, incident);
-                }
+                engine.resolve_orphan(incident, now_ms)?;
                 continue;
             };
             engine.alerts.insert(
@@ -394,6 +418,104 @@ impl Engine {
             engine.problems.insert(p.fingerprint.clone(), p);
         }
         Ok(engine)
+    }
+
+    /// A live incident whose rule was removed from the configuration: nothing
+    /// can restore it any more, so it is resolved with a note saying why.
+    fn resolve_orphan(&mut self, mut incident: Incident, now_ms: i64) -> Result<(), StoreError> {
+        let n = incident.events.len();
+        let note = format!("rule '{}' is no longer configured", incident.rule);
+        // Live incidents can always be resolved.
+        if incident.resolve(SYSTEM_ACTOR, Some(note), now_ms).is_ok() {
+            self.store.save_incident(&mut incident, n)?;
+            self.count_resolved(&incident);
+            self.resolved.insert(incident.id, incident);
+        }
+        Ok(())
+    }
+
+    /// Applies a reloaded configuration: rules (matched to the running ones
+    /// by name, so pending `for` timers, flapping history and live incidents
+    /// carry over), templates, incident policy, maintenance windows and
+    /// receivers. Live incidents of a removed rule are resolved, as at start.
+    pub fn reload(
+        &mut self,
+        setup: Setup,
+        router: Arc<Router>,
+        wake: Wake,
+        now_ms: i64,
+    ) -> Result<Reloaded, StoreError> {
+        let Setup {
+            mut rules,
+            texts,
+            policy,
+            maintenance,
+            heartbeat,
+        } = setup;
+        // First, so that a store error leaves the engine as it was.
+        self.store.set_router(router, wake)?;
+        let external = |r: &Rule| matches!(r.kind, RuleKind::External);
+        // Rules made for Alertmanager's alerts are not in the file: keep them.
+        for r in self.rules.iter().filter(|r| external(r)) {
+            if !rules.iter().any(|n| external(n) && n.name == r.name) {
+                rules.push(r.clone());
+            }
+        }
+        let map: Vec<Option<usize>> = self
+            .rules
+            .iter()
+            .map(|old| {
+                rules
+                    .iter()
+                    .position(|n| n.name == old.name && external(n) == external(old))
+            })
+            .collect();
+        let remap = |k: AlertKey| map[k.rule].map(|rule| AlertKey { rule, ..k });
+        self.alerts = std::mem::take(&mut self.alerts)
+            .into_iter()
+            .filter_map(|(k, v)| Some((remap(k)?, v)))
+            .collect();
+        self.last_resolved = std::mem::take(&mut self.last_resolved)
+            .into_iter()
+            .filter_map(|(k, v)| Some((remap(k)?, v)))
+            .collect();
+        self.suppressed = std::mem::take(&mut self.suppressed)
+            .into_iter()
+            .filter_map(|(k, v)| Some((remap(k)?, v)))
+            .collect();
+        let mut orphans = Vec::new();
+        for (k, incident) in std::mem::take(&mut self.live) {
+            match remap(k) {
+                Some(k) => {
+                    self.live.insert(k, incident);
+                }
+                None => orphans.push(incident),
+            }
+        }
+        self.live_ids = self.live.iter().map(|(k, i)| (i.id, k.clone())).collect();
+        let ix = RuleIndex::of(&rules);
+        self.by_metric = ix.by_metric;
+        self.check_exact = ix.check_exact;
+        self.check_globs = ix.check_globs;
+        self.absent_rules = ix.absent_rules;
+        self.host_rules.clear();
+        self.rules = rules;
+        self.texts = texts;
+        self.policy = policy;
+        self.maintenance = maintenance;
+        self.heartbeat = heartbeat;
+        let orphans_resolved = orphans.len();
+        for incident in orphans {
+            self.metrics
+                .incidents_open
+                .with_label_values(&[incident.priority_label(), &incident.rule])
+                .dec();
+            self.resolve_orphan(incident, now_ms)?;
+        }
+        Ok(Reloaded {
+            rules: self.rules.len(),
+            orphans_resolved,
+        })
     }
 
     /// The alert an incident belongs to, if its rule is still configured.
@@ -1737,6 +1859,12 @@ enum Command {
         alerts: Vec<ExternalAlert>,
         reply: oneshot::Sender<Result<ExternalOutcome, StoreError>>,
     },
+    Reload {
+        setup: Box<Setup>,
+        router: Arc<Router>,
+        wake: Wake,
+        reply: oneshot::Sender<Result<Reloaded, StoreError>>,
+    },
 }
 
 /// Why a command could not be handed to the engine.
@@ -1840,6 +1968,14 @@ impl Engine {
             }
             Command::External { alerts, reply } => {
                 let _ = reply.send(self.external(&alerts, now));
+            }
+            Command::Reload {
+                setup,
+                router,
+                wake,
+                reply,
+            } => {
+                let _ = reply.send(self.reload(*setup, router, wake, now));
             }
         }
     }
@@ -1949,6 +2085,22 @@ impl EngineHandle {
         alerts: Vec<ExternalAlert>,
     ) -> Result<Result<ExternalOutcome, StoreError>, SubmitError> {
         self.call(|reply| Command::External { alerts, reply }).await
+    }
+
+    /// Applies a reloaded configuration (see [`Engine::reload`]).
+    pub async fn reload(
+        &self,
+        setup: Setup,
+        router: Arc<Router>,
+        wake: Wake,
+    ) -> Result<Result<Reloaded, StoreError>, SubmitError> {
+        self.call(|reply| Command::Reload {
+            setup: Box::new(setup),
+            router,
+            wake,
+            reply,
+        })
+        .await
     }
 }
 

@@ -29,7 +29,8 @@ pub async fn push(State(app): State<AppState>, headers: HeaderMap, body: Body) -
 
 async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutcome, Response) {
     // Which hosts may this caller push as? None: any (no tokens, loopback only).
-    let allowed = if app.config.agents.is_empty() {
+    let config = app.config();
+    let allowed = if config.agents.is_empty() {
         None
     } else {
         let Some(token) = bearer(headers) else {
@@ -45,13 +46,13 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutco
         let digest = token_digest(token);
         // Check every token so the time taken does not reveal which matched.
         let mut found = None;
-        for (i, t) in app.config.agents.iter().enumerate() {
+        for (i, t) in config.agents.iter().enumerate() {
             if t.matches(&digest) && found.is_none() {
                 found = Some(i);
             }
         }
         match found {
-            Some(i) => Some(&app.config.agents[i]),
+            Some(i) => Some(&config.agents[i]),
             None => {
                 return (
                     IngestOutcome::Unauthorized,

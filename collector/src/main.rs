@@ -268,8 +268,17 @@ async fn async_main(cli: Cli) -> ExitCode {
                 }
             };
             let token = CancellationToken::new();
-            tokio::spawn(vedette_daemon::signals(token.clone(), None));
-            match vedette_collector::run(config, token).await {
+            // SIGHUP re-reads --config; the embedded default has nothing to re-read.
+            let (reload_tx, reload) = match &cli.config {
+                Some(path) => {
+                    let (tx, requests) = tokio::sync::mpsc::channel(1);
+                    let path = path.clone();
+                    (Some(tx), Some(vedette_collector::Reload { path, requests }))
+                }
+                None => (None, None),
+            };
+            tokio::spawn(vedette_daemon::signals(token.clone(), reload_tx));
+            match vedette_collector::run(config, token, reload).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

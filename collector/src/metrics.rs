@@ -243,7 +243,10 @@ impl Metrics {
             registry,
             own,
             kpi,
-            hosts: HostsExport { state, reporting },
+            hosts: HostsExport {
+                state,
+                reporting: RwLock::new(reporting),
+            },
             incidents_open,
             incidents_opened,
             incidents_resolved,
@@ -259,6 +262,15 @@ impl Metrics {
     }
 
     /// Starts every receiver's series at 0 (outcomes are a closed set).
+    /// Services, maintenance and host expiry from a reloaded config.
+    pub fn set_reporting(&self, reporting: Arc<Reporting>) {
+        *self
+            .hosts
+            .reporting
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = reporting;
+    }
+
     pub fn receivers<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         for name in names {
             for outcome in NOTIFY_OUTCOMES {
@@ -306,7 +318,7 @@ impl Metrics {
     /// Every configured service at `now_ms` (`GET /api/v1/services`).
     pub fn services(&self, now_ms: i64) -> Vec<ServiceReport> {
         let state = self.hosts.state.read().unwrap_or_else(|p| p.into_inner());
-        kpi::services(&self.hosts.reporting, &state, now_ms)
+        kpi::services(&self.hosts.reporting(), &state, now_ms)
     }
 
     /// Counts one push outcome.
@@ -331,7 +343,14 @@ impl Metrics {
 /// Reads host state at scrape time.
 struct HostsExport {
     state: Arc<RwLock<State>>,
-    reporting: Arc<Reporting>,
+    /// Swapped by a config reload.
+    reporting: RwLock<Arc<Reporting>>,
+}
+
+impl HostsExport {
+    fn reporting(&self) -> Arc<Reporting> {
+        Arc::clone(&self.reporting.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// One family written straight as text exposition: at 10,000 hosts,
@@ -472,7 +491,7 @@ impl HostsExport {
         let Ok(state) = self.state.read() else {
             return;
         };
-        let reporting = &*self.reporting;
+        let reporting = &*self.reporting();
         let [mut host_up, mut check_up, mut host_ratio, mut host_unknown, mut check_ratio, mut check_unknown, mut svc_ratio, mut svc_unknown, mut svc_planned, mut svc_target, mut svc_budget, mut svc_burn, mut downtime] =
             Self::FAMILIES.map(|(name, help)| Family::gauge(name, help));
 

@@ -183,7 +183,7 @@ pub async fn signals(shutdown: CancellationToken, reload: Option<mpsc::Sender<()
                             let _ = tx.try_send(());
                         }
                         None => tracing::warn!(
-                            "SIGHUP received: config reload is not supported yet; restart to apply a new config"
+                            "SIGHUP received: running on the embedded default config (no --config), nothing to reload"
                         ),
                     }
                 }

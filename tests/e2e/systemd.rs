@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vedette_tests::{bin, free_port, Daemon};
+use serde_json::Value;
+use vedette_tests::{bin, free_port, push_sample, wait_for, Daemon};
 
 /// A stand-in for systemd's notification socket.
 struct Systemd {
@@ -104,6 +105,117 @@ fn the_agent_notifies_ready_reloading_watchdog_and_stopping() {
     let log = a.log.clone();
     assert!(a.stop("TERM").success());
     systemd.wait("STOPPING=1", 1, &log);
+}
+
+/// `systemctl reload vedette-collector`: rules, tokens and receivers change
+/// in place; live incidents of a kept rule stay the same incidents, those of
+/// a removed rule are resolved; a broken file is refused and the running
+/// config kept.
+#[test]
+fn the_collector_reloads_its_config_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut systemd, socket) = Systemd::listen(dir.path());
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let head = format!(
+        "listen: 127.0.0.1:{port}\ndata_dir: {}\n",
+        dir.path().join("data").display()
+    );
+    let rule =
+        |name: &str, metric: &str| format!("  - {{name: {name}, metric: {metric}, above: 0.9}}\n");
+    let first = format!(
+        "{head}rules:\n{}{}",
+        rule("cpu", "cpu_usage_ratio"),
+        rule("disk", "filesystem_used_ratio")
+    );
+    let c = Daemon::start_with_env(
+        "vedette-collector",
+        dir.path(),
+        "collector",
+        &first,
+        &[("NOTIFY_SOCKET", &socket)],
+    );
+    systemd.wait("READY=1", 1, &c.log);
+    let http = reqwest::blocking::Client::new();
+    let incidents = |token: Option<&str>| -> Option<Vec<Value>> {
+        let mut req = http.get(format!("{url}/api/v1/incidents"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().ok()?;
+        r.status().is_success().then(|| r.json().ok())?
+    };
+    let find = |list: &[Value], rule: &str| list.iter().find(|i| i["rule"] == rule).cloned();
+    assert_eq!(push_sample(&url, "h", "b", 1, "cpu_usage_ratio", 0.95), 200);
+    assert_eq!(
+        push_sample(&url, "h", "b", 2, "filesystem_used_ratio", 0.95),
+        200
+    );
+    let cpu = wait_for("two incidents", Duration::from_secs(20), &c.log, || {
+        let list = incidents(None)?;
+        find(&list, "disk")?;
+        find(&list, "cpu")
+    });
+
+    // cpu kept, disk removed, mem added; the API now wants a token.
+    let second = format!(
+        "{head}api_tokens: [{{name: ops, token: s3cret, role: operator}}]\nrules:\n{}{}",
+        rule("cpu", "cpu_usage_ratio"),
+        rule("mem", "memory_used_ratio")
+    );
+    std::fs::write(dir.path().join("collector.yaml"), second).unwrap();
+    c.signal("HUP");
+    systemd.wait("RELOADING=1", 1, &c.log);
+    systemd.wait("READY=1", 2, &c.log);
+    assert!(
+        std::fs::read_to_string(&c.log)
+            .unwrap()
+            .contains("config reloaded"),
+        "no reload in the log"
+    );
+    assert_eq!(
+        incidents(None),
+        None,
+        "the API is closed to callers without a token"
+    );
+    let list = incidents(Some("s3cret")).expect("the new token is accepted");
+    let disk = find(&list, "disk").unwrap();
+    assert_eq!(disk["state"], "resolved", "{disk}");
+    assert_eq!(find(&list, "cpu").unwrap()["state"], "open");
+    assert_eq!(push_sample(&url, "h", "b", 3, "cpu_usage_ratio", 0.1), 200);
+    assert_eq!(
+        push_sample(&url, "h", "b", 4, "memory_used_ratio", 0.95),
+        200
+    );
+    let list = wait_for(
+        "cpu resolved, mem open",
+        Duration::from_secs(20),
+        &c.log,
+        || {
+            let list = incidents(Some("s3cret"))?;
+            let done = find(&list, "cpu")?["state"] == "resolved" && find(&list, "mem").is_some();
+            done.then_some(list)
+        },
+    );
+    // The same cpu incident resolved: nothing was opened twice.
+    assert_eq!(find(&list, "cpu").unwrap()["id"], cpu["id"]);
+    assert_eq!(list.len(), 3, "{list:?}");
+
+    // A broken file is refused and the running config kept.
+    std::fs::write(
+        dir.path().join("collector.yaml"),
+        format!("{head}rules: [{{name: x}}]\n"),
+    )
+    .unwrap();
+    c.signal("HUP");
+    systemd.wait("READY=1", 3, &c.log);
+    let log = std::fs::read_to_string(&c.log).unwrap();
+    assert!(
+        log.contains("config reload refused") && log.contains("collector.yaml:3"),
+        "{log}"
+    );
+    assert!(incidents(Some("s3cret")).is_some());
+    assert_eq!(incidents(None), None);
 }
 
 fn units_dir() -> std::path::PathBuf {
