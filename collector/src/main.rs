@@ -25,8 +25,12 @@ const EX_USAGE: u8 = 64;
 /// /api/v1/changes, /api/v1/suppressions, GET /metrics, GET /healthz,
 /// GET /readyz. Logs go to stderr; set RUST_LOG (default info).
 ///
-/// The incidents, problems and changes subcommands talk to a running
-/// collector (--url, default http://127.0.0.1:9850; VEDETTE_TOKEN for the API token).
+/// SIGHUP (systemctl reload) re-reads --config: tokens, rules, receivers,
+/// services and maintenance change without a restart.
+///
+/// `token new --host GLOB --config FILE` admits agents; the incidents,
+/// problems, changes and services subcommands talk to a running collector
+/// (--url, default http://127.0.0.1:9850; VEDETTE_TOKEN for the API token).
 #[derive(Debug, Parser)]
 #[command(name = "vedette-collector", version, about, long_about)]
 struct Cli {
@@ -109,13 +113,16 @@ enum TokenAction {
     /// The token goes to stdout, once; it is not stored anywhere. With
     /// --config, its SHA-256 is added to that file's `agents:` list (comments
     /// and layout kept; the result must load, or nothing is written; mode and
-    /// owner kept), then `systemctl reload vedette-collector` applies it.
+    /// owner kept); `systemctl reload vedette-collector` then applies it.
     /// Without --config, the YAML item to add is printed on stderr.
     ///
-    /// Example, on the collector:
-    ///   vedette-collector token new --host 'web-*' --config /etc/vedette/collector.yaml
-    /// then on each web host, put the token in the agent's token_file:
-    ///   install -m 0640 -g vedette /dev/stdin /etc/vedette/agent.token <<< "$TOKEN"
+    /// On the collector:
+    ///   TOKEN=$(vedette-collector token new --host 'web-*' --config /etc/vedette/collector.yaml)
+    ///   systemctl reload vedette-collector
+    /// On each web host, the token in the agent's token_file:
+    ///   install -m 0640 -g vedette-agent /dev/null /etc/vedette/agent.token
+    ///   echo "$TOKEN" > /etc/vedette/agent.token
+    #[command(verbatim_doc_comment)]
     New {
         /// Host-name glob the token may push as (repeat for more; '*' for any).
         #[arg(long = "host", value_name = "GLOB", required = true)]
