@@ -108,11 +108,6 @@ install_one() {
     say "binary   /usr/bin/$name ($("$destdir/usr/bin/$name" --version))"
     install -D -m 0644 "$root/systemd/$name.service" "$destdir/etc/systemd/system/$name.service"
     say "unit     /etc/systemd/system/$name.service"
-    if [[ $live == yes ]] && ! getent passwd "$user" >/dev/null; then
-        useradd --system --user-group --no-create-home --home-dir "/var/lib/$name" \
-            --shell /usr/sbin/nologin --comment "vedette $1" "$user"
-        say "user     $user (new)"
-    fi
     install -d -m 0755 "$destdir/etc/vedette"
     if [[ ! -e $conf ]]; then
         install -m 0640 "$root/deploy/configs/$1.yaml" "$conf"
@@ -124,12 +119,15 @@ install_one() {
         say "config   /etc/vedette/$1.yaml (yours, kept; the shipped one is $1.yaml.dist)"
     fi
     install -d -m 0700 "$state"
-    if [[ $live == yes ]]; then
-        chgrp "$user" "$conf"
-        chmod 0640 "$conf"
-        chown "$user:$user" "$state"
-    fi
     say "data     /var/lib/$name"
+    if [[ $live == yes ]]; then
+        # The package's own postinst: the user, the config's group, the data
+        # dir's owner (one place for both ways of installing).
+        local had_user=yes
+        getent passwd "$user" >/dev/null || had_user=no
+        sh "$root/deploy/debian/$1/postinst" configure
+        [[ $had_user == yes ]] || say "user     $user (new)"
+    fi
     "$destdir/usr/bin/$name" check-config "$conf" >/dev/null ||
         die "/etc/vedette/$1.yaml does not pass check-config (see above); fix it before starting $name"
     if [[ $systemd_running == yes ]]; then

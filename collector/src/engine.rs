@@ -187,10 +187,8 @@ pub struct Engine {
     texts: Arc<Texts>,
     policy: IncidentPolicy,
     maintenance: Vec<Maintenance>,
-    by_metric: HashMap<String, Vec<usize>>,
-    check_exact: HashMap<String, Vec<usize>>,
-    check_globs: Vec<usize>,
-    absent_rules: Vec<usize>,
+    /// Which rules look at which samples (rebuilt with `rules`).
+    index: RuleIndex,
     host_rules: HashMap<String, HostRules>,
     alerts: HashMap<AlertKey, Alert>,
     live: HashMap<AlertKey, Incident>,
@@ -252,6 +250,24 @@ impl RuleIndex {
     }
 }
 
+/// Moves `map`'s entries to the keys `remap` gives them; returns the values
+/// whose key has none (their rule was removed).
+fn rekey<V>(
+    map: &mut HashMap<AlertKey, V>,
+    remap: impl Fn(AlertKey) -> Option<AlertKey>,
+) -> Vec<V> {
+    let mut dropped = Vec::new();
+    for (k, v) in std::mem::take(map) {
+        match remap(k) {
+            Some(k) => {
+                map.insert(k, v);
+            }
+            None => dropped.push(v),
+        }
+    }
+    dropped
+}
+
 /// What a config reload changed in the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reloaded {
@@ -305,12 +321,7 @@ impl Engine {
             maintenance,
             heartbeat,
         } = setup;
-        let RuleIndex {
-            by_metric,
-            check_exact,
-            check_globs,
-            absent_rules,
-        } = RuleIndex::of(&rules);
+        let index = RuleIndex::of(&rules);
         let mut store = store;
         let (run, restored) = restore_availability(&mut store, &state, now_ms)?;
         for o in store.kpi_observations()? {
@@ -343,10 +354,7 @@ impl Engine {
             texts,
             policy,
             maintenance,
-            by_metric,
-            check_exact,
-            check_globs,
-            absent_rules,
+            index,
             host_rules: HashMap::new(),
             alerts: HashMap::new(),
             live: HashMap::new(),
@@ -471,33 +479,12 @@ impl Engine {
             })
             .collect();
         let remap = |k: AlertKey| map[k.rule].map(|rule| AlertKey { rule, ..k });
-        self.alerts = std::mem::take(&mut self.alerts)
-            .into_iter()
-            .filter_map(|(k, v)| Some((remap(k)?, v)))
-            .collect();
-        self.last_resolved = std::mem::take(&mut self.last_resolved)
-            .into_iter()
-            .filter_map(|(k, v)| Some((remap(k)?, v)))
-            .collect();
-        self.suppressed = std::mem::take(&mut self.suppressed)
-            .into_iter()
-            .filter_map(|(k, v)| Some((remap(k)?, v)))
-            .collect();
-        let mut orphans = Vec::new();
-        for (k, incident) in std::mem::take(&mut self.live) {
-            match remap(k) {
-                Some(k) => {
-                    self.live.insert(k, incident);
-                }
-                None => orphans.push(incident),
-            }
-        }
+        rekey(&mut self.alerts, remap);
+        rekey(&mut self.last_resolved, remap);
+        rekey(&mut self.suppressed, remap);
+        let orphans = rekey(&mut self.live, remap);
         self.live_ids = self.live.iter().map(|(k, i)| (i.id, k.clone())).collect();
-        let ix = RuleIndex::of(&rules);
-        self.by_metric = ix.by_metric;
-        self.check_exact = ix.check_exact;
-        self.check_globs = ix.check_globs;
-        self.absent_rules = ix.absent_rules;
+        self.index = RuleIndex::of(&rules);
         self.host_rules.clear();
         self.rules = rules;
         self.texts = texts;
@@ -632,7 +619,7 @@ impl Engine {
         };
 
         let mut fired = Vec::new();
-        for &r in &self.absent_rules {
+        for &r in &self.index.absent_rules {
             let key = AlertKey {
                 rule: r,
                 host: host_name.to_string(),
@@ -660,7 +647,7 @@ impl Engine {
             if !host.set_point(&s.name, &s.labels, point) {
                 continue;
             }
-            let Some(rule_ids) = self.by_metric.get(&s.name) else {
+            let Some(rule_ids) = self.index.by_metric.get(&s.name) else {
                 continue;
             };
             for &r in rule_ids {
@@ -707,8 +694,11 @@ impl Engine {
             }
         }
         for c in &batch.checks {
-            let exact = self.check_exact.get(&c.name).map(Vec::as_slice);
-            let candidates = exact.unwrap_or_default().iter().chain(&self.check_globs);
+            let exact = self.index.check_exact.get(&c.name).map(Vec::as_slice);
+            let candidates = exact
+                .unwrap_or_default()
+                .iter()
+                .chain(&self.index.check_globs);
             let mut check_labels: Option<Labels> = None;
             for &r in candidates {
                 let rule = &self.rules[r];
@@ -827,7 +817,11 @@ impl Engine {
                     });
                 }
             }
-            for (name, h) in st.hosts.iter().filter(|_| !self.absent_rules.is_empty()) {
+            for (name, h) in st
+                .hosts
+                .iter()
+                .filter(|_| !self.index.absent_rules.is_empty())
+            {
                 let (labels, last_seen_ms, interval_ms) =
                     (&h.labels, h.last_seen_ms, h.interval_ms);
                 // Every batch refreshes the host's cached rule set; a host
@@ -837,7 +831,7 @@ impl Engine {
                     .get(name)
                     .filter(|c| c.labels == *labels)
                     .map(|c| Arc::clone(&c.applies));
-                for &r in &self.absent_rules {
+                for &r in &self.index.absent_rules {
                     let RuleKind::Absent { after } = self.rules[r].kind else {
                         continue;
                     };
