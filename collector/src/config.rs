@@ -48,10 +48,32 @@ pub struct Config {
     pub api_tokens: Vec<ApiToken>,
     /// Recurring maintenance windows.
     pub maintenance: Vec<Maintenance>,
+    /// How long a client may take to send its request (`http:`).
+    pub http: HttpLimits,
     /// Services, maintenance and host expiry, as the reports need them.
     pub reporting: Arc<Reporting>,
     /// Notification receivers (`notify:`).
     pub notify: Arc<Router>,
+}
+
+/// `http:` — how long a client may take; bounds slow and stalled requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpLimits {
+    /// From connection (or the previous request) to the end of the request
+    /// headers; a client slower than this is disconnected (slowloris).
+    pub header_timeout: Duration,
+    /// From the request's headers to its answer, body upload included;
+    /// slower requests get 408.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `incidents:` — how incidents live and recur.
@@ -153,6 +175,17 @@ struct RawConfig {
     forget_hosts_after: Option<Duration>,
     #[serde(default)]
     notify: Vec<RawReceiver>,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default, with = "humantime_serde")]
+    header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    request_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -437,6 +470,7 @@ impl Config {
                 "must be at least 1m (hosts silent that long disappear from /metrics)",
             );
         }
+        let http = http_limits(&raw.http, &mut diag);
         let mut names = HashSet::new();
         let receivers = raw
             .notify
@@ -466,6 +500,7 @@ impl Config {
                 incidents,
                 api_tokens,
                 maintenance,
+                http,
                 reporting,
                 notify: Arc::new(Router { receivers }),
             },
@@ -485,6 +520,29 @@ fn default_rules(texts: &mut Texts) -> Vec<Rule> {
     };
     let mut diag = Diagnostics::new(EMBEDDED);
     validate_rules(raw.rules.as_deref().unwrap_or_default(), texts, &mut diag)
+}
+
+fn http_limits(raw: &RawHttp, diag: &mut Diagnostics) -> HttpLimits {
+    let default = HttpLimits::default();
+    let mut limit = |value: Option<Duration>, default: Duration, path: &str| {
+        let value = value.unwrap_or(default);
+        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&value) {
+            diag.push(path, "must be between 1s and 10m");
+        }
+        value
+    };
+    HttpLimits {
+        header_timeout: limit(
+            raw.header_timeout,
+            default.header_timeout,
+            "http.header_timeout",
+        ),
+        request_timeout: limit(
+            raw.request_timeout,
+            default.request_timeout,
+            "http.request_timeout",
+        ),
+    }
 }
 
 fn incident_policy(raw: &RawIncidents, diag: &mut Diagnostics) -> IncidentPolicy {
@@ -1643,6 +1701,31 @@ forget_hosts_after: 1s
         ] {
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
         }
+    }
+
+    #[test]
+    fn http_timeouts_default_parse_and_are_bounded() {
+        let c = Config::from_yaml("c", "rules: []").unwrap();
+        assert_eq!(c.http, HttpLimits::default());
+        let c = Config::from_yaml("c", "http: {header_timeout: 2s}").unwrap();
+        assert_eq!(c.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.request_timeout, Duration::from_secs(30));
+        let e = Config::from_yaml(
+            "c.yaml",
+            "http:\n  header_timeout: 0s\n  request_timeout: 1h\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "c.yaml:2:3: http.header_timeout: must be between 1s and 10m",
+            "c.yaml:3:3: http.request_timeout: must be between 1s and 10m",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        let e = Config::from_yaml("c.yaml", "http: {read_timeout: 1s}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("read_timeout"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`store`]: SQLite (the only SQL), versioned migrations.
 //! - [`metrics`]: `/metrics` — own counters plus hosts' latest samples at scrape time.
 //! - [`api`]: the router: push, incidents, metrics, health.
+//! - [`http`]: the HTTP/1.1 server under it: header and request timeouts, graceful drain.
 //! - [`client`]: the `incidents` subcommand, a client of the REST API.
 //! - [`notify`]: receivers, routing, and the outbox delivery workers.
 //! - [`tokens`]: `token new`: fresh agent tokens and the config edit that admits them.
@@ -24,6 +25,7 @@ pub mod availability;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod http;
 pub mod incidents;
 pub mod ingest;
 pub mod kpi;
@@ -207,11 +209,9 @@ impl Collector {
             })
         };
         let app = api::router(state);
-        let stop = shutdown.clone();
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await });
+        let server = http::serve(listener, app, config.http, shutdown.clone());
         tokio::select! {
-            r = server => r.context("serving http")?,
+            () = server => {}
             _ = async { shutdown.cancelled().await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
                 tracing::warn!("requests still running after the drain timeout; stopping anyway");
             }
@@ -282,7 +282,7 @@ async fn reloads(
 }
 
 /// Applies `new`: agent and API tokens, rules, templates, incident policy,
-/// maintenance, services and receivers. `listen` and `data_dir` need a
+/// maintenance, services and receivers. `listen`, `data_dir` and `http` need a
 /// restart (the returned text says so when they changed).
 async fn apply(
     state: &AppState,
@@ -301,6 +301,10 @@ async fn apply(
             old.data_dir.display()
         );
         new.data_dir = old.data_dir.clone();
+    }
+    if new.http != old.http {
+        said += "; http timeouts stay as they were until a restart";
+        new.http = old.http;
     }
     let new = Arc::new(new);
     // Receivers: the old workers finish what they hold in flight, then the
