@@ -97,6 +97,10 @@ struct Detail {
 #[derive(Debug, Clone)]
 struct Fired {
     key: AlertKey,
+    /// The alert as it was before this evaluation (None: no entry), put
+    /// back if the transition cannot be persisted, so the retried batch or
+    /// the next tick makes it again.
+    before: Option<Alert>,
     outcome: Outcome,
     /// Percent state change, for the flapping note.
     percent: f64,
@@ -576,7 +580,9 @@ impl Engine {
             self.store.note_host_labels(host_name, &batch.agent.labels);
         }
         host.labels = batch.agent.labels.clone();
-        host.boot_id = batch.agent.boot_id.clone();
+        let before_seq = host.last_seq;
+        let before_boot = (host.boot_id != batch.agent.boot_id)
+            .then(|| std::mem::replace(&mut host.boot_id, batch.agent.boot_id.clone()));
         host.last_seq = batch.seq;
         host.last_seen_ms = now_ms;
         host.interval_ms = (batch.agent.interval_s * 1000.0) as i64;
@@ -626,9 +632,10 @@ impl Engine {
                 labels: Labels::new(),
             };
             if self.alerts.get(&key).map(|a| a.state) == Some(AlertState::Firing) {
-                self.alerts.remove(&key);
+                let before = self.alerts.remove(&key);
                 fired.push(Fired {
                     key,
+                    before,
                     outcome: Outcome {
                         verdict: Verdict::Clear,
                         flapping: None,
@@ -667,7 +674,7 @@ impl Engine {
                     host: host_name.to_string(),
                     labels: s.labels.clone(),
                 };
-                let (outcome, percent) = observe(
+                let (outcome, percent, before) = observe(
                     &mut self.alerts,
                     &key,
                     cond,
@@ -687,6 +694,7 @@ impl Engine {
                     fired.push(Fired {
                         detail: detail(description, &s.name, "", ""),
                         key,
+                        before,
                         outcome,
                         percent,
                     });
@@ -728,7 +736,7 @@ impl Engine {
                     host: host_name.to_string(),
                     labels: Labels::from([("check".to_string(), c.name.clone())]),
                 };
-                let (outcome, percent) = observe(
+                let (outcome, percent, before) = observe(
                     &mut self.alerts,
                     &key,
                     cond,
@@ -748,6 +756,7 @@ impl Engine {
                     fired.push(Fired {
                         detail: detail(description, "", &c.name, &c.message),
                         key,
+                        before,
                         outcome,
                         percent,
                     });
@@ -762,11 +771,20 @@ impl Engine {
             }
         }
         drop(st);
+        if let Err(e) = self.act_all(fired, now_ms) {
+            // Not acknowledged, so the agent sends this batch again: it must
+            // not look like a repeat then.
+            let mut st = state.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(host) = st.hosts.get_mut(host_name) {
+                host.last_seq = before_seq;
+                if let Some(boot_id) = before_boot {
+                    host.boot_id = boot_id;
+                }
+            }
+            return Err(e);
+        }
         let accepted = batch.samples.len() + batch.checks.len();
         self.metrics.ingest_samples.inc_by(accepted as u64);
-        for f in fired {
-            self.act(f, now_ms)?;
-        }
         Ok(PushAck {
             accepted,
             ack_seq: batch.seq,
@@ -796,10 +814,12 @@ impl Engine {
                 if now_ms.saturating_sub(h.last_seen_ms) > 3 * h.interval_ms.max(1000) {
                     continue;
                 }
+                let before = Some(alert.clone());
                 let verdict = rules::elapse(self.rules[key.rule].timing(), alert, now_ms);
                 if verdict != Verdict::Nothing {
                     fired.push(Fired {
                         key: key.clone(),
+                        before,
                         outcome: Outcome {
                             verdict,
                             flapping: None,
@@ -847,6 +867,7 @@ impl Engine {
                         host: name.clone(),
                         labels: Labels::new(),
                     };
+                    let before = self.alerts.get(&key).cloned();
                     let alert = self.alerts.entry(key.clone()).or_default();
                     let last_seen = last_seen_ms.max(self.grace_from_ms);
                     let verdict =
@@ -866,6 +887,7 @@ impl Engine {
                                 ..Detail::default()
                             },
                             key,
+                            before,
                             outcome: Outcome {
                                 verdict,
                                 flapping: None,
@@ -876,9 +898,7 @@ impl Engine {
                 }
             }
         }
-        for f in fired {
-            self.act(f, now_ms)?;
-        }
+        self.act_all(fired, now_ms)?;
         self.heartbeats(now_ms);
         self.end_suppressions(now_ms)?;
         self.decide_changes(now_ms)?;
@@ -1189,6 +1209,28 @@ impl Engine {
                 )))
             }
         }
+    }
+
+    /// Acts on each transition in order. When one cannot be persisted, it
+    /// and those after it get their alerts back as they were, so nothing is
+    /// lost: the batch is refused and retried, or the next tick fires again.
+    fn act_all(&mut self, fired: Vec<Fired>, now_ms: i64) -> Result<(), StoreError> {
+        let mut fired = fired.into_iter();
+        while let Some(f) = fired.next() {
+            let (key, before) = (f.key.clone(), f.before.clone());
+            if let Err(e) = self.act(f, now_ms) {
+                for (key, before) in
+                    std::iter::once((key, before)).chain(fired.map(|f| (f.key, f.before)))
+                {
+                    match before {
+                        Some(alert) => self.alerts.insert(key, alert),
+                        None => self.alerts.remove(&key),
+                    };
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     fn act(&mut self, f: Fired, now_ms: i64) -> Result<(), StoreError> {
@@ -1740,15 +1782,16 @@ fn observe(
     value: f64,
     ts_ms: i64,
     now_ms: i64,
-) -> (Outcome, f64) {
+) -> (Outcome, f64, Option<Alert>) {
     match alerts.get_mut(key) {
         Some(alert) => {
+            let before = alert.clone();
             let o = rules::observe(cond, timing, flap, alert, value, ts_ms, now_ms);
             let pct = alert.percent_state_change();
             if alert.is_idle() {
                 alerts.remove(key);
             }
-            (o, pct)
+            (o, pct, Some(before))
         }
         // The common case, a healthy series: no entry, nothing allocated.
         None if !cond.breaching => (
@@ -1757,13 +1800,14 @@ fn observe(
                 flapping: None,
             },
             0.0,
+            None,
         ),
         None => {
             let mut alert = Alert::default();
             let o = rules::observe(cond, timing, flap, &mut alert, value, ts_ms, now_ms);
             let pct = alert.percent_state_change();
             alerts.insert(key.clone(), alert);
-            (o, pct)
+            (o, pct, None)
         }
     }
 }
