@@ -814,7 +814,7 @@ impl Engine {
                 if now_ms.saturating_sub(h.last_seen_ms) > 3 * h.interval_ms.max(1000) {
                     continue;
                 }
-                let before = Some(alert.clone());
+                let before = Some(*alert);
                 let verdict = rules::elapse(self.rules[key.rule].timing(), alert, now_ms);
                 if verdict != Verdict::Nothing {
                     fired.push(Fired {
@@ -867,7 +867,7 @@ impl Engine {
                         host: name.clone(),
                         labels: Labels::new(),
                     };
-                    let before = self.alerts.get(&key).cloned();
+                    let before = self.alerts.get(&key).copied();
                     let alert = self.alerts.entry(key.clone()).or_default();
                     let last_seen = last_seen_ms.max(self.grace_from_ms);
                     let verdict =
@@ -1217,7 +1217,7 @@ impl Engine {
     fn act_all(&mut self, fired: Vec<Fired>, now_ms: i64) -> Result<(), StoreError> {
         let mut fired = fired.into_iter();
         while let Some(f) = fired.next() {
-            let (key, before) = (f.key.clone(), f.before.clone());
+            let (key, before) = (f.key.clone(), f.before);
             if let Err(e) = self.act(f, now_ms) {
                 for (key, before) in
                     std::iter::once((key, before)).chain(fired.map(|f| (f.key, f.before)))
@@ -1785,7 +1785,7 @@ fn observe(
 ) -> (Outcome, f64, Option<Alert>) {
     match alerts.get_mut(key) {
         Some(alert) => {
-            let before = alert.clone();
+            let before = *alert;
             let o = rules::observe(cond, timing, flap, alert, value, ts_ms, now_ms);
             let pct = alert.percent_state_change();
             if alert.is_idle() {
