@@ -228,7 +228,7 @@ struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
     fn mount(at: &Path) -> Tmpfs {
-        std::fs::create_dir_all(at).unwrap();
+        std::fs::create_dir_all(at).expect("creating the mount point");
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
             .arg(at)
