@@ -158,6 +158,8 @@ receivers:
   - name: hook
     webhook_configs: [{url: "http://127.0.0.1:$hook/alertmanager"}]
 YAML
+    # The endpoint listens before anyone checks it (else the first check fails).
+    until curl -fs "http://127.0.0.1:$target/" >/dev/null; do sleep 0.2; done
     "$bin/vedette-collector" --config "$d/collector.yaml" 2>"$d/collector.log" &
     "$bin/vedette-agent" --config "$d/agent.yaml" 2>"$d/agent.log" &
     prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/prom" \
@@ -177,9 +179,11 @@ YAML
         grep -q "/alertmanager firing" "$d/hook" 2>/dev/null && grep -q "opened target_down_1m" "$d/hook" 2>/dev/null && break
         sleep 1
     done
+    # The first notification of each after the kill (opened or reopened).
     awk -v t0="$down" '
+        $1 < t0 { next }
         /opened target_down bench/ && !v { v = $1 - t0 }
-        /opened target_down_1m/ && !w { w = $1 - t0 }
+        /opened target_down_1m bench/ && !w { w = $1 - t0 }
         /alertmanager firing/ && !p { p = $1 - t0 }
         END { printf "vedette_s=%.2f vedette_1m_s=%.2f prometheus_s=%.2f\n", v, w, p }' "$d/hook" >"$d/result"
     kill $(jobs -p) 2>/dev/null || true
