@@ -35,9 +35,9 @@ run() { # $1: tool args…; runs the collector under valgrind with the fleet's l
 {
     echo "# collector CPU: callgrind, $agents agents x 60 series + 5 checks, 2 intervals"
     run --tool=callgrind --callgrind-out-file="$work/cg.out"
-    callgrind_annotate --inclusive=yes "$work/cg.out" 2>/dev/null | head -60
+    callgrind_annotate --inclusive=yes "$work/cg.out" 2>/dev/null | head -60 || true
     echo
     echo "# collector heap at peak: massif, same load ($((agents * 60)) live series)"
     run --tool=massif --massif-out-file="$work/massif.out" --depth=12
-    ms_print "$work/massif.out" | sed -n '/^ *n *time(i) *total(B)/,$p' | grep -v '^$' | head -120
+    ms_print "$work/massif.out" | sed -n '/^ *n *time(i) *total(B)/,$p' | grep -v '^$' | head -120  || true
 } | tee "$out"
