@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vedette_protocol::{decode, Encoding, Limits};
-use vedette_tests::{free_port, wait_for, Daemon};
+use vedette_tests::{free_port, metric_at, wait_for, Daemon};
 
 /// `(boot_id, seq)` of every acknowledged batch, in arrival order.
 type Log = Arc<Mutex<Vec<(String, u64)>>>;
@@ -126,15 +126,6 @@ fn serve(s: TcpStream, log: &Log) {
     }
 }
 
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
-        .ok()?
-        .text()
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[test]
 fn an_outage_and_a_sigkill_lose_nothing_and_repeat_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,7 +152,7 @@ fn an_outage_and_a_sigkill_lose_nothing_and_repeat_nothing() {
         "three spooled batches",
         Duration::from_secs(20),
         &agent.log,
-        || metric(metrics_port, "vedette_agent_queue_batches").filter(|n| *n >= 3.0),
+        || metric_at(metrics_port, "vedette_agent_queue_batches").filter(|n| *n >= 3.0),
     );
     // SIGKILL mid-outage: nothing flushed, nothing said. The spool must be
     // readable on the next start, which is a new run (new boot_id).
@@ -173,7 +164,7 @@ fn an_outage_and_a_sigkill_lose_nothing_and_repeat_nothing() {
         "two more spooled batches",
         Duration::from_secs(20),
         &agent.log,
-        || metric(metrics_port, "vedette_agent_queue_batches").filter(|n| *n >= 5.0),
+        || metric_at(metrics_port, "vedette_agent_queue_batches").filter(|n| *n >= 5.0),
     );
 
     // The receiver is back: the backlog drains, then live batches follow.
@@ -182,7 +173,7 @@ fn an_outage_and_a_sigkill_lose_nothing_and_repeat_nothing() {
         "the backlog to drain",
         Duration::from_secs(60),
         &agent.log,
-        || metric(metrics_port, "vedette_agent_queue_batches").filter(|n| *n == 0.0),
+        || metric_at(metrics_port, "vedette_agent_queue_batches").filter(|n| *n == 0.0),
     );
     let before = count(&log);
     wait_for(

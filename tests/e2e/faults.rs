@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vedette_tests::http::{Reply, Server};
-use vedette_tests::{bin, free_port, push_sample, wait_for, Collector, Daemon};
+use vedette_tests::{bin, free_port, metric_at, push_sample, wait_for, Collector, Daemon};
 
 const RULES: &str =
     "rules:\n  - {name: cpu, metric: cpu_usage_ratio, above: 0.9, clear_below: 0.5}\n";
@@ -33,16 +33,6 @@ fn push_until_acked(url: &str, host: &str, values: &[f64], done: &AtomicUsize) {
         done.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(150));
     }
-}
-
-fn metric_at(port: u16, name: &str) -> Option<f64> {
-    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
-        .ok()?
-        .text()
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 /// The webhook requests for incident `id` (not its problem's), by idempotency key.

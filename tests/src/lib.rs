@@ -291,4 +291,15 @@ pub fn push_sample(
         .unwrap_or(0)
 }
 
+/// The value of metric line `name` (exact series, e.g.
+/// `vedette_agent_queue_batches`) on `127.0.0.1:port/metrics`, if served.
+pub fn metric_at(port: u16, name: &str) -> Option<f64> {
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .ok()?
+        .text()
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 pub mod http;
