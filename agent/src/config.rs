@@ -607,6 +607,22 @@ mod tests {
     }
 
     #[test]
+    fn check_labels_the_collector_reserves_are_refused_at_load() {
+        for key in ["host", "check", "source", "alertname", "le", "quantile"] {
+            let text = format!(
+                "checks:\n  - name: api\n    labels: {{{key}: x}}\n    tcp: {{address: '127.0.0.1:1'}}\n"
+            );
+            let e = Config::from_yaml("a.yaml", &text).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "checks[0].labels.{key}: label '{key}' is reserved"
+                )),
+                "{key}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn every_problem_is_located() {
         let text = "\
 host: 'web 01'

@@ -23,6 +23,20 @@ pub const VERSION: u32 = 1;
 /// The path the collector accepts batches on.
 pub const PUSH_PATH: &str = "/api/v1/push";
 
+/// The largest `seq` a batch may carry: what a signed 64-bit column stores
+/// exactly, so an acknowledged `seq` survives a collector restart unchanged.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// Label names a sample may not carry: the collector gives them meaning
+/// (`host` it adds from `agent.host`, `source` marks where an incident came
+/// from, `alertname` is the alert's name in Alertmanager) or the exposition
+/// format does (`le` belongs to histograms, `quantile` to summaries).
+pub const RESERVED_SAMPLE_LABELS: &[&str] = &["host", "source", "alertname", "le", "quantile"];
+
+/// Label names a check result may not carry: as for samples, plus `check`,
+/// which the collector adds from the check's name.
+pub const RESERVED_CHECK_LABELS: &[&str] = &["host", "source", "alertname", "check"];
+
 /// One push: an agent's samples and check results since its previous batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -30,7 +44,7 @@ pub struct Batch {
     pub version: u32,
     /// Who sends.
     pub agent: AgentInfo,
-    /// Increases by one per batch for a given `agent.boot_id`.
+    /// Increases by one per batch for a given `agent.boot_id`, from 1 to [`MAX_SEQ`].
     pub seq: u64,
     /// When this request was sent, by the agent's clock (milliseconds since the Unix epoch).
     pub sent_at_ms: i64,
@@ -412,13 +426,21 @@ impl Batch {
             ));
         }
         self.agent.validate(limits)?;
-        let skew = self.sent_at_ms.saturating_sub(now_ms);
-        if skew.abs() > limits.max_clock_skew_ms {
+        if self.seq == 0 || self.seq > MAX_SEQ {
+            return Err(Rejection::invalid(
+                "seq",
+                format!("seq must be between 1 and {MAX_SEQ}; start each boot_id at 1"),
+            ));
+        }
+        // Wire integers are compared in i128: no difference of two i64 can
+        // overflow there, whatever the agent sent.
+        let skew = i128::from(self.sent_at_ms) - i128::from(now_ms);
+        if skew.unsigned_abs() > u128::from(limits.max_clock_skew_ms.unsigned_abs()) {
             return Err(Rejection::invalid(
                 "sent_at_ms",
                 format!(
                     "agent clock is {} s {} the collector's (limit {} s); fix the agent's time sync",
-                    skew.abs() / 1000,
+                    skew.unsigned_abs() / 1000,
                     if skew > 0 { "ahead of" } else { "behind" },
                     limits.max_clock_skew_ms / 1000
                 ),
@@ -447,7 +469,12 @@ impl Batch {
         for (i, sample) in self.samples.iter().enumerate() {
             let at = |f: &str| format!("samples[{i}].{f}");
             check_name(&sample.name, limits, || at("name"))?;
-            check_labels(&sample.labels, limits, || at("labels"), true)?;
+            check_labels(
+                &sample.labels,
+                limits,
+                || at("labels"),
+                RESERVED_SAMPLE_LABELS,
+            )?;
             self.check_ts(sample.ts_ms, limits, || at("ts_ms"))?;
             if !sample.value.is_finite() {
                 return Err(Rejection::invalid(at("value"), "value must be finite"));
@@ -456,7 +483,12 @@ impl Batch {
         for (i, check) in self.checks.iter().enumerate() {
             let at = |f: &str| format!("checks[{i}].{f}");
             check_name(&check.name, limits, || at("name"))?;
-            check_labels(&check.labels, limits, || at("labels"), true)?;
+            check_labels(
+                &check.labels,
+                limits,
+                || at("labels"),
+                RESERVED_CHECK_LABELS,
+            )?;
             check_len(&check.target, limits.max_id_len, || at("target"))?;
             check_len(&check.message, limits.max_message_len, || at("message"))?;
             self.check_ts(check.ts_ms, limits, || at("ts_ms"))?;
@@ -476,8 +508,8 @@ impl Batch {
         limits: &Limits,
         field: impl Fn() -> String,
     ) -> Result<(), Rejection> {
-        let age = self.sent_at_ms.saturating_sub(ts_ms);
-        if age > limits.max_sample_age_ms {
+        let age = i128::from(self.sent_at_ms) - i128::from(ts_ms);
+        if age > i128::from(limits.max_sample_age_ms) {
             return Err(Rejection::invalid(
                 field(),
                 format!(
@@ -487,7 +519,7 @@ impl Batch {
                 ),
             ));
         }
-        if -age > limits.max_sample_future_ms {
+        if -age > i128::from(limits.max_sample_future_ms) {
             return Err(Rejection::invalid(
                 field(),
                 format!(
@@ -531,7 +563,7 @@ impl AgentInfo {
                 "interval must be more than 0 and at most 86400 seconds",
             ));
         }
-        check_labels(&self.labels, limits, || "agent.labels".into(), false)
+        check_labels(&self.labels, limits, || "agent.labels".into(), &[])
     }
 }
 
@@ -583,7 +615,7 @@ fn check_labels(
     labels: &BTreeMap<String, String>,
     limits: &Limits,
     field: impl Fn() -> String,
-    reserve_host: bool,
+    reserved: &[&str],
 ) -> Result<(), Rejection> {
     if labels.len() > limits.max_labels {
         return Err(Rejection::too_large(
@@ -606,11 +638,8 @@ fn check_labels(
                 ),
             ));
         }
-        if reserve_host && key == "host" {
-            return Err(Rejection::invalid(
-                at(),
-                "label 'host' is reserved: the collector adds it from agent.host",
-            ));
+        if reserved.contains(&key.as_str()) {
+            return Err(Rejection::invalid(at(), reserved_because(key)));
         }
         if value.len() > limits.max_label_value_len {
             return Err(Rejection::invalid(
@@ -623,6 +652,20 @@ fn check_labels(
         }
     }
     Ok(())
+}
+
+/// Why a reserved label name may not be sent.
+pub fn reserved_because(label: &str) -> String {
+    let why = match label {
+        "host" => "the collector adds it from agent.host",
+        "check" => "the collector adds it from the check's name",
+        "source" => "the collector marks where an incident came from with it",
+        "alertname" => "it names the alert in Alertmanager",
+        "le" => "it belongs to histogram buckets in Prometheus' exposition format",
+        "quantile" => "it belongs to summaries in Prometheus' exposition format",
+        _ => "the collector gives it a meaning",
+    };
+    format!("label '{label}' is reserved: {why}; rename it")
 }
 
 /// Shortens untrusted text before it goes into an error message.

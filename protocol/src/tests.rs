@@ -519,3 +519,126 @@ fn error_body_serializes_field() {
     assert_eq!(json["field"], "samples[0].value");
     assert_eq!(json["error"], "value must be finite");
 }
+
+/// A valid batch as JSON text with one number replaced by `raw` (the wire
+/// can carry integers no Rust integer type holds).
+fn with_number(field: &str, raw: &str) -> String {
+    let at = |f: &str| {
+        if f == field {
+            raw.to_string()
+        } else {
+            String::new()
+        }
+    };
+    let or = |f: &str, v: String| {
+        let r = at(f);
+        if r.is_empty() {
+            v
+        } else {
+            r
+        }
+    };
+    format!(
+        r#"{{"version": 1,
+            "agent": {{"host": "web-01", "version": "t", "boot_id": "b1", "interval_s": {}}},
+            "seq": {}, "sent_at_ms": {},
+            "samples": [{{"name": "m", "ts_ms": {}, "value": 1.0}}],
+            "checks": [{{"name": "c", "kind": "tcp", "ts_ms": {}, "status": "ok", "latency_s": 0.1}}]}}"#,
+        or("agent.interval_s", "10".into()),
+        or("seq", "7".into()),
+        or("sent_at_ms", NOW.to_string()),
+        or("samples[0].ts_ms", NOW.to_string()),
+        or("checks[0].ts_ms", NOW.to_string()),
+    )
+}
+
+#[test]
+fn every_integer_is_checked_at_its_extremes() {
+    let extremes = [
+        "0",
+        "-1",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-18446744073709551617",
+        "1e30",
+        "1.5",
+    ];
+    // (field, values that must be accepted)
+    let fields: &[(&str, &[&str])] = &[
+        ("seq", &["9223372036854775807"]),
+        ("sent_at_ms", &[]),
+        ("samples[0].ts_ms", &[]),
+        ("checks[0].ts_ms", &[]),
+        ("agent.interval_s", &["1.5"]),
+    ];
+    for (field, accepted) in fields {
+        for raw in extremes {
+            let json = with_number(field, raw);
+            let got = decode(json.as_bytes(), Encoding::Identity, &Limits::default(), NOW);
+            match got {
+                Ok(b) => {
+                    assert!(accepted.contains(&raw), "{field} = {raw} was accepted");
+                    assert!(b.seq <= MAX_SEQ);
+                    // What is accepted round-trips exactly.
+                    let again = decode(
+                        &serde_json::to_vec(&b).unwrap(),
+                        Encoding::Identity,
+                        &Limits::default(),
+                        NOW,
+                    )
+                    .unwrap();
+                    assert_eq!(again, b);
+                }
+                Err(r) => {
+                    assert!(!accepted.contains(&raw), "{field} = {raw} refused: {r}");
+                    assert_eq!(r.kind.status(), 400, "{field} = {raw}: {r}");
+                    assert_eq!(r.field.as_deref(), Some(*field), "{field} = {raw}: {r}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_clock_at_the_end_of_time_is_refused_not_wrapped() {
+    // i64::MIN - now saturates; its absolute value once wrapped back to
+    // i64::MIN and slipped under the skew limit.
+    for sent in [i64::MIN, i64::MIN + 1, i64::MAX] {
+        let mut b = batch();
+        b.sent_at_ms = sent;
+        b.samples[0].ts_ms = sent;
+        b.checks[0].ts_ms = sent;
+        assert_eq!(reject(&b).field.as_deref(), Some("sent_at_ms"));
+    }
+    let mut b = batch();
+    b.samples[0].ts_ms = i64::MIN;
+    assert_eq!(reject(&b).field.as_deref(), Some("samples[0].ts_ms"));
+    b.samples[0].ts_ms = i64::MAX;
+    assert_eq!(reject(&b).field.as_deref(), Some("samples[0].ts_ms"));
+}
+
+#[test]
+fn labels_the_collector_gives_meaning_are_reserved() {
+    for key in RESERVED_SAMPLE_LABELS {
+        let mut b = batch();
+        b.samples[0].labels.insert(key.to_string(), "x".into());
+        let r = reject(&b);
+        assert_eq!(r.field, Some(format!("samples[0].labels.{key}")));
+        assert!(r.message.contains("reserved"), "{r}");
+    }
+    for key in RESERVED_CHECK_LABELS {
+        let mut b = batch();
+        b.checks[0].labels.insert(key.to_string(), "x".into());
+        assert_eq!(reject(&b).field, Some(format!("checks[0].labels.{key}")));
+    }
+    // Samples may say which check they come from (check_perfdata{check}).
+    let mut b = batch();
+    b.samples[0].labels.insert("check".into(), "api".into());
+    b.validate(&Limits::default(), NOW).unwrap();
+    // Host labels describe the host; none is reserved there.
+    b.agent.labels.insert("source".into(), "cmdb".into());
+    b.validate(&Limits::default(), NOW).unwrap();
+}

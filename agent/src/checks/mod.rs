@@ -149,10 +149,20 @@ pub fn validate(raw: &[RawCheck], interval: Duration, diag: &mut Diagnostics) ->
             );
         }
         for (k, v) in &c.labels {
-            if !is_valid_name(k) || k.starts_with("__") || matches!(k.as_str(), "host" | "check") {
+            // A check's labels go on its result and on its samples.
+            let reserved = vedette_protocol::RESERVED_CHECK_LABELS
+                .iter()
+                .chain(vedette_protocol::RESERVED_SAMPLE_LABELS)
+                .find(|r| **r == k.as_str());
+            if let Some(r) = reserved {
                 diag.push(
                     &at(&format!("labels.{k}")),
-                    "label name must match [A-Za-z_][A-Za-z0-9_]*, not start with '__', and not be `host` or `check`",
+                    vedette_protocol::reserved_because(r),
+                );
+            } else if !is_valid_name(k) || k.starts_with("__") {
+                diag.push(
+                    &at(&format!("labels.{k}")),
+                    "label name must match [A-Za-z_][A-Za-z0-9_]* and not start with '__'",
                 );
             }
             if v.len() > limits.max_label_value_len {
