@@ -164,19 +164,43 @@ pub fn priority(impact: u8, urgency: u8) -> u8 {
     (impact as i16 + urgency as i16 - 1).clamp(1, 5) as u8
 }
 
-/// The stable identity of an alert: rule, host and distinguishing labels.
+/// The stable identity of an alert: rule, host and distinguishing labels,
+/// as 32 hex digits (128 bits of SHA-256 over [`identity_bytes`]).
+///
+/// An incident keeps the fingerprint it was opened with: incidents stored
+/// by earlier versions keep their 16-digit ones (receivers such as
+/// PagerDuty deduplicate on it), new incidents get this one.
 pub fn fingerprint(rule: &str, host: &str, labels: &Labels) -> String {
-    let mut h = Sha256::new();
-    h.update(rule.as_bytes());
-    h.update([0]);
-    h.update(host.as_bytes());
+    let digest = Sha256::digest(identity_bytes(rule, host, labels));
+    hex::encode(&digest[..16])
+}
+
+/// The unambiguous encoding a fingerprint hashes: a version tag, then rule,
+/// host, the label count and every label name and value, each prefixed by
+/// its length. No two different alerts encode alike, whatever bytes their
+/// names and values hold (a separator inside a value cannot fake a field).
+pub fn identity_bytes(rule: &str, host: &str, labels: &Labels) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        16 + rule.len()
+            + host.len()
+            + labels
+                .iter()
+                .map(|(k, v)| 16 + k.len() + v.len())
+                .sum::<usize>(),
+    );
+    let mut field = |b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    field(b"vedette-alert-v2");
+    field(rule.as_bytes());
+    field(host.as_bytes());
+    field(&(labels.len() as u64).to_le_bytes());
     for (k, v) in labels {
-        h.update([0]);
-        h.update(k.as_bytes());
-        h.update([b'=']);
-        h.update(v.as_bytes());
+        field(k.as_bytes());
+        field(v.as_bytes());
     }
-    hex::encode(&h.finalize()[..8])
+    out
 }
 
 /// What opened an incident.
@@ -571,7 +595,7 @@ mod tests {
         let l = |m: &str| Labels::from([("mountpoint".to_string(), m.to_string())]);
         let a = fingerprint("disk_full", "web-01", &l("/"));
         assert_eq!(a, fingerprint("disk_full", "web-01", &l("/")));
-        assert_eq!(a.len(), 16);
+        assert_eq!(a.len(), 32, "128 bits");
         assert_ne!(a, fingerprint("disk_full", "web-01", &l("/var")));
         assert_ne!(a, fingerprint("disk_full", "web-02", &l("/")));
         assert_ne!(a, fingerprint("cpu_high", "web-01", &l("/")));
@@ -580,6 +604,50 @@ mod tests {
             fingerprint("a", "bc", &Labels::new()),
             fingerprint("ab", "c", &Labels::new())
         );
+    }
+
+    #[test]
+    fn separators_inside_values_cannot_forge_another_label_set() {
+        // Both encoded to `a=b\0c=d` before, so two series shared one
+        // fingerprint and the second incident's insert failed.
+        let one = Labels::from([("a".to_string(), "b\0c=d".to_string())]);
+        let two = Labels::from([
+            ("a".to_string(), "b".to_string()),
+            ("c".to_string(), "d".to_string()),
+        ]);
+        assert_ne!(fingerprint("r", "h", &one), fingerprint("r", "h", &two));
+        let eq = Labels::from([("a=b".to_string(), String::new())]);
+        let split = Labels::from([("a".to_string(), "=b".to_string())]);
+        assert_ne!(fingerprint("r", "h", &eq), fingerprint("r", "h", &split));
+        // A label cannot pose as the host either.
+        assert_ne!(
+            fingerprint("r", "h\0x=y", &Labels::new()),
+            fingerprint(
+                "r",
+                "h",
+                &Labels::from([("x".to_string(), "y".to_string())])
+            )
+        );
+    }
+
+    fn alert() -> impl proptest::strategy::Strategy<Value = (String, String, Labels)> {
+        use proptest::prelude::*;
+        // Small alphabets with the separators that once mattered, so
+        // near-collisions are common.
+        let text = || proptest::string::string_regex("[ab=\\x00\\x01{},\"]{0,4}").expect("regex");
+        (
+            text(),
+            text(),
+            proptest::collection::btree_map(text(), text(), 0..4),
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn identity_encoding_is_injective(a in alert(), b in alert()) {
+            let (ea, eb) = (identity_bytes(&a.0, &a.1, &a.2), identity_bytes(&b.0, &b.1, &b.2));
+            proptest::prop_assert_eq!(a == b, ea == eb);
+        }
     }
 
     #[test]
