@@ -35,6 +35,7 @@ fn state(hosts: usize) -> State {
             last_seq: 1,
             last_seen_ms: NOW - 1000,
             interval_ms: 10_000,
+            retired_boots: Vec::new(),
         });
         for s in 0..SERIES {
             let labels = Labels::from([("device".to_string(), format!("sd{}", s % 4))]);

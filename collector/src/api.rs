@@ -181,6 +181,8 @@ impl From<SubmitError> for ApiError {
 pub struct IncidentView {
     pub id: i64,
     pub fingerprint: String,
+    /// `rule` (the collector's rules) or `alertmanager` (its webhook).
+    pub origin: crate::incidents::Origin,
     pub rule: String,
     pub host: String,
     pub labels: Labels,
@@ -227,6 +229,7 @@ impl From<Incident> for IncidentView {
         IncidentView {
             id: i.id,
             fingerprint: i.fingerprint,
+            origin: i.origin,
             rule: i.rule,
             host: i.host,
             labels: i.labels,

@@ -32,7 +32,8 @@ use vedette_protocol::{Batch, PushAck, Status};
 use crate::availability::{self, Avail, Timeline};
 use crate::config::IncidentPolicy;
 use crate::incidents::{
-    Incident, InvalidTransition, Labels, Opening, Problem, ProblemState, Resolution, SYSTEM_ACTOR,
+    Incident, InvalidTransition, Labels, Opening, Origin, Problem, ProblemState, Resolution,
+    SYSTEM_ACTOR,
 };
 use crate::metrics::Metrics;
 use crate::notify::Router;
@@ -124,12 +125,9 @@ struct HostRules {
     applies: Arc<[bool]>,
 }
 
-/// The `source` label of incidents opened from Alertmanager's webhook.
+/// The `source` label of incidents opened from Alertmanager's webhook (for
+/// people and receivers; the engine goes by [`Origin`]).
 pub const EXTERNAL_SOURCE: &str = "alertmanager";
-
-fn is_external(labels: &Labels) -> bool {
-    labels.get("source").is_some_and(|s| s == EXTERNAL_SOURCE)
-}
 
 /// One alert from Alertmanager's webhook (validated by the API).
 #[derive(Debug, Clone, PartialEq)]
@@ -381,7 +379,7 @@ impl Engine {
         let live = engine.store.live_incidents()?;
         let resolved = engine.store.resolved_incidents()?;
         for i in live.iter().chain(&resolved) {
-            if is_external(&i.labels) {
+            if i.origin == Origin::Alertmanager {
                 engine.external_rule(&i.rule);
             }
         }
@@ -511,7 +509,7 @@ impl Engine {
 
     /// The alert an incident belongs to, if its rule is still configured.
     fn key_of(&self, incident: &Incident) -> Option<AlertKey> {
-        let external = is_external(&incident.labels);
+        let external = incident.origin == Origin::Alertmanager;
         let rule = self.rules.iter().position(|r| {
             *r.name == incident.rule && matches!(r.kind, RuleKind::External) == external
         })?;
@@ -562,6 +560,7 @@ impl Engine {
                 labels: Labels::new(),
                 boot_id: String::new(),
                 last_seq: 0,
+                retired_boots: Vec::new(),
                 last_seen_ms: now_ms,
                 interval_ms: 0,
                 series: HashMap::new(),
@@ -582,8 +581,8 @@ impl Engine {
         host.labels = batch.agent.labels.clone();
         let before_seq = host.last_seq;
         let before_boot = (host.boot_id != batch.agent.boot_id)
-            .then(|| std::mem::replace(&mut host.boot_id, batch.agent.boot_id.clone()));
-        host.last_seq = batch.seq;
+            .then(|| (host.boot_id.clone(), host.retired_boots.clone()));
+        host.advance(&batch.agent.boot_id, batch.seq);
         host.last_seen_ms = now_ms;
         host.interval_ms = (batch.agent.interval_s * 1000.0) as i64;
         host.dirty = true;
@@ -777,8 +776,9 @@ impl Engine {
             let mut st = state.write().unwrap_or_else(|p| p.into_inner());
             if let Some(host) = st.hosts.get_mut(host_name) {
                 host.last_seq = before_seq;
-                if let Some(boot_id) = before_boot {
+                if let Some((boot_id, retired)) = before_boot {
                     host.boot_id = boot_id;
+                    host.retired_boots = retired;
                 }
             }
             return Err(e);
@@ -1640,6 +1640,11 @@ impl Engine {
         .unwrap_or_else(|| d.description.clone());
         let (impact, urgency) = d.impact_urgency.unwrap_or((rule.impact, rule.urgency));
         Opening {
+            origin: if external {
+                Origin::Alertmanager
+            } else {
+                Origin::Rule
+            },
             rule: rule.name.to_string(),
             host: key.host.clone(),
             labels: key.labels.clone(),

@@ -67,6 +67,38 @@ impl fmt::Display for IncidentState {
     }
 }
 
+/// Where an incident came from. Recorded with the incident, never read off
+/// its labels, so nothing an agent sends can make its series pass for an
+/// alert of another system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// One of the collector's rules, evaluated on agent data.
+    Rule,
+    /// An alert from Alertmanager's webhook.
+    Alertmanager,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Rule => "rule",
+            Origin::Alertmanager => "alertmanager",
+        }
+    }
+}
+
+impl FromStr for Origin {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rule" => Ok(Origin::Rule),
+            "alertmanager" => Ok(Origin::Alertmanager),
+            other => Err(format!("unknown incident origin '{other}'")),
+        }
+    }
+}
+
 /// How an incident was resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -206,6 +238,7 @@ pub fn identity_bytes(rule: &str, host: &str, labels: &Labels) -> Vec<u8> {
 /// What opened an incident.
 #[derive(Debug, Clone)]
 pub struct Opening {
+    pub origin: Origin,
     pub rule: String,
     pub host: String,
     pub labels: Labels,
@@ -224,6 +257,7 @@ pub struct Incident {
     /// Store-assigned; 0 until first saved.
     pub id: i64,
     pub fingerprint: String,
+    pub origin: Origin,
     pub rule: String,
     pub host: String,
     pub labels: Labels,
@@ -263,6 +297,7 @@ impl Incident {
         Incident {
             id: 0,
             fingerprint: fingerprint(&o.rule, &o.host, &o.labels),
+            origin: o.origin,
             priority: priority(o.impact, o.urgency),
             rule: o.rule,
             host: o.host,
@@ -558,6 +593,7 @@ mod tests {
 
     fn opening() -> Opening {
         Opening {
+            origin: Origin::Rule,
             rule: "cpu_high".into(),
             host: "web-01".into(),
             labels: Labels::new(),
@@ -631,7 +667,6 @@ mod tests {
     }
 
     fn alert() -> impl proptest::strategy::Strategy<Value = (String, String, Labels)> {
-        use proptest::prelude::*;
         // Small alphabets with the separators that once mattered, so
         // near-collisions are common.
         let text = || proptest::string::string_regex("[ab=\\x00\\x01{},\"]{0,4}").expect("regex");

@@ -621,6 +621,7 @@ mod tests {
             last_seq: 1,
             last_seen_ms: 100_000,
             interval_ms: 10_000,
+            retired_boots: Vec::new(),
         });
         h.set_point(
             "memory_used_ratio",

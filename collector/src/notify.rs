@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::incidents::{EventKind, Incident, Labels, Problem};
+use crate::incidents::{EventKind, Incident, Labels, Origin, Problem};
 use crate::rules::Matcher;
 
 /// A secret read from the configuration (or its `*_file`). Never printed.
@@ -230,8 +230,7 @@ impl Router {
                     .matches(incident.priority, &incident.rule, host_labels)
                     // What came from Alertmanager does not go back to it (a loop).
                     && !(matches!(r.kind, Kind::Alertmanager { .. })
-                        && incident.labels.get("source").map(String::as_str)
-                            == Some(crate::engine::EXTERNAL_SOURCE))
+                        && incident.origin == Origin::Alertmanager)
             })
             .collect();
         if targets.is_empty() {
@@ -340,6 +339,7 @@ mod tests {
     pub(crate) fn incident(kinds: &[EventKind]) -> Incident {
         let mut i = Incident::open(
             crate::incidents::Opening {
+                origin: crate::incidents::Origin::Rule,
                 rule: "disk_full".into(),
                 host: "web-1".into(),
                 labels: Labels::from([("mountpoint".into(), "/".into())]),

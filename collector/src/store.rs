@@ -36,6 +36,15 @@
 //!   `(receiver, key)` makes enqueueing one transition twice impossible.
 //! - `notify_refs`: what a receiver made of a subject (ServiceNow `sys_id`).
 //!
+//! Schema v5 adds:
+//! - `incidents.origin`: `rule` or `alertmanager`, where the incident came
+//!   from (before, a `source: alertmanager` label said so, which a series
+//!   could carry too; rows with that label are marked `alertmanager` by the
+//!   migration).
+//! - `hosts.retired_boots`: a JSON array of the 128-bit digests (hex) of the
+//!   host's earlier `boot_id`s, newest last, at most [`RETIRED_BOOTS`]:
+//!   batches of those boots are repeats.
+//!
 //! Writes that belong together (an incident transition, the problem it opens,
 //! the change it fails) go through [`Store::write`], one transaction.
 
@@ -49,8 +58,8 @@ use std::sync::Arc;
 
 use crate::availability::Avail;
 use crate::incidents::{
-    observations, EventKind, Incident, IncidentEvent, IncidentState, Labels, Observation, Problem,
-    ProblemState,
+    observations, EventKind, Incident, IncidentEvent, IncidentState, Labels, Observation, Origin,
+    Problem, ProblemState,
 };
 use crate::notify::{Enqueue, Event, Router};
 use crate::windows::{Change, ChangeOutcome, Scope, ScopeSpec};
@@ -186,7 +195,17 @@ CREATE TABLE notify_refs (
     PRIMARY KEY (receiver, subject)
 );
 "#,
+    r#"
+ALTER TABLE incidents ADD COLUMN origin TEXT NOT NULL DEFAULT 'rule'
+    CHECK (origin IN ('rule', 'alertmanager'));
+UPDATE incidents SET origin = 'alertmanager'
+    WHERE json_valid(labels) AND json_extract(labels, '$.source') = 'alertmanager';
+ALTER TABLE hosts ADD COLUMN retired_boots TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
+
+/// How many earlier boots of a host are remembered (see `hosts.retired_boots`).
+pub const RETIRED_BOOTS: usize = 16;
 
 /// Store failures callers branch on.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +236,8 @@ pub struct HostRecord {
     pub last_seq: u64,
     pub last_seen_ms: i64,
     pub interval_ms: i64,
+    /// Digests of the host's earlier boot ids, newest last.
+    pub retired_boots: Vec<u128>,
 }
 
 /// A breach that a window suppressed.
@@ -816,7 +837,8 @@ impl Store {
     /// Every known host.
     pub fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT host, labels, boot_id, last_seq, last_seen, interval_ms FROM hosts ORDER BY host",
+            "SELECT host, labels, boot_id, last_seq, last_seen, interval_ms, retired_boots
+               FROM hosts ORDER BY host",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -826,19 +848,30 @@ impl Store {
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (host, labels, boot_id, last_seq, last_seen_ms, interval_ms) = row?;
+            let (host, labels, boot_id, last_seq, last_seen_ms, interval_ms, retired) = row?;
+            let retired: Vec<String> = serde_json::from_str(&retired)
+                .map_err(|e| StoreError::Corrupt(format!("host {host} retired_boots: {e}")))?;
+            let retired_boots = retired
+                .iter()
+                .map(|d| u128::from_str_radix(d, 16))
+                .collect::<Result<_, _>>()
+                .map_err(|e| StoreError::Corrupt(format!("host {host} retired_boots: {e}")))?;
+            let last_seq = u64::try_from(last_seq)
+                .map_err(|_| StoreError::Corrupt(format!("host {host} last_seq {last_seq}")))?;
             out.push(HostRecord {
                 labels: serde_json::from_str(&labels)
                     .map_err(|e| StoreError::Corrupt(format!("host {host} labels: {e}")))?,
                 host,
                 boot_id,
-                last_seq: last_seq.max(0) as u64,
+                last_seq,
                 last_seen_ms,
                 interval_ms,
+                retired_boots,
             });
         }
         Ok(out)
@@ -1043,20 +1076,32 @@ impl Tx<'_> {
         hosts: impl IntoIterator<Item = &'a HostRecord>,
     ) -> Result<(), StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO hosts (host, labels, boot_id, last_seq, last_seen, interval_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO hosts (host, labels, boot_id, last_seq, last_seen, interval_ms,
+               retired_boots)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (host) DO UPDATE SET labels = excluded.labels,
                boot_id = excluded.boot_id, last_seq = excluded.last_seq,
-               last_seen = excluded.last_seen, interval_ms = excluded.interval_ms",
+               last_seen = excluded.last_seen, interval_ms = excluded.interval_ms,
+               retired_boots = excluded.retired_boots",
         )?;
         for h in hosts {
+            // The protocol keeps seq within i64 (MAX_SEQ): stored exactly.
+            let last_seq = i64::try_from(h.last_seq).map_err(|_| {
+                StoreError::Corrupt(format!("host {} last_seq {} over i64", h.host, h.last_seq))
+            })?;
+            let retired: Vec<String> = h
+                .retired_boots
+                .iter()
+                .map(|d| format!("{d:032x}"))
+                .collect();
             stmt.execute(params![
                 h.host,
                 json(&h.labels)?,
                 h.boot_id,
-                h.last_seq as i64,
+                last_seq,
                 h.last_seen_ms,
-                h.interval_ms
+                h.interval_ms,
+                json(&retired)?
             ])?;
         }
         Ok(())
@@ -1118,15 +1163,16 @@ impl Tx<'_> {
             i.occurrences,
             i.problem_id,
             i.flapping,
+            i.origin.as_str(),
         ];
         if incident.id == 0 {
             tx.prepare_cached(
                 "INSERT INTO incidents (fingerprint, rule, host, labels, state, priority, impact,
                    urgency, summary, description, value, threshold, started_at, detected_at,
                    acknowledged_at, restored_at, resolved_at, closed_at, resolution, occurrences,
-                   problem_id, flapping)
+                   problem_id, flapping, origin)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                   ?17, ?18, ?19, ?20, ?21, ?22)",
+                   ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
             )?
             .execute(values)?;
             incident.id = tx.last_insert_rowid();
@@ -1138,8 +1184,8 @@ impl Tx<'_> {
                    description = ?10, value = ?11, threshold = ?12, started_at = ?13,
                    detected_at = ?14, acknowledged_at = ?15, restored_at = ?16,
                    resolved_at = ?17, closed_at = ?18, resolution = ?19, occurrences = ?20,
-                   problem_id = ?21, flapping = ?22
-                 WHERE id = ?23",
+                   problem_id = ?21, flapping = ?22, origin = ?23
+                 WHERE id = ?24",
                 )?
                 .execute(rusqlite::params_from_iter(
                     values
@@ -1319,12 +1365,13 @@ impl Tx<'_> {
 const SELECT_INCIDENT: &str = "SELECT id, fingerprint, rule, host, labels, state, priority,
     impact, urgency, summary, description, value, threshold, started_at, detected_at,
     acknowledged_at, restored_at, resolved_at, closed_at, resolution, occurrences, problem_id,
-    flapping FROM incidents";
+    flapping, origin FROM incidents";
 
 fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Incident, StoreError>> {
     let labels: String = r.get(4)?;
     let state: String = r.get(5)?;
     let resolution: Option<String> = r.get(19)?;
+    let origin: String = r.get(23)?;
     let id: i64 = r.get(0)?;
     let parsed = (|| {
         let labels: Labels = serde_json::from_str(&labels)
@@ -1334,15 +1381,17 @@ fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Incident, StoreErro
             .map(|s| s.parse())
             .transpose()
             .map_err(StoreError::Corrupt)?;
-        Ok::<_, StoreError>((labels, state, resolution))
+        let origin: Origin = origin.parse().map_err(StoreError::Corrupt)?;
+        Ok::<_, StoreError>((labels, state, resolution, origin))
     })();
-    let (labels, state, resolution) = match parsed {
+    let (labels, state, resolution, origin) = match parsed {
         Ok(p) => p,
         Err(e) => return Ok(Err(e)),
     };
     Ok(Ok(Incident {
         id,
         fingerprint: r.get(1)?,
+        origin,
         rule: r.get(2)?,
         host: r.get(3)?,
         labels,
@@ -1375,6 +1424,7 @@ mod tests {
 
     fn opening(host: &str) -> Opening {
         Opening {
+            origin: crate::incidents::Origin::Rule,
             rule: "cpu_high".into(),
             host: host.into(),
             labels: Labels::from([("core".into(), "0".into())]),
@@ -1437,9 +1487,10 @@ mod tests {
                 host: "web-01".into(),
                 labels: Labels::from([("env".into(), "prod".into())]),
                 boot_id: "b1".into(),
-                last_seq: 7,
+                last_seq: crate::state::MAX_SEQ,
                 last_seen_ms: 9_000,
                 interval_ms: 10_000,
+                retired_boots: vec![u128::MAX, 1],
             }])
             .unwrap();
         }
@@ -1449,8 +1500,53 @@ mod tests {
         let hosts = s.hosts().unwrap();
         assert_eq!(
             (hosts[0].last_seq, hosts[0].labels["env"].as_str()),
-            (7, "prod")
+            (crate::state::MAX_SEQ, "prod"),
+            "the largest seq the protocol allows survives exactly"
         );
+        assert_eq!(hosts[0].retired_boots, vec![u128::MAX, 1]);
+    }
+
+    #[test]
+    fn version_5_marks_alertmanager_incidents_by_origin_not_by_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vedette.db");
+        {
+            // A version 4 store, as the previous release left it.
+            let mut c = Connection::open(&path).unwrap();
+            let tx = c.transaction().unwrap();
+            for sql in &MIGRATIONS[..4] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 4).unwrap();
+            for (fp, labels) in [
+                ("a", r#"{"source":"alertmanager","job":"x"}"#),
+                ("b", r#"{"mountpoint":"/"}"#),
+            ] {
+                tx.execute(
+                    "INSERT INTO incidents (fingerprint, rule, host, labels, state, priority, impact,
+                       urgency, summary, description, started_at, detected_at, occurrences)
+                     VALUES (?1, 'r', 'h', ?2, 'open', 3, 2, 2, 's', 'd', 1, 2, 1)",
+                    params![fp, labels],
+                )
+                .unwrap();
+            }
+            tx.execute(
+                "INSERT INTO hosts (host, labels, boot_id, last_seq, last_seen, interval_ms)
+                 VALUES ('h', '{}', 'b', 3, 1, 10000)",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let origins: Vec<Origin> = s
+            .live_incidents()
+            .unwrap()
+            .iter()
+            .map(|i| i.origin)
+            .collect();
+        assert_eq!(origins, vec![Origin::Alertmanager, Origin::Rule]);
+        assert_eq!(s.hosts().unwrap()[0].retired_boots, Vec::<u128>::new());
     }
 
     #[test]

@@ -110,6 +110,7 @@ async fn push_opens_an_incident_and_the_api_serves_it() {
     for key in [
         "id",
         "fingerprint",
+        "origin",
         "rule",
         "host",
         "labels",
@@ -608,6 +609,7 @@ async fn the_alertmanager_webhook_needs_an_operator_and_a_well_formed_body() {
     assert_eq!(list[0]["rule"], "NodeDown");
     assert_eq!(list[0]["priority"], 1);
     assert_eq!(list[0]["labels"]["source"], "alertmanager");
+    assert_eq!(list[0]["origin"], "alertmanager");
     let (s, v) = call_as(
         &f.app,
         "POST",

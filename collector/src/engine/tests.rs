@@ -360,6 +360,71 @@ fn check_rule_opens_and_clears() {
 }
 
 #[test]
+fn a_batch_of_an_earlier_boot_after_a_newer_one_is_a_repeat() {
+    let (_d, path) = db();
+    let stale = {
+        let mut h = harness(&path, T0);
+        h.push("web-01", T0, &[("filesystem_used_ratio", &[], 0.5)]);
+        // A retry of boot-1 seq 2 that is still in flight when the agent
+        // restarts as boot-2.
+        let stale = h.batch("web-01", T0, &[("filesystem_used_ratio", &[], 0.99)]);
+        let mut b = h.batch("web-01", T0 + S, &[("filesystem_used_ratio", &[], 0.5)]);
+        b.agent.boot_id = "boot-2".into();
+        b.seq = 1;
+        assert_eq!(h.engine.apply(&b, T0 + S).unwrap().accepted, 1);
+        assert_eq!(
+            h.engine.apply(&stale, T0 + 2 * S).unwrap(),
+            PushAck {
+                accepted: 0,
+                ack_seq: stale.seq
+            },
+            "answered like a replay"
+        );
+        assert!(h.incidents().is_empty(), "the stale breach was not applied");
+        h.engine.flush_hosts(T0 + 2 * S).unwrap();
+        stale
+    };
+    // Still a repeat after a restart.
+    let mut h = harness(&path, T0 + 10 * S);
+    assert_eq!(h.engine.apply(&stale, T0 + 10 * S).unwrap().accepted, 0);
+    assert!(h.incidents().is_empty());
+}
+
+#[test]
+fn a_series_labelled_like_an_alertmanager_alert_stays_a_rule_incident() {
+    // The protocol refuses `source` now; the engine must not rely on that.
+    let (_d, path) = db();
+    let forged: &[(&str, &str)] = &[("mountpoint", "/"), ("source", "alertmanager")];
+    {
+        let mut h = harness(&path, T0);
+        h.push("web-01", T0, &[("filesystem_used_ratio", forged, 0.99)]);
+        assert_eq!(h.incidents()[0].origin, Origin::Rule);
+        h.engine.flush_hosts(T0).unwrap();
+    }
+    let mut h = harness(&path, T0 + 10 * S);
+    h.seq = 1;
+    assert!(
+        h.engine
+            .rules()
+            .iter()
+            .all(|r| !matches!(r.kind, RuleKind::External)),
+        "no Alertmanager rule was made up for it"
+    );
+    h.push(
+        "web-01",
+        T0 + 11 * S,
+        &[("filesystem_used_ratio", forged, 0.1)],
+    );
+    let i = &h.incidents()[0];
+    assert_eq!(
+        i.state,
+        IncidentState::Resolved,
+        "its own rule still clears it"
+    );
+    assert_eq!(i.rule, "disk_full");
+}
+
+#[test]
 fn restart_keeps_incidents_and_opens_no_duplicate() {
     let (_d, path) = db();
     let id = {
