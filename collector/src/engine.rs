@@ -35,7 +35,7 @@ use crate::incidents::{
     Incident, InvalidTransition, Labels, Opening, Origin, Problem, ProblemState, Resolution,
     SYSTEM_ACTOR,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
 use crate::notify::Router;
 use crate::rules::{self, Alert, AlertState, Condition, Outcome, Rule, RuleKind, Verdict};
 use crate::state::{HostState, Point, State};
@@ -108,6 +108,33 @@ struct Fired {
     detail: Detail,
 }
 
+/// What an isolated failure was about, so it is logged once until it recovers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    Alert(AlertKey),
+    Incident(i64),
+    Change(i64),
+    Host(String),
+    Availability,
+    Run,
+}
+
+/// How many failing subjects are remembered; past that, failures are still
+/// counted but may be logged more than once.
+const FAULTS_CAP: usize = 10_000;
+
+/// Records a failure of `subject`; true the first time (until it succeeds).
+fn first_failure(faults: &mut HashMap<Subject, u64>, subject: Subject) -> bool {
+    if let Some(n) = faults.get_mut(&subject) {
+        *n += 1;
+        return false;
+    }
+    if faults.len() < FAULTS_CAP {
+        faults.insert(subject, 1);
+    }
+    true
+}
+
 /// A breach a window suppressed: it opens an incident when the window ends
 /// if it is still breaching then.
 #[derive(Debug, Clone)]
@@ -145,6 +172,9 @@ pub struct ExternalOutcome {
     pub resolved: usize,
     /// Repeats of what is already known, or suppressed by a window.
     pub unchanged: usize,
+    /// Refused by the store (counted in `vedette_engine_errors_total`); the
+    /// others went on.
+    pub failed: usize,
 }
 
 /// Impact and urgency of an external alert: its `impact`/`urgency` labels
@@ -219,6 +249,8 @@ pub struct Engine {
     availability: Vec<AvailabilityRow>,
     /// When timelines were last pruned to the horizon.
     pruned_at_ms: i64,
+    /// Subjects whose last write failed, with how often in a row.
+    faults: HashMap<Subject, u64>,
 }
 
 /// Which rules look at which samples.
@@ -375,6 +407,7 @@ impl Engine {
             run,
             availability: restored,
             pruned_at_ms: now_ms,
+            faults: HashMap::new(),
         };
         let live = engine.store.live_incidents()?;
         let resolved = engine.store.resolved_incidents()?;
@@ -770,7 +803,7 @@ impl Engine {
             }
         }
         drop(st);
-        if let Err(e) = self.act_all(fired, now_ms) {
+        if let Err(e) = self.act_each(fired, Stage::Push, now_ms, true) {
             // Not acknowledged, so the agent sends this batch again: it must
             // not look like a repeat then.
             let mut st = state.write().unwrap_or_else(|p| p.into_inner());
@@ -794,8 +827,26 @@ impl Engine {
     /// Time-only transitions: pending alerts whose `for` has elapsed, clearing
     /// ones whose `resolve_after` has, hosts whose heartbeat is missing,
     /// windows that ended, changes to decide, resolved incidents to close.
-    /// Then persists changed hosts.
-    pub fn tick(&mut self, now_ms: i64) -> Result<(), StoreError> {
+    /// Then persists changed hosts and marks this run alive.
+    ///
+    /// Every stage runs whatever the others met, and every subject within a
+    /// stage is its own unit of work: a failure is counted in
+    /// `vedette_engine_errors_total{stage}`, logged once per subject and
+    /// retried on a later tick, never a reason to skip another subject.
+    pub fn tick(&mut self, now_ms: i64) {
+        let fired = self.due(now_ms);
+        // Never aborts: each transition is tried.
+        let _ = self.act_each(fired, Stage::Tick, now_ms, false);
+        self.heartbeats(now_ms);
+        self.end_suppressions(now_ms);
+        self.decide_changes(now_ms);
+        self.close_resolved(now_ms);
+        // Failures are counted and logged inside.
+        let _ = self.flush_hosts(now_ms);
+    }
+
+    /// The time-driven transitions due at `now_ms`.
+    fn due(&mut self, now_ms: i64) -> Vec<Fired> {
         let state = Arc::clone(&self.state);
         let mut fired = Vec::new();
         {
@@ -898,12 +949,7 @@ impl Engine {
                 }
             }
         }
-        self.act_all(fired, now_ms)?;
-        self.heartbeats(now_ms);
-        self.end_suppressions(now_ms)?;
-        self.decide_changes(now_ms)?;
-        self.close_resolved(now_ms)?;
-        self.flush_hosts(now_ms)
+        fired
     }
 
     /// Hosts silent past the heartbeat limit go down, from the first push
@@ -960,13 +1006,20 @@ impl Engine {
             // The store too, or a collector that never restarts keeps every
             // change it ever saw on disk.
             if let Err(e) = self.store.prune_availability(now_ms - horizon) {
+                self.metrics
+                    .engine_errors
+                    .with_label_values(&[Stage::Prune.as_str()])
+                    .inc();
                 tracing::warn!(error = %e, "pruning old availability changes failed; retried in an hour");
             }
         }
     }
 
     /// Persists hosts changed since the last flush and availability changes,
-    /// and marks this run alive, in one transaction.
+    /// and marks this run alive, in one transaction. If the store refuses
+    /// it, each part is written on its own so that one bad row costs only
+    /// itself: the alive mark, every other host and every other availability
+    /// change still land. What fails stays pending for the next flush.
     pub fn flush_hosts(&mut self, now_ms: i64) -> Result<(), StoreError> {
         let state = Arc::clone(&self.state);
         let mut st = state.write().unwrap_or_else(|p| p.into_inner());
@@ -983,15 +1036,73 @@ impl Engine {
             tx.insert_availability(&rows)?;
             tx.mark_alive(run, now)
         });
-        if let Err(e) = written {
-            // Kept for the next flush.
+        let e = match written {
+            Ok(()) => {
+                for h in st.hosts.values_mut() {
+                    h.dirty = false;
+                }
+                drop(st);
+                if !self.faults.is_empty() {
+                    self.succeeded(Subject::Run);
+                    self.succeeded(Subject::Availability);
+                    for r in &dirty {
+                        self.succeeded(Subject::Host(r.host.clone()));
+                    }
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if !e.is_refusal() {
+            // The store is out (disk full, I/O): nothing would land one by one.
+            drop(st);
             self.availability = rows;
+            self.failed(Stage::Flush, Subject::Run, &e);
             return Err(e);
         }
-        for h in st.hosts.values_mut() {
-            h.dirty = false;
+        // One row spoiled the transaction: write each on its own.
+        let mut first = None;
+        let alive = self.store.write(|tx| tx.mark_alive(run, now));
+        for r in &dirty {
+            match self.store.write(|tx| tx.save_hosts(std::iter::once(r))) {
+                Ok(()) => {
+                    if let Some(h) = st.hosts.get_mut(&r.host) {
+                        h.dirty = false;
+                    }
+                }
+                Err(e) => {
+                    first.get_or_insert((Subject::Host(r.host.clone()), e));
+                }
+            }
         }
-        Ok(())
+        drop(st);
+        let mut kept = Vec::new();
+        for r in rows {
+            if let Err(e) = self
+                .store
+                .write(|tx| tx.insert_availability(std::iter::once(&r)))
+            {
+                if !e.is_refusal() {
+                    kept.push(r);
+                }
+                // A row the store refuses would be refused again: dropped
+                // (counted and logged), so it cannot hold the others back.
+                first.get_or_insert((Subject::Availability, e));
+            }
+        }
+        self.availability = kept;
+        if let Err(e) = alive {
+            self.failed(Stage::Flush, Subject::Run, &e);
+            return Err(e);
+        }
+        self.succeeded(Subject::Run);
+        match first {
+            Some((subject, e)) => {
+                self.failed(Stage::Flush, subject, &e);
+                Err(e)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Acknowledges a live incident.
@@ -1069,15 +1180,30 @@ impl Engine {
                     impact_urgency: Some(external_priority(&a.labels)),
                     ..Detail::default()
                 };
-                self.fire(&key, started, 1.0, detail, 0.0, now_ms)?;
-                if self.live.contains_key(&key) {
-                    out.opened += 1;
-                } else {
-                    out.unchanged += 1;
+                match self.fire(&key, started, 1.0, detail, 0.0, now_ms) {
+                    Ok(()) if self.live.contains_key(&key) => out.opened += 1,
+                    Ok(()) => out.unchanged += 1,
+                    Err(e) => {
+                        self.failed(Stage::External, Subject::Alert(key), &e);
+                        if !e.is_refusal() {
+                            return Err(e);
+                        }
+                        out.failed += 1;
+                        continue;
+                    }
                 }
+                self.succeeded(Subject::Alert(key));
             } else if self.live.contains_key(&key) || self.suppressed.contains_key(&key) {
-                self.clear(&key, now_ms)?;
-                out.resolved += 1;
+                match self.clear(&key, now_ms) {
+                    Ok(()) => out.resolved += 1,
+                    Err(e) => {
+                        self.failed(Stage::External, Subject::Alert(key), &e);
+                        if !e.is_refusal() {
+                            return Err(e);
+                        }
+                        out.failed += 1;
+                    }
+                }
             } else {
                 out.unchanged += 1;
             }
@@ -1211,26 +1337,92 @@ impl Engine {
         }
     }
 
-    /// Acts on each transition in order. When one cannot be persisted, it
-    /// and those after it get their alerts back as they were, so nothing is
-    /// lost: the batch is refused and retried, or the next tick fires again.
-    fn act_all(&mut self, fired: Vec<Fired>, now_ms: i64) -> Result<(), StoreError> {
+    /// Acts on each transition in order, each its own unit of work. One the
+    /// store refuses is rolled back for its subject alone (its alert as it
+    /// was before, so the next evaluation makes it again), counted under
+    /// `stage` and logged once; the others go on. When the store as a whole
+    /// fails (disk full, I/O) and `abort_on_outage` (a push, which is then
+    /// refused and retried whole), that transition and those after it get
+    /// their alerts back and the failure is returned; otherwise every
+    /// transition is tried and `Ok` returned.
+    fn act_each(
+        &mut self,
+        fired: Vec<Fired>,
+        stage: Stage,
+        now_ms: i64,
+        abort_on_outage: bool,
+    ) -> Result<(), StoreError> {
         let mut fired = fired.into_iter();
         while let Some(f) = fired.next() {
             let (key, before) = (f.key.clone(), f.before);
-            if let Err(e) = self.act(f, now_ms) {
-                for (key, before) in
-                    std::iter::once((key, before)).chain(fired.map(|f| (f.key, f.before)))
-                {
-                    match before {
-                        Some(alert) => self.alerts.insert(key, alert),
-                        None => self.alerts.remove(&key),
-                    };
+            match self.act(f, now_ms) {
+                Ok(()) => self.succeeded(Subject::Alert(key)),
+                Err(e) => {
+                    self.put_back(key.clone(), before);
+                    self.failed(stage, Subject::Alert(key), &e);
+                    if abort_on_outage && !e.is_refusal() {
+                        for f in fired {
+                            self.put_back(f.key, f.before);
+                        }
+                        return Err(e);
+                    }
                 }
-                return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// Puts an alert back as it was before an evaluation whose transition
+    /// was not persisted.
+    fn put_back(&mut self, key: AlertKey, before: Option<Alert>) {
+        match before {
+            Some(alert) => self.alerts.insert(key, alert),
+            None => self.alerts.remove(&key),
+        };
+    }
+
+    /// Counts a failure the engine isolated and logs it the first time for
+    /// its subject.
+    fn failed(&mut self, stage: Stage, subject: Subject, e: &StoreError) {
+        self.metrics
+            .engine_errors
+            .with_label_values(&[stage.as_str()])
+            .inc();
+        if first_failure(&mut self.faults, subject.clone()) {
+            let what = self.describe(&subject);
+            if e.is_refusal() {
+                tracing::warn!(stage = stage.as_str(), subject = %what, error = %e, "the store refused a transition; it is rolled back for this subject alone and retried, every other subject goes on (logged once until it succeeds)");
+            } else {
+                tracing::warn!(stage = stage.as_str(), subject = %what, error = %e, "the store failed; retried (logged once per subject until it succeeds)");
+            }
+        }
+    }
+
+    /// A write for `subject` went through: if it had been failing, say so.
+    fn succeeded(&mut self, subject: Subject) {
+        if self.faults.is_empty() {
+            return;
+        }
+        if let Some(n) = self.faults.remove(&subject) {
+            tracing::info!(subject = %self.describe(&subject), failures = n, "the store took the transition it had refused");
+        }
+    }
+
+    /// A subject for people: `rule 'cpu_high' on web-01 {core="0"}`.
+    fn describe(&self, subject: &Subject) -> String {
+        match subject {
+            Subject::Alert(k) => format!(
+                "rule '{}' on {}{}",
+                self.rules.get(k.rule).map_or("?", |r| &*r.name),
+                k.host,
+                fmt_labels(&k.labels).escape_debug()
+            ),
+            Subject::Incident(id) => format!("incident {id}"),
+            Subject::Change(id) => format!("change {id}"),
+            Subject::Host(h) => format!("host {h}"),
+            Subject::Availability => "availability changes".into(),
+            Subject::Run => "the collector's alive mark".into(),
+        }
     }
 
     fn act(&mut self, f: Fired, now_ms: i64) -> Result<(), StoreError> {
@@ -1371,6 +1563,9 @@ impl Engine {
             Ok(())
         });
         if let Err(e) = result {
+            if persisted == 0 && e.is_constraint() && self.adopt(key, &fp) {
+                return Ok(());
+            }
             // Not persisted, so not opened: let the next evaluation retry.
             self.alerts.remove(key);
             return Err(e);
@@ -1428,6 +1623,43 @@ impl Engine {
         self.live_ids.insert(incident.id, key.clone());
         self.live.insert(key.clone(), incident);
         Ok(())
+    }
+
+    /// The store already holds a live incident with this alert's fingerprint
+    /// that the engine does not know (the insert hit the one-live-incident
+    /// constraint): if it is this very alert's, it becomes the alert's live
+    /// incident instead of a second one. True when adopted.
+    fn adopt(&mut self, key: &AlertKey, fingerprint: &str) -> bool {
+        let found = match self.store.live_by_fingerprint(fingerprint) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up the live incident of a fingerprint failed");
+                return false;
+            }
+        };
+        let Some(incident) = found else {
+            return false;
+        };
+        let rule = &self.rules[key.rule];
+        let origin = match rule.kind {
+            RuleKind::External => Origin::Alertmanager,
+            _ => Origin::Rule,
+        };
+        let same = *incident.rule == *rule.name
+            && incident.host == key.host
+            && incident.labels == key.labels
+            && incident.origin == origin;
+        if !same || self.live_ids.contains_key(&incident.id) {
+            return false;
+        }
+        tracing::warn!(id = incident.id, rule = %incident.rule, host = %incident.host, "the store held a live incident for this alert the engine did not know; it carries on with it instead of opening a second one");
+        self.metrics
+            .incidents_open
+            .with_label_values(&[incident.priority_label(), &incident.rule])
+            .inc();
+        self.live_ids.insert(incident.id, key.clone());
+        self.live.insert(key.clone(), incident);
+        true
     }
 
     /// The problem this occurrence belongs to (to save with it), if any: the
@@ -1542,8 +1774,9 @@ impl Engine {
 
     /// Suppressed breaches whose window ended: still breaching opens the
     /// incident now (the planned work did not fix it); a covering window
-    /// that follows extends the suppression.
-    fn end_suppressions(&mut self, now_ms: i64) -> Result<(), StoreError> {
+    /// that follows extends the suppression. One that cannot be persisted is
+    /// kept and tried again on the next tick.
+    fn end_suppressions(&mut self, now_ms: i64) {
         let ended: Vec<AlertKey> = self
             .suppressed
             .iter()
@@ -1557,36 +1790,47 @@ impl Engine {
             let still = self.alerts.get(&key).is_some_and(|a| {
                 matches!(a.state, AlertState::Firing | AlertState::Clearing { .. })
             });
-            if still {
-                self.fire(&key, s.started_ms, s.value, s.detail, 0.0, now_ms)?;
+            if !still {
+                continue;
+            }
+            let before = self.alerts.get(&key).copied();
+            match self.fire(&key, s.started_ms, s.value, s.detail.clone(), 0.0, now_ms) {
+                Ok(()) => self.succeeded(Subject::Alert(key)),
+                Err(e) => {
+                    self.put_back(key.clone(), before);
+                    self.suppressed.insert(key.clone(), s);
+                    self.failed(Stage::Suppression, Subject::Alert(key), &e);
+                }
             }
         }
-        Ok(())
     }
 
     /// Changes past their verification period without a breach succeeded.
-    fn decide_changes(&mut self, now_ms: i64) -> Result<(), StoreError> {
-        let mut i = 0;
-        while i < self.changes.len() {
-            if self.changes[i].phase(now_ms) != Phase::Done {
-                i += 1;
+    fn decide_changes(&mut self, now_ms: i64) {
+        let done: Vec<Change> = self
+            .changes
+            .iter()
+            .filter(|c| c.phase(now_ms) == Phase::Done)
+            .cloned()
+            .collect();
+        for mut c in done {
+            c.outcome = Some(ChangeOutcome::Successful);
+            if let Err(e) = self.store.write(|tx| tx.save_change(&mut c)) {
+                self.failed(Stage::Change, Subject::Change(c.id), &e);
                 continue;
             }
-            let mut c = self.changes[i].clone();
-            c.outcome = Some(ChangeOutcome::Successful);
-            self.store.write(|tx| tx.save_change(&mut c))?;
-            tracing::info!(change = c.id, title = %c.title, "change successful");
+            self.succeeded(Subject::Change(c.id));
+            tracing::info!(change = c.id, title = %c.title.escape_debug(), "change successful");
             self.metrics
                 .changes
                 .with_label_values(&["successful"])
                 .inc();
-            self.changes.remove(i);
+            self.changes.retain(|x| x.id != c.id);
         }
-        Ok(())
     }
 
     /// Resolved incidents `close_after` past resolution are closed.
-    fn close_resolved(&mut self, now_ms: i64) -> Result<(), StoreError> {
+    fn close_resolved(&mut self, now_ms: i64) {
         let close_ms = rules::duration_ms(self.policy.close_after);
         let due: Vec<i64> = self
             .resolved
@@ -1598,16 +1842,21 @@ impl Engine {
             .map(|i| i.id)
             .collect();
         for id in due {
-            let Some(mut incident) = self.resolved.remove(&id) else {
+            let Some(incident) = self.resolved.get(&id) else {
                 continue;
             };
-            let n = incident.events.len();
-            if incident.close(now_ms).is_ok() {
-                self.store.save_incident(&mut incident, n)?;
+            let mut next = incident.clone();
+            let n = next.events.len();
+            if next.close(now_ms).is_ok() {
+                if let Err(e) = self.store.save_incident(&mut next, n) {
+                    self.failed(Stage::Close, Subject::Incident(id), &e);
+                    continue;
+                }
+                self.succeeded(Subject::Incident(id));
             }
+            self.resolved.remove(&id);
             self.last_resolved.retain(|_, v| *v != id);
         }
-        Ok(())
     }
 
     fn opening(&self, key: &AlertKey, started_ms: i64, value: f64, d: &Detail) -> Opening {
@@ -1955,9 +2204,7 @@ pub fn spawn(
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
                 if Instant::now() >= next_tick {
-                    if let Err(e) = engine.tick(now_ms()) {
-                        tracing::warn!(error = %e, "engine tick failed");
-                    }
+                    engine.tick(now_ms());
                     on_tick();
                     next_tick = Instant::now() + tick;
                 }

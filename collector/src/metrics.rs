@@ -67,6 +67,54 @@ impl IngestOutcome {
     }
 }
 
+/// Where the engine met a failure it isolated: the values of `stage` in
+/// `vedette_engine_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// A transition a push caused.
+    Push,
+    /// A time-driven transition (`for` or `resolve_after` elapsed, a heartbeat missing).
+    Tick,
+    /// An alert from Alertmanager's webhook.
+    External,
+    /// A breach whose planned window ended.
+    Suppression,
+    /// Deciding a change's outcome.
+    Change,
+    /// Closing a resolved incident.
+    Close,
+    /// Persisting hosts, availability changes and the alive mark.
+    Flush,
+    /// Pruning availability history past the horizon.
+    Prune,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 8] = [
+        Stage::Push,
+        Stage::Tick,
+        Stage::External,
+        Stage::Suppression,
+        Stage::Change,
+        Stage::Close,
+        Stage::Flush,
+        Stage::Prune,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Push => "push",
+            Stage::Tick => "tick",
+            Stage::External => "external",
+            Stage::Suppression => "suppression",
+            Stage::Change => "change",
+            Stage::Close => "close",
+            Stage::Flush => "flush",
+            Stage::Prune => "prune",
+        }
+    }
+}
+
 /// The collector's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -78,6 +126,7 @@ pub struct Metrics {
     pub incidents_resolved: IntCounterVec,
     pub ingest_batches: IntCounterVec,
     pub ingest_samples: IntCounter,
+    pub engine_errors: IntCounterVec,
     pub problems_open: IntGauge,
     pub changes: IntCounterVec,
     pub suppressed: IntCounterVec,
@@ -139,6 +188,14 @@ impl Metrics {
         let ingest_samples = IntCounter::new(
             "vedette_ingest_samples_total",
             "Samples and check results applied from accepted batches.",
+        )
+        .expect("static metric definition");
+        let engine_errors = IntCounterVec::new(
+            Opts::new(
+                "vedette_engine_errors_total",
+                "Failures the engine isolated, by stage: the failing subject was rolled back and is retried; every other subject went on.",
+            ),
+            &["stage"],
         )
         .expect("static metric definition");
         let problems_open = IntGauge::new(
@@ -225,6 +282,7 @@ impl Metrics {
         reg(Box::new(incidents_resolved.clone()));
         reg(Box::new(ingest_batches.clone()));
         reg(Box::new(ingest_samples.clone()));
+        reg(Box::new(engine_errors.clone()));
         own.extend(HostsExport::FAMILIES.iter().map(|f| f.0.to_string()));
         // Series with a known, closed set of labels exist from the start at
         // 0, so rate() and increase() see their first event.
@@ -233,6 +291,9 @@ impl Metrics {
         }
         for outcome in IngestOutcome::ALL {
             ingest_batches.with_label_values(&[outcome.as_str()]);
+        }
+        for stage in Stage::ALL {
+            engine_errors.with_label_values(&[stage.as_str()]);
         }
         for p in 1..=5 {
             for h in &kpi {
@@ -252,6 +313,7 @@ impl Metrics {
             incidents_resolved,
             ingest_batches,
             ingest_samples,
+            engine_errors,
             problems_open,
             changes,
             suppressed,

@@ -227,6 +227,39 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+impl StoreError {
+    /// True when the store refused what was written (a constraint, a row
+    /// that cannot be encoded or is gone): the failure is that subject's,
+    /// and writing something else may well succeed. False for failures of
+    /// the store as a whole (disk full, I/O error, busy, read-only), which
+    /// every write would meet.
+    pub fn is_refusal(&self) -> bool {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::NotFound(_) | StoreError::ProblemNotFound(_) | StoreError::Corrupt(_) => {
+                true
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch
+            ),
+            StoreError::Sqlite(
+                rusqlite::Error::ToSqlConversionFailure(_)
+                | rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::IntegralValueOutOfRange(..)
+                | rusqlite::Error::InvalidColumnType(..),
+            ) => true,
+            StoreError::Sqlite(_) | StoreError::TooNew { .. } | StoreError::DataDir { .. } => false,
+        }
+    }
+
+    /// True when the refusal is a uniqueness or other constraint.
+    pub fn is_constraint(&self) -> bool {
+        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation)
+    }
+}
+
 /// What the store remembers of a host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostRecord {
@@ -556,6 +589,22 @@ impl Store {
             out.push(incident);
         }
         Ok(out)
+    }
+
+    /// The live incident with `fingerprint`, if the store holds one.
+    pub fn live_by_fingerprint(&self, fingerprint: &str) -> Result<Option<Incident>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_INCIDENT} WHERE fingerprint = ?1 AND state IN ('open', 'acknowledged')"
+        ))?;
+        let Some(incident) = stmt
+            .query_row([fingerprint], incident_from_row)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut incident = incident?;
+        incident.events = self.events(incident.id)?;
+        Ok(Some(incident))
     }
 
     /// Every live (open or acknowledged) incident, oldest first.

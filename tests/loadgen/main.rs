@@ -75,6 +75,10 @@ struct Args {
     /// Host name prefix of the simulated agents.
     #[arg(long, default_value = "load")]
     prefix: String,
+    /// A cardinality attack: every batch gives the labelled series (all but
+    /// the first eight) fresh label values, so each batch brings new series.
+    #[arg(long)]
+    churn: bool,
 }
 
 /// What all agents record, shared.
@@ -103,6 +107,7 @@ struct Agent {
     info: AgentInfo,
     seq: u64,
     breaching: bool,
+    churn: bool,
     series: Vec<(String, BTreeMap<String, String>)>,
     checks: Vec<(String, CheckKind)>,
 }
@@ -390,6 +395,7 @@ impl Agent {
             },
             seq: 0,
             breaching,
+            churn: args.churn,
             series,
             checks,
         }
@@ -406,7 +412,15 @@ impl Agent {
             .enumerate()
             .map(|(j, (name, labels))| Sample {
                 name: name.clone(),
-                labels: labels.clone(),
+                labels: if self.churn {
+                    let seq = self.seq;
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), format!("{v}-{seq}")))
+                        .collect()
+                } else {
+                    labels.clone()
+                },
                 ts_ms: now,
                 value: match (j, breach) {
                     (0, true) => 0.99,

@@ -149,9 +149,9 @@ fn threshold_opens_after_for_and_resolves_on_clear() {
     let (_d, path) = db();
     let mut h = harness(&path, T0);
     h.push("web-01", T0, &[("cpu_usage_ratio", &[], 0.95)]);
-    h.engine.tick(T0 + 29 * S).unwrap();
+    h.engine.tick(T0 + 29 * S);
     assert!(h.incidents().is_empty(), "opened before `for` elapsed");
-    h.engine.tick(T0 + 30 * S).unwrap();
+    h.engine.tick(T0 + 30 * S);
     let open = h.incidents();
     assert_eq!(open.len(), 1);
     let i = &open[0];
@@ -176,7 +176,7 @@ fn threshold_opens_after_for_and_resolves_on_clear() {
     // Still breaching, then between clear and threshold: nothing new.
     h.push("web-01", T0 + 40 * S, &[("cpu_usage_ratio", &[], 0.99)]);
     h.push("web-01", T0 + 50 * S, &[("cpu_usage_ratio", &[], 0.85)]);
-    h.engine.tick(T0 + 51 * S).unwrap();
+    h.engine.tick(T0 + 51 * S);
     assert_eq!(h.incidents().len(), 1);
     assert_eq!(h.incidents()[0].state, IncidentState::Open);
 
@@ -302,9 +302,9 @@ fn heartbeat_missing_opens_host_down_and_a_batch_resolves_it() {
     let (_d, path) = db();
     let mut h = harness(&path, T0);
     h.push("web-01", T0, &[]);
-    h.engine.tick(T0 + 59 * S).unwrap();
+    h.engine.tick(T0 + 59 * S);
     assert!(h.incidents().is_empty());
-    h.engine.tick(T0 + 60 * S).unwrap();
+    h.engine.tick(T0 + 60 * S);
     let v = h.incidents();
     assert_eq!(v.len(), 1);
     assert_eq!((v[0].rule.as_str(), v[0].priority), ("host_down", 1));
@@ -313,7 +313,7 @@ fn heartbeat_missing_opens_host_down_and_a_batch_resolves_it() {
         T0 + 10 * S,
         "outage starts when the next batch was due"
     );
-    h.engine.tick(T0 + 70 * S).unwrap();
+    h.engine.tick(T0 + 70 * S);
     assert_eq!(h.incidents().len(), 1, "one incident per outage");
     h.push("web-01", T0 + 80 * S, &[]);
     let v = h.incidents();
@@ -471,12 +471,12 @@ fn restart_gives_hosts_one_heartbeat_period_before_host_down() {
     // The collector was down for ten minutes; the host is known but silent.
     let start = T0 + 600 * S;
     let mut h = harness(&path, start);
-    h.engine.tick(start + S).unwrap();
+    h.engine.tick(start + S);
     assert!(
         h.incidents().is_empty(),
         "no host_down storm right after restart"
     );
-    h.engine.tick(start + 60 * S).unwrap();
+    h.engine.tick(start + 60 * S);
     assert_eq!(h.incidents().len(), 1);
 }
 
@@ -606,7 +606,7 @@ fn resolve_after_waits_for_the_condition_to_stay_clear() {
     let mut h = harness_with(&path, T0, yaml);
     h.push("h", T0, &[("d", &[], 0.95)]);
     h.push("h", T0 + 10 * S, &[("d", &[], 0.5)]);
-    h.engine.tick(T0 + 100 * S).unwrap();
+    h.engine.tick(T0 + 100 * S);
     assert_eq!(
         h.incidents()[0].state,
         IncidentState::Open,
@@ -618,9 +618,9 @@ fn resolve_after_waits_for_the_condition_to_stay_clear() {
     for t in (130..=230).step_by(10) {
         h.push("h", T0 + t * S, &[("d", &[], 0.5)]);
     }
-    h.engine.tick(T0 + 239 * S).unwrap();
+    h.engine.tick(T0 + 239 * S);
     assert_eq!(h.incidents()[0].state, IncidentState::Open);
-    h.engine.tick(T0 + 240 * S).unwrap();
+    h.engine.tick(T0 + 240 * S);
     let i = &h.incidents()[0];
     assert_eq!(i.state, IncidentState::Resolved);
     assert_eq!(i.restored_at_ms, Some(T0 + 240 * S));
@@ -690,7 +690,7 @@ rules:
         .collect();
     assert_eq!(opened, want);
     // The heartbeat rule watches only role=db hosts.
-    h.engine.tick(T0 + 61 * S).unwrap();
+    h.engine.tick(T0 + 61 * S);
     let mut down: Vec<String> = h
         .incidents()
         .iter()
@@ -740,9 +740,9 @@ fn resolved_incidents_close_after_and_then_cannot_reopen() {
     let mut h = harness_with(&path, T0, yaml);
     h.push("h", T0, &[("d", &[], 0.95)]);
     h.push("h", T0 + 10 * S, &[("d", &[], 0.5)]);
-    h.engine.tick(T0 + 10 * S + 3_599 * S).unwrap();
+    h.engine.tick(T0 + 10 * S + 3_599 * S);
     assert_eq!(h.incidents()[0].state, IncidentState::Resolved);
-    h.engine.tick(T0 + 10 * S + 3_600 * S).unwrap();
+    h.engine.tick(T0 + 10 * S + 3_600 * S);
     let i = &h.incidents()[0];
     assert_eq!(i.state, IncidentState::Closed);
     assert_eq!(i.closed_at_ms, Some(T0 + 3_610 * S));
@@ -923,7 +923,7 @@ fn a_change_suppresses_breaches_in_scope_and_fails_if_it_breaks_things() {
     // the incident opens at the end and the change has failed.
     h.push("web-01", T0 + 590 * S, &[("d", &[], 0.96)]);
     h.push("web-01", T0 + 600 * S, &[("d", &[], 0.97)]);
-    h.engine.tick(T0 + 600 * S).unwrap();
+    h.engine.tick(T0 + 600 * S);
     let v = h.incidents();
     assert_eq!(v.len(), 2);
     assert_eq!(
@@ -944,9 +944,9 @@ fn a_change_suppresses_breaches_in_scope_and_fails_if_it_breaks_things() {
         failed.outcome_note
     );
     // The clean change succeeds once verify_for has passed.
-    h.engine.tick(T0 + 2_399 * S).unwrap();
+    h.engine.tick(T0 + 2_399 * S);
     assert_eq!(h.engine.store.changes(true, 10).unwrap().len(), 1);
-    h.engine.tick(T0 + 2_400 * S).unwrap();
+    h.engine.tick(T0 + 2_400 * S);
     let clean = h.engine.store.changes(false, 10).unwrap();
     let clean = clean.iter().find(|x| x.id == ok.id).unwrap();
     assert_eq!(clean.outcome, Some(ChangeOutcome::Successful));
@@ -975,7 +975,7 @@ fn a_breach_within_verify_for_fails_the_change() {
         (c.id, Some(ChangeOutcome::Failed))
     );
     // Decided: counted once even though the tick runs again.
-    h.engine.tick(T0 + 3_600 * S).unwrap();
+    h.engine.tick(T0 + 3_600 * S);
     assert_eq!(h.metrics.changes.with_label_values(&["failed"]).get(), 1);
     assert_eq!(
         h.metrics.changes.with_label_values(&["successful"]).get(),
@@ -1009,7 +1009,7 @@ fn maintenance_windows_suppress_only_their_scope_and_time() {
     );
     // The breach clears inside the window: nothing ever opens for db-01.
     h.push_labelled("db-01", db, start + 20 * S, &[("d", &[], 0.5)]);
-    h.engine.tick(start + 3_600 * S).unwrap();
+    h.engine.tick(start + 3_600 * S);
     assert_eq!(h.incidents().len(), 1);
     // After the window, db-01 breaching opens an incident as usual.
     h.push_labelled("db-01", db, start + 3_700 * S, &[("d", &[], 0.95)]);
@@ -1049,15 +1049,15 @@ fn availability_is_exact_across_silence_and_restart() {
         h.check("web-01", T0, "api", Status::Ok);
         h.check("web-01", T0 + 10 * S, "api", Status::Critical);
         h.check("web-01", T0 + 20 * S, "api", Status::Ok);
-        h.engine.tick(T0 + 21 * S).unwrap();
+        h.engine.tick(T0 + 21 * S);
         // Silent since T0+20 s: down from the first missed push (T0+30 s)
         // once the 60 s heartbeat has lapsed, not before.
-        h.engine.tick(T0 + 79 * S).unwrap();
+        h.engine.tick(T0 + 79 * S);
         assert_eq!(
             h.state.read().unwrap().hosts["web-01"].up.current(),
             Avail::Up
         );
-        h.engine.tick(T0 + 80 * S).unwrap();
+        h.engine.tick(T0 + 80 * S);
         {
             let st = h.state.read().unwrap();
             let host = &st.hosts["web-01"];
@@ -1255,4 +1255,151 @@ fn external_priority_from_labels_or_severity() {
         external_priority(&l(&[("impact", "7"), ("urgency", "1")])),
         (2, 2)
     );
+}
+
+/// Makes the store refuse (a constraint, as a unique index would) every
+/// write of `table` for `host`, through a second connection like another
+/// process would have.
+fn refuse(path: &Path, table: &str, host: &str) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(&format!(
+        "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} WHEN NEW.host = '{host}'
+         BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;"
+    ))
+    .unwrap();
+}
+
+fn accept(path: &Path, table: &str) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(&format!("DROP TRIGGER refuse_{table};"))
+        .unwrap();
+}
+
+fn engine_errors(h: &Harness, stage: &str) -> f64 {
+    let text = h.metrics.render(T0);
+    let series = format!("vedette_engine_errors_total{{stage=\"{stage}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series}in\n{text}"))
+}
+
+#[test]
+fn a_refused_transition_blinds_no_other_host() {
+    let (_d, path) = db();
+    let mut h = harness(&path, T0);
+    h.push("victim", T0, &[]);
+    h.push("evil", T0, &[("cpu_usage_ratio", &[], 0.99)]);
+    refuse(&path, "incidents", "evil");
+    // evil's cpu_high comes due on the tick and is refused; the victim goes
+    // silent. Before, the tick returned at the first store error: the
+    // heartbeat check after it never ran and host_down never opened.
+    for t in 31..=40 {
+        h.push("evil", T0 + t * S, &[("cpu_usage_ratio", &[], 0.99)]);
+        h.engine.tick(T0 + t * S);
+    }
+    assert!(engine_errors(&h, "tick") >= 1.0);
+    // A push whose transition is refused is still accepted: refusing it
+    // would make the agent resend it forever and blind its host.
+    let ack = h.push("evil", T0 + 41 * S, &[("filesystem_used_ratio", &[], 0.99)]);
+    assert_eq!(ack.accepted, 1);
+    assert!(engine_errors(&h, "push") >= 1.0);
+    h.engine.tick(T0 + 61 * S);
+    let v = h.incidents();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].rule.as_str(), v[0].host.as_str()),
+        ("host_down", "victim")
+    );
+    assert_eq!(v[0].detected_at_ms, T0 + 61 * S, "on time");
+    // The rest of the tick ran too: hosts persisted, this run marked alive.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let alive: i64 = c
+        .query_row("SELECT MAX(alive_at) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(alive, T0 + 61 * S);
+    // One subject failing, remembered once however often it failed.
+    assert_eq!(h.engine.faults.len(), 2, "{:?}", h.engine.faults);
+    // Once the store takes it, the refused transition is made on a later tick.
+    accept(&path, "incidents");
+    h.push("evil", T0 + 62 * S, &[("cpu_usage_ratio", &[], 0.99)]);
+    h.engine.tick(T0 + 62 * S);
+    h.push("evil", T0 + 63 * S, &[("filesystem_used_ratio", &[], 0.99)]);
+    let mut rules: Vec<String> = h
+        .incidents()
+        .iter()
+        .filter(|i| i.host == "evil")
+        .map(|i| i.rule.clone())
+        .collect();
+    rules.sort();
+    assert_eq!(rules, vec!["cpu_high", "disk_full"]);
+    assert!(h.engine.faults.is_empty(), "{:?}", h.engine.faults);
+}
+
+#[test]
+fn a_host_record_the_store_refuses_costs_only_that_host() {
+    let (_d, path) = db();
+    let mut h = harness(&path, T0);
+    refuse(&path, "hosts", "evil");
+    h.push("evil", T0, &[]);
+    h.push("web-01", T0, &[]);
+    assert!(h.engine.flush_hosts(T0 + S).is_err());
+    assert_eq!(engine_errors(&h, "flush"), 1.0);
+    let hosts: Vec<String> = h
+        .engine
+        .store
+        .hosts()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.host)
+        .collect();
+    assert_eq!(hosts, vec!["web-01"]);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let alive: i64 = c
+        .query_row("SELECT MAX(alive_at) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(alive, T0 + S, "the alive mark landed");
+    // evil stays pending and lands once the store takes it.
+    accept(&path, "hosts");
+    h.engine.flush_hosts(T0 + 2 * S).unwrap();
+    assert_eq!(h.engine.store.hosts().unwrap().len(), 2);
+}
+
+#[test]
+fn a_live_incident_the_engine_did_not_know_is_carried_on_not_duplicated() {
+    let (_d, path) = db();
+    let mut h = harness(&path, T0);
+    // The store holds a live disk_full incident for web-01 / that the
+    // engine does not (as a second writer could leave it).
+    let labels = Labels::from([("mountpoint".to_string(), "/".to_string())]);
+    let mut stray = Incident::open(
+        Opening {
+            origin: Origin::Rule,
+            rule: "disk_full".into(),
+            host: "web-01".into(),
+            labels: labels.clone(),
+            impact: 2,
+            urgency: 2,
+            summary: "s".into(),
+            description: "d".into(),
+            value: Some(0.95),
+            threshold: Some(0.9),
+            started_ms: T0,
+        },
+        T0,
+    );
+    h.engine.store.save_incident(&mut stray, 0).unwrap();
+    h.push(
+        "web-01",
+        T0 + S,
+        &[("filesystem_used_ratio", &[("mountpoint", "/")], 0.99)],
+    );
+    assert_eq!(h.incidents().len(), 1, "no second incident");
+    assert_eq!(engine_errors(&h, "push"), 0.0);
+    h.push(
+        "web-01",
+        T0 + 2 * S,
+        &[("filesystem_used_ratio", &[("mountpoint", "/")], 0.5)],
+    );
+    let v = h.incidents();
+    assert_eq!((v[0].id, v[0].state), (stray.id, IncidentState::Resolved));
 }
