@@ -669,7 +669,9 @@ impl Engine {
                     key,
                     before,
                     outcome: Outcome {
-                        verdict: Verdict::Clear,
+                        verdict: Verdict::Clear {
+                            restored_ms: now_ms,
+                        },
                         flapping: None,
                     },
                     percent: 0.0,
@@ -1194,7 +1196,7 @@ impl Engine {
                 }
                 self.succeeded(Subject::Alert(key));
             } else if self.live.contains_key(&key) || self.suppressed.contains_key(&key) {
-                match self.clear(&key, now_ms) {
+                match self.clear(&key, now_ms, now_ms) {
                     Ok(()) => out.resolved += 1,
                     Err(e) => {
                         self.failed(Stage::External, Subject::Alert(key), &e);
@@ -1434,7 +1436,7 @@ impl Engine {
             Verdict::Fire { started_ms, value } => {
                 self.fire(&f.key, started_ms, value, f.detail, f.percent, now_ms)
             }
-            Verdict::Clear => self.clear(&f.key, now_ms),
+            Verdict::Clear { restored_ms } => self.clear(&f.key, restored_ms, now_ms),
         }
     }
 
@@ -1704,7 +1706,10 @@ impl Engine {
         })
     }
 
-    fn clear(&mut self, key: &AlertKey, now_ms: i64) -> Result<(), StoreError> {
+    /// The condition of `key` cleared at `restored_ms`: its live incident is
+    /// restored then and resolved now, or a hand-resolved one gets its
+    /// restore recorded.
+    fn clear(&mut self, key: &AlertKey, restored_ms: i64, now_ms: i64) -> Result<(), StoreError> {
         if self.suppressed.remove(key).is_some() {
             // Cleared inside its window: planned, nothing to open.
             return Ok(());
@@ -1716,13 +1721,13 @@ impl Engine {
                 return Ok(());
             }
             let mut next = incident.clone();
-            next.restore(now_ms);
+            next.restore_at(restored_ms, now_ms);
             self.store.save_incident(&mut next, incident.events.len())?;
             tracing::info!(id = next.id, rule = %next.rule, host = %next.host, "incident resolved");
             self.retire(key, next);
             return Ok(());
         }
-        // Resolved by hand while still breaching: record the restore now.
+        // Resolved by hand while still breaching: record when it cleared.
         let Some(id) = self.last_resolved.get(key).copied() else {
             return Ok(());
         };
@@ -1733,7 +1738,7 @@ impl Engine {
             return Ok(());
         }
         let mut next = incident.clone();
-        next.restore(now_ms);
+        next.restore_at(restored_ms, now_ms);
         self.store.save_incident(&mut next, incident.events.len())?;
         *incident = next;
         Ok(())

@@ -363,12 +363,26 @@ impl Incident {
         Ok(())
     }
 
-    /// The condition cleared: record the restore and, if still live, resolve
-    /// automatically. Returns true when the incident was resolved by this call.
+    /// The condition cleared now: [`Incident::restore_at`] `now_ms`.
     pub fn restore(&mut self, now_ms: i64) -> bool {
+        self.restore_at(now_ms, now_ms)
+    }
+
+    /// The condition cleared at `restored_ms` (the first clear sample's
+    /// time, kept within this cycle's start and `now_ms`): record the
+    /// restore then and, if still live, resolve automatically now. Returns
+    /// true when the incident was resolved by this call.
+    pub fn restore_at(&mut self, restored_ms: i64, now_ms: i64) -> bool {
         if self.restored_at_ms.is_none() {
-            self.restored_at_ms = Some(now_ms);
-            self.push(EventKind::Restored, SYSTEM_ACTOR, None, now_ms);
+            let cycle_start = self
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.kind == EventKind::Reopened)
+                .map_or(self.started_at_ms, |e| e.at_ms);
+            let at = restored_ms.max(cycle_start).min(now_ms);
+            self.restored_at_ms = Some(at);
+            self.push(EventKind::Restored, SYSTEM_ACTOR, None, at);
         }
         if !self.state.is_live() {
             return false;

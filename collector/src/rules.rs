@@ -238,10 +238,12 @@ pub enum AlertState {
     },
     /// An incident is (or was) open for this breach.
     Firing,
-    /// Firing, and the condition has been clear since `since_ms`, waiting out
-    /// `resolve_after`.
+    /// Firing, and the condition has been clear since `since_ms` (collector
+    /// clock), waiting out `resolve_after`.
     Clearing {
         since_ms: i64,
+        /// The first clear sample's own timestamp: when service was restored.
+        cleared_ms: i64,
     },
 }
 
@@ -346,7 +348,11 @@ pub enum Verdict {
         value: f64,
     },
     /// The condition cleared (for `resolve_after`): restore the live incident.
-    Clear,
+    Clear {
+        /// When it cleared: the first clear sample's own time, not the end
+        /// of the `resolve_after` wait.
+        restored_ms: i64,
+    },
 }
 
 /// What one evaluation produced: the verdict, and a flapping change if any.
@@ -398,7 +404,10 @@ fn step(
 ) -> Verdict {
     match alert.state {
         AlertState::Firing if cond.cleared => {
-            alert.state = AlertState::Clearing { since_ms: now_ms };
+            alert.state = AlertState::Clearing {
+                since_ms: now_ms,
+                cleared_ms: ts_ms,
+            };
             elapse(timing, alert, now_ms)
         }
         AlertState::Firing => Verdict::Nothing,
@@ -487,11 +496,14 @@ pub fn elapse(timing: Timing, alert: &mut Alert, now_ms: i64) -> Verdict {
             }
             _ => Verdict::Nothing,
         },
-        AlertState::Clearing { since_ms }
-            if now_ms.saturating_sub(since_ms) >= duration_ms(timing.resolve_after) =>
-        {
+        AlertState::Clearing {
+            since_ms,
+            cleared_ms,
+        } if now_ms.saturating_sub(since_ms) >= duration_ms(timing.resolve_after) => {
             alert.state = AlertState::Inactive;
-            Verdict::Clear
+            Verdict::Clear {
+                restored_ms: cleared_ms,
+            }
         }
         _ => Verdict::Nothing,
     }
@@ -588,7 +600,13 @@ mod tests {
             ),
             (320, 0.85, Verdict::Nothing), // between clear and threshold: still firing
             (330, 0.95, Verdict::Nothing), // no second fire
-            (340, 0.80, Verdict::Clear),   // at clear level: cleared
+            (
+                340,
+                0.80,
+                Verdict::Clear {
+                    restored_ms: 339_000,
+                },
+            ), // at clear level: cleared
             (350, 0.85, Verdict::Nothing),
         ];
         for (i, &(s, v, want)) in steps.iter().enumerate() {
@@ -608,13 +626,25 @@ mod tests {
         let mut a = Alert::default();
         assert!(matches!(obs(&t, tm, &mut a, 0, 0.95), Verdict::Fire { .. }));
         assert_eq!(obs(&t, tm, &mut a, 10, 0.5), Verdict::Nothing);
-        assert_eq!(a.state, AlertState::Clearing { since_ms: 10_000 });
+        assert_eq!(
+            a.state,
+            AlertState::Clearing {
+                since_ms: 10_000,
+                cleared_ms: 9_000
+            }
+        );
         // Into the hysteresis band: not clear any more, the wait starts over.
         assert_eq!(obs(&t, tm, &mut a, 100, 0.85), Verdict::Nothing);
         assert_eq!(a.state, AlertState::Firing);
         assert_eq!(obs(&t, tm, &mut a, 110, 0.5), Verdict::Nothing);
         assert_eq!(elapse(tm, &mut a, 229_999), Verdict::Nothing);
-        assert_eq!(elapse(tm, &mut a, 230_000), Verdict::Clear);
+        // Restored when the first clear sample was taken, not when the wait ended.
+        assert_eq!(
+            elapse(tm, &mut a, 230_000),
+            Verdict::Clear {
+                restored_ms: 109_000
+            }
+        );
         assert_eq!(a.state, AlertState::Inactive);
         // A breach while clearing keeps the incident: no second Fire.
         let mut a = Alert::default();

@@ -184,7 +184,8 @@ fn threshold_opens_after_for_and_resolves_on_clear() {
     let i = &h.incidents()[0];
     assert_eq!(i.state, IncidentState::Resolved);
     assert_eq!(i.resolution, Some(Resolution::Auto));
-    assert_eq!(i.restored_at_ms, Some(T0 + 60 * S));
+    // Restored when the clear sample was taken, resolved when it arrived.
+    assert_eq!(i.restored_at_ms, Some(T0 + 60 * S - 500));
     assert_eq!(i.resolved_at_ms, Some(T0 + 60 * S));
 
     let text = h.metrics.render(T0 + 61 * S);
@@ -533,7 +534,7 @@ fn operator_ack_and_resolve() {
     let i = h.engine.store.incident(id).unwrap();
     assert_eq!(
         (i.resolved_at_ms, i.restored_at_ms),
-        (Some(T0 + 3 * S), Some(T0 + 6 * S))
+        (Some(T0 + 3 * S), Some(T0 + 6 * S - 500))
     );
     let kinds: Vec<_> = i.events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["opened", "acknowledged", "resolved", "restored"]);
@@ -623,12 +624,41 @@ fn resolve_after_waits_for_the_condition_to_stay_clear() {
     h.engine.tick(T0 + 240 * S);
     let i = &h.incidents()[0];
     assert_eq!(i.state, IncidentState::Resolved);
-    assert_eq!(i.restored_at_ms, Some(T0 + 240 * S));
+    // Restored when the condition cleared (the first clear sample, stamped
+    // 500 ms before it arrived), resolved when the wait ended.
+    assert_eq!(i.restored_at_ms, Some(T0 + 120 * S - 500));
+    assert_eq!(i.resolved_at_ms, Some(T0 + 240 * S));
     assert_eq!(
         h.incidents().len(),
         1,
         "the re-breach did not open a second incident"
     );
+    // MTRS follows: restored − started, not resolved − started.
+    let text = h.metrics.render(T0 + 240 * S);
+    let want = ((T0 + 120 * S - 500) - (T0 - 500)) as f64 / 1000.0;
+    let sum = text
+        .lines()
+        .find_map(|l| l.strip_prefix("vedette_incident_restore_seconds_sum{priority=\"P3\"} "))
+        .map(|v| v.parse::<f64>().unwrap());
+    assert_eq!(sum, Some(want));
+}
+
+#[test]
+fn a_hand_resolved_incident_is_restored_when_its_condition_clears() {
+    let (_d, path) = db();
+    let yaml = "rules:\n  - {name: disk, metric: d, above: 0.9, resolve_after: 2m}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    h.push("h", T0, &[("d", &[], 0.95)]);
+    let id = h.incidents()[0].id;
+    h.engine.resolve(id, "alice", None, T0 + 5 * S).unwrap();
+    h.push("h", T0 + 10 * S, &[("d", &[], 0.5)]);
+    for t in (20..=130).step_by(10) {
+        h.push("h", T0 + t * S, &[("d", &[], 0.5)]);
+    }
+    h.engine.tick(T0 + 131 * S);
+    let i = &h.incidents()[0];
+    assert_eq!(i.resolved_at_ms, Some(T0 + 5 * S), "by hand");
+    assert_eq!(i.restored_at_ms, Some(T0 + 10 * S - 500), "when it cleared");
 }
 
 #[test]
