@@ -20,8 +20,12 @@ cd "$(dirname "$0")/../.."
 seconds=${SCRAPE_SECONDS:-40}
 attack=${ATTACK_SECONDS:-30}
 command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl; }
-cargo build --release --locked -q -p vedette-collector -p vedette-tests --bin vedette-loadgen
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
+if [[ -n ${1:-} ]]; then
+    cargo build --release --locked -q -p vedette-tests --bin vedette-loadgen
+else
+    cargo build --release --locked -q -p vedette-collector -p vedette-tests --bin vedette-loadgen
+fi
 collector_bin=${1:-$bin/vedette-collector}
 label=${LABEL:-$(basename "$(dirname "$(dirname "$collector_bin")")")}
 work=$(mktemp -d)
