@@ -625,14 +625,26 @@ impl Engine {
         if let Some(at) = host.up.set(Avail::Up, now_ms) {
             changed.push((String::new(), at, Avail::Up));
         }
+        // Several results of one check in a batch are applied in order, but
+        // they all land on one instant: only the state the batch leaves there
+        // is written, one row per check whose state changed, not one per result.
+        let mut touched: HashMap<&str, (Avail, Option<i64>)> = HashMap::new();
         for c in &batch.checks {
             let tl = match host.check_up.get_mut(&c.name) {
                 Some(tl) => tl,
                 None => host.check_up.entry(c.name.clone()).or_default(),
             };
-            let a = check_availability(c.status);
-            if let Some(at) = tl.set(a, now_ms) {
-                changed.push((c.name.clone(), at, a));
+            let t = touched
+                .entry(c.name.as_str())
+                .or_insert((tl.current(), None));
+            if let Some(at) = tl.set(check_availability(c.status), now_ms) {
+                t.1 = Some(at);
+            }
+        }
+        for (name, (before, at)) in touched {
+            let now = host.check_up.get(name).map_or(before, Timeline::current);
+            if let (Some(at), true) = (at, now != before) {
+                changed.push((name.to_string(), at, now));
             }
         }
         self.availability

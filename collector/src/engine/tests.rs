@@ -1433,3 +1433,62 @@ fn a_live_incident_the_engine_did_not_know_is_carried_on_not_duplicated() {
     let v = h.incidents();
     assert_eq!((v[0].id, v[0].state), (stray.id, IncidentState::Resolved));
 }
+
+#[test]
+fn many_results_of_one_check_in_a_batch_write_one_availability_row() {
+    let (_d, path) = db();
+    let mut h = harness(&path, T0);
+    let mut b = h.batch("web-01", T0, &[]);
+    let result = |i: usize| CheckResult {
+        name: "db".into(),
+        kind: CheckKind::Tcp,
+        target: "127.0.0.1:5432".into(),
+        labels: Default::default(),
+        ts_ms: T0 - 1000 + i as i64,
+        status: if i.is_multiple_of(2) {
+            Status::Ok
+        } else {
+            Status::Critical
+        },
+        latency_s: 0.01,
+        message: String::new(),
+    };
+    // 999 results flapping ok/critical, ending ok.
+    b.checks = (0..999).map(result).collect();
+    h.engine.apply(&b, T0).unwrap();
+    h.engine.flush_hosts(T0).unwrap();
+    let rows = || -> Vec<(String, i64, String)> {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let mut stmt = c
+            .prepare("SELECT check_name, at, state FROM availability WHERE check_name = 'db' ORDER BY rowid")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    };
+    assert_eq!(rows(), vec![("db".to_string(), T0, "up".to_string())]);
+    // The next batch flaps and ends where it started: nothing to write.
+    let mut b = h.batch("web-01", T0 + 10 * S, &[]);
+    b.checks = (1..=4).map(result).collect();
+    h.engine.apply(&b, T0 + 10 * S).unwrap();
+    h.engine.flush_hosts(T0 + 10 * S).unwrap();
+    assert_eq!(rows().len(), 1);
+    // One that ends critical writes one row, and the timeline agrees.
+    let mut b = h.batch("web-01", T0 + 20 * S, &[]);
+    b.checks = (0..=3).map(result).collect();
+    h.engine.apply(&b, T0 + 20 * S).unwrap();
+    h.engine.flush_hosts(T0 + 20 * S).unwrap();
+    assert_eq!(rows().len(), 2);
+    assert_eq!(
+        rows()[1],
+        ("db".to_string(), T0 + 20 * S, "down".to_string())
+    );
+    let st = h.state.read().unwrap();
+    assert_eq!(
+        st.hosts["web-01"].check_up["db"].points(),
+        &[(T0, Avail::Up), (T0 + 20 * S, Avail::Down)]
+    );
+}
