@@ -59,7 +59,7 @@ fn state(hosts: usize) -> State {
                 tl.set(Avail::Up, at);
             }
         }
-        st.hosts.insert(name, hs);
+        st.hosts.insert(name, std::sync::Arc::new(hs));
     }
     st
 }

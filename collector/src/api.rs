@@ -34,10 +34,12 @@ use vedette_protocol::{ErrorBody, Limits};
 
 use crate::config::{token_digest, Config, Role};
 use crate::engine::{
-    now_ms, ActionError, EngineHandle, ExternalAlert, ExternalOutcome, NewChange, SubmitError,
+    now_ms, ActionError, ApplyError, EngineHandle, ExternalAlert, ExternalOutcome, NewChange,
+    SubmitError,
 };
 use crate::incidents::{Incident, IncidentState, Labels, Problem, ProblemState};
 use crate::metrics::Metrics;
+use crate::state::Limited;
 use crate::store::{DeliveryRow, Store, StoreError};
 use crate::windows::{Change, ChangeOutcome, Phase, ScopeSpec};
 
@@ -107,6 +109,8 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     Unavailable(String),
+    /// Over a state limit (`limits:`): 413 or 429 with the limit named.
+    Limited(Limited),
     Internal(String),
 }
 
@@ -118,6 +122,7 @@ impl IntoResponse for ApiError {
                 let body = Json(ErrorBody {
                     error: m,
                     field: None,
+                    limit: None,
                 });
                 return (
                     StatusCode::UNAUTHORIZED,
@@ -130,6 +135,16 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m, None),
+            ApiError::Limited(l) => {
+                let status =
+                    StatusCode::from_u16(l.limit.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+                let body = Json(ErrorBody {
+                    error: l.message,
+                    field: l.field.map(String::from),
+                    limit: Some(l.limit.as_str().to_string()),
+                });
+                return (status, [(header::RETRY_AFTER, "60")], body).into_response();
+            }
             ApiError::Internal(source) => {
                 tracing::error!(error = %source, "api request failed");
                 (
@@ -139,7 +154,15 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, Json(ErrorBody { error, field })).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                error,
+                field,
+                limit: None,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -166,6 +189,15 @@ impl From<ActionError> for ApiError {
             ActionError::ProblemConflict(m) => ApiError::Conflict(m),
             ActionError::Invalid { field, message } => ApiError::BadRequest(message, Some(field)),
             ActionError::Store(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Store(e) => ApiError::from(e),
+            ApplyError::Limited(l) => ApiError::Limited(l),
         }
     }
 }
@@ -773,7 +805,14 @@ async fn alertmanager_in(
 ) -> Result<Json<ExternalOutcome>, ApiError> {
     authorize(&app, &headers, Role::Operator)?;
     let alerts = external_alerts(&body)?;
-    let outcome = app.engine.external(alerts).await??;
+    let outcome = match app.engine.external(alerts).await? {
+        Ok(outcome) => outcome,
+        Err(ApplyError::Limited(l)) => {
+            app.metrics.limited(l.limit);
+            return Err(ApiError::Limited(l));
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(Json(outcome))
 }
 
@@ -844,7 +883,17 @@ async fn services_list(
     Ok(Json(reports))
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(want) = &app.config().metrics_token {
+        let given = crate::ingest::bearer(&headers).map(token_digest);
+        if !given.is_some_and(|d| want.matches(&d)) {
+            return ApiError::Unauthorized(
+                "/metrics needs `Authorization: Bearer <metrics_token>` (Prometheus: `authorization: {credentials_file: …}`)"
+                    .into(),
+            )
+            .into_response();
+        }
+    }
     match read(&app, |s| s.outbox_pending()).await {
         Ok(pending) => app.metrics.outbox(
             app.config()

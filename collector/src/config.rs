@@ -18,11 +18,12 @@ use vedette_protocol::{is_valid_name, Status};
 use vedette_yaml::{ConfigError, Diagnostics};
 
 use crate::availability::Mode;
-use crate::kpi::{Reporting, Service, FORGET_AFTER};
+use crate::kpi::{Reporting, Service, FORGET_AFTER, FORGET_SERIES_AFTER};
 use crate::notify::{Kind, Receiver, Route, Router, Secret};
 use crate::rules::{
     CheckRule, Direction, FlapThresholds, Matcher, Rule, RuleKind, Selector, Threshold, Trigger,
 };
+use crate::state::StateLimits;
 use crate::texts::Texts;
 use crate::windows::{Maintenance, Recurrence, Scope, ScopeSpec, Slot};
 
@@ -54,6 +55,26 @@ pub struct Config {
     pub reporting: Arc<Reporting>,
     /// Notification receivers (`notify:`).
     pub notify: Arc<Router>,
+    /// What agents and Alertmanager can make the collector hold (`limits:`).
+    pub limits: StateLimits,
+    /// A series not reported this long is released (`forget_series_after`).
+    pub forget_series_after: Duration,
+    /// SHA-256 of the bearer token `/metrics` asks for (`metrics_token`);
+    /// None: `/metrics` is open.
+    pub metrics_token: Option<MetricsToken>,
+}
+
+/// The token `/metrics` asks for, kept only as its SHA-256.
+#[derive(Debug, Clone)]
+pub struct MetricsToken {
+    sha256: [u8; 32],
+}
+
+impl MetricsToken {
+    /// True when `token_sha256` is this token's digest (constant time).
+    pub fn matches(&self, token_sha256: &[u8; 32]) -> bool {
+        self.sha256.ct_eq(token_sha256).into()
+    }
 }
 
 /// `http:` — how long a client may take; bounds slow and stalled requests.
@@ -145,6 +166,14 @@ impl AgentToken {
     pub fn allows(&self, host: &str) -> bool {
         self.matcher.is_match(host)
     }
+
+    /// A stable identity of the token (from its digest, not its position in
+    /// the file), which `limits.hosts_per_token` counts hosts by.
+    pub fn id(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.sha256[..8]);
+        u64::from_be_bytes(b)
+    }
 }
 
 /// SHA-256 of a bearer token.
@@ -177,6 +206,30 @@ struct RawConfig {
     notify: Vec<RawReceiver>,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default, with = "humantime_serde")]
+    forget_series_after: Option<Duration>,
+    metrics_token: Option<RawSecretToken>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    series_per_host: Option<usize>,
+    checks_per_host: Option<usize>,
+    hosts_per_token: Option<usize>,
+    series_total: Option<usize>,
+    external_rules: Option<usize>,
+    external_alerts: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecretToken {
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    token_sha256: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -471,6 +524,24 @@ impl Config {
             );
         }
         let http = http_limits(&raw.http, &mut diag);
+        let limits = state_limits(&raw.limits, &mut diag);
+        let forget_series_after = raw.forget_series_after.unwrap_or(FORGET_SERIES_AFTER);
+        if forget_series_after < Duration::from_secs(60) {
+            diag.push(
+                "forget_series_after",
+                "must be at least 1m (and above the longest interval any series is sent at)",
+            );
+        }
+        let metrics_token = raw.metrics_token.as_ref().and_then(|t| {
+            token_sha(
+                t.token.as_deref(),
+                t.token_file.as_deref(),
+                t.token_sha256.as_deref(),
+                "metrics_token",
+                &mut diag,
+            )
+            .map(|sha256| MetricsToken { sha256 })
+        });
         let mut names = HashSet::new();
         let receivers = raw
             .notify
@@ -503,6 +574,9 @@ impl Config {
                 http,
                 reporting,
                 notify: Arc::new(Router { receivers }),
+                limits,
+                forget_series_after,
+                metrics_token,
             },
         )
     }
@@ -520,6 +594,36 @@ fn default_rules(texts: &mut Texts) -> Vec<Rule> {
     };
     let mut diag = Diagnostics::new(EMBEDDED);
     validate_rules(raw.rules.as_deref().unwrap_or_default(), texts, &mut diag)
+}
+
+fn state_limits(raw: &RawLimits, diag: &mut Diagnostics) -> StateLimits {
+    let d = StateLimits::default();
+    let mut limit = |value: Option<usize>, default: usize, key: &str| match value {
+        Some(0) => {
+            diag.push(&format!("limits.{key}"), "must be at least 1");
+            default
+        }
+        Some(v) => v,
+        None => default,
+    };
+    let l = StateLimits {
+        series_per_host: limit(raw.series_per_host, d.series_per_host, "series_per_host"),
+        checks_per_host: limit(raw.checks_per_host, d.checks_per_host, "checks_per_host"),
+        hosts_per_token: limit(raw.hosts_per_token, d.hosts_per_token, "hosts_per_token"),
+        series_total: limit(raw.series_total, d.series_total, "series_total"),
+        external_rules: limit(raw.external_rules, d.external_rules, "external_rules"),
+        external_alerts: limit(raw.external_alerts, d.external_alerts, "external_alerts"),
+    };
+    if l.series_per_host > l.series_total {
+        diag.push(
+            "limits.series_per_host",
+            format!(
+                "{} is more than limits.series_total ({}); one host could never reach it",
+                l.series_per_host, l.series_total
+            ),
+        );
+    }
+    l
 }
 
 fn http_limits(raw: &RawHttp, diag: &mut Diagnostics) -> HttpLimits {
@@ -1698,6 +1802,50 @@ forget_hosts_after: 1s
             "services[2].checks: give the check names",
             "services[3].hosts[0]: bad glob",
             "forget_hosts_after: must be at least 1m",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn limits_default_parse_and_are_checked() {
+        let c = Config::from_yaml("c", "rules: []").unwrap();
+        assert_eq!(c.limits, StateLimits::default());
+        assert_eq!(c.forget_series_after, FORGET_SERIES_AFTER);
+        assert!(c.metrics_token.is_none());
+        let c = Config::from_yaml(
+            "c",
+            "limits: {series_per_host: 50, hosts_per_token: 3}\nforget_series_after: 2h\nmetrics_token: {token: scrape}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.limits.series_per_host,
+                c.limits.hosts_per_token,
+                c.limits.series_total
+            ),
+            (50, 3, StateLimits::default().series_total)
+        );
+        assert_eq!(c.forget_series_after, Duration::from_secs(7200));
+        assert!(c.metrics_token.unwrap().matches(&token_digest("scrape")));
+        let e = Config::from_yaml(
+            "c.yaml",
+            "limits:\n  checks_per_host: 0\n  series_per_host: 9\n  series_total: 8\n  hosts: 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("hosts"), "unknown key named: {e}");
+        let e = Config::from_yaml(
+            "c.yaml",
+            "limits:\n  checks_per_host: 0\n  series_per_host: 9\n  series_total: 8\nforget_series_after: 10s\nmetrics_token: {}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "c.yaml:2:3: limits.checks_per_host: must be at least 1",
+            "c.yaml:3:3: limits.series_per_host: 9 is more than limits.series_total (8)",
+            "c.yaml:5:1: forget_series_after: must be at least 1m",
+            "c.yaml:6:1: metrics_token: give exactly one of",
         ] {
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
         }

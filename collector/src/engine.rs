@@ -20,7 +20,7 @@
 //! it implies (the problem it opens, the change it fails) commit in one
 //! transaction.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
@@ -38,7 +38,7 @@ use crate::incidents::{
 use crate::metrics::{Metrics, Stage};
 use crate::notify::Router;
 use crate::rules::{self, Alert, AlertState, Condition, Outcome, Rule, RuleKind, Verdict};
-use crate::state::{HostState, Point, State};
+use crate::state::{HostState, Limit, Limited, Point, State, StateLimits, Stored};
 use crate::store::{AvailabilityRow, Store, StoreError, Suppression, Wake};
 use crate::texts::{Context, Texts};
 use crate::windows::{Change, ChangeOutcome, Maintenance, Phase, Scope, ScopeSpec};
@@ -79,6 +79,22 @@ impl From<StoreError> for ActionError {
         }
     }
 }
+
+/// Why a push or a webhook call was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The store failed as a whole (disk full, I/O): retry later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// It would take what the collector holds past a limit; nothing of it
+    /// was applied.
+    #[error(transparent)]
+    Limited(#[from] Limited),
+}
+
+/// How often a host's series are looked at for staleness (on its own
+/// pushes), and silent hosts for forgetting (on the tick).
+const SWEEP_EVERY_MS: i64 = 60_000;
 
 /// What the summary and description of an incident are made from, captured
 /// when the verdict is made (only for verdicts, so healthy samples allocate nothing).
@@ -202,6 +218,27 @@ pub fn external_priority(labels: &Labels) -> (u8, u8) {
     }
 }
 
+/// The alert name, host and labels of the incident an Alertmanager alert
+/// opens: the host is its `host` label, else `instance`, else `alertmanager`;
+/// the labels are the alert's others plus `source: alertmanager`.
+fn external_identity(a: &ExternalAlert) -> Option<(&str, String, Labels)> {
+    let name = a.labels.get("alertname")?;
+    let host = a
+        .labels
+        .get("host")
+        .or_else(|| a.labels.get("instance"))
+        .cloned()
+        .unwrap_or_else(|| "alertmanager".into());
+    let mut labels: Labels = a
+        .labels
+        .iter()
+        .filter(|(k, v)| k.as_str() != "alertname" && !(k.as_str() == "host" && **v == host))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert("source".into(), EXTERNAL_SOURCE.into());
+    Some((name, host, labels))
+}
+
 /// What a new change needs (validated by the API).
 #[derive(Debug, Clone)]
 pub struct NewChange {
@@ -251,14 +288,45 @@ pub struct Engine {
     pruned_at_ms: i64,
     /// Subjects whose last write failed, with how often in a row.
     faults: HashMap<Subject, u64>,
+    bounds: Bounds,
+    /// When silent hosts were last looked for.
+    forgot_at_ms: i64,
 }
 
-/// Which rules look at which samples.
+/// Which rules look at which samples, and the rules by name.
 struct RuleIndex {
     by_metric: HashMap<String, Vec<usize>>,
     check_exact: HashMap<String, Vec<usize>>,
     check_globs: Vec<usize>,
     absent_rules: Vec<usize>,
+    names: RuleNames,
+}
+
+/// Rules by name, the configured ones and those made for Alertmanager's
+/// alert names apart (the two may share a name): lookups stay constant
+/// time however many rules there are, so start and reload stay linear.
+#[derive(Default)]
+struct RuleNames {
+    configured: HashMap<Arc<str>, usize>,
+    external: HashMap<Arc<str>, usize>,
+}
+
+impl RuleNames {
+    fn insert(&mut self, i: usize, r: &Rule) {
+        let map = match r.kind {
+            RuleKind::External => &mut self.external,
+            _ => &mut self.configured,
+        };
+        map.insert(Arc::clone(&r.name), i);
+    }
+
+    fn find(&self, name: &str, external: bool) -> Option<usize> {
+        if external {
+            self.external.get(name).copied()
+        } else {
+            self.configured.get(name).copied()
+        }
+    }
 }
 
 impl RuleIndex {
@@ -268,8 +336,10 @@ impl RuleIndex {
             check_exact: HashMap::new(),
             check_globs: Vec::new(),
             absent_rules: Vec::new(),
+            names: RuleNames::default(),
         };
         for (i, r) in rules.iter().enumerate() {
+            ix.names.insert(i, r);
             match &r.kind {
                 RuleKind::Threshold(t) => ix.by_metric.entry(t.metric.clone()).or_default().push(i),
                 RuleKind::Check(c) => match &c.exact {
@@ -320,6 +390,28 @@ pub struct Setup {
     pub maintenance: Vec<Maintenance>,
     /// The heartbeat limit: the first `absent_for` rule's.
     pub heartbeat: Option<Duration>,
+    /// What agents can make the collector hold, and for how long.
+    pub bounds: Bounds,
+}
+
+/// Limits on state and how long silent hosts and series are kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub limits: StateLimits,
+    /// A series not reported this long is released.
+    pub forget_series_after: Duration,
+    /// A host silent this long is forgotten (its series, checks and slots).
+    pub forget_hosts_after: Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            limits: StateLimits::default(),
+            forget_series_after: crate::kpi::FORGET_SERIES_AFTER,
+            forget_hosts_after: crate::kpi::FORGET_AFTER,
+        }
+    }
 }
 
 impl Setup {
@@ -334,6 +426,11 @@ impl Setup {
                 RuleKind::Absent { after } => Some(after),
                 _ => None,
             }),
+            bounds: Bounds {
+                limits: c.limits,
+                forget_series_after: c.forget_series_after,
+                forget_hosts_after: c.reporting.forget_after,
+            },
         }
     }
 }
@@ -354,6 +451,7 @@ impl Engine {
             policy,
             maintenance,
             heartbeat,
+            bounds,
         } = setup;
         let index = RuleIndex::of(&rules);
         let mut store = store;
@@ -408,6 +506,8 @@ impl Engine {
             availability: restored,
             pruned_at_ms: now_ms,
             faults: HashMap::new(),
+            bounds,
+            forgot_at_ms: now_ms,
         };
         let live = engine.store.live_incidents()?;
         let resolved = engine.store.resolved_incidents()?;
@@ -494,24 +594,18 @@ impl Engine {
             policy,
             maintenance,
             heartbeat,
+            bounds,
         } = setup;
         // First, so that a store error leaves the engine as it was.
         self.store.set_router(router, wake)?;
         let external = |r: &Rule| matches!(r.kind, RuleKind::External);
         // Rules made for Alertmanager's alerts are not in the file: keep them.
-        for r in self.rules.iter().filter(|r| external(r)) {
-            if !rules.iter().any(|n| external(n) && n.name == r.name) {
-                rules.push(r.clone());
-            }
-        }
+        rules.extend(self.rules.iter().filter(|r| external(r)).cloned());
+        let index = RuleIndex::of(&rules);
         let map: Vec<Option<usize>> = self
             .rules
             .iter()
-            .map(|old| {
-                rules
-                    .iter()
-                    .position(|n| n.name == old.name && external(n) == external(old))
-            })
+            .map(|old| index.names.find(&old.name, external(old)))
             .collect();
         let remap = |k: AlertKey| map[k.rule].map(|rule| AlertKey { rule, ..k });
         rekey(&mut self.alerts, remap);
@@ -519,13 +613,14 @@ impl Engine {
         rekey(&mut self.suppressed, remap);
         let orphans = rekey(&mut self.live, remap);
         self.live_ids = self.live.iter().map(|(k, i)| (i.id, k.clone())).collect();
-        self.index = RuleIndex::of(&rules);
+        self.index = index;
         self.host_rules.clear();
         self.rules = rules;
         self.texts = texts;
         self.policy = policy;
         self.maintenance = maintenance;
         self.heartbeat = heartbeat;
+        self.bounds = bounds;
         let orphans_resolved = orphans.len();
         for incident in orphans {
             self.metrics
@@ -543,9 +638,7 @@ impl Engine {
     /// The alert an incident belongs to, if its rule is still configured.
     fn key_of(&self, incident: &Incident) -> Option<AlertKey> {
         let external = incident.origin == Origin::Alertmanager;
-        let rule = self.rules.iter().position(|r| {
-            *r.name == incident.rule && matches!(r.kind, RuleKind::External) == external
-        })?;
+        let rule = self.index.names.find(&incident.rule, external)?;
         Some(AlertKey {
             rule,
             host: incident.host.clone(),
@@ -556,6 +649,170 @@ impl Engine {
     /// The configured rules.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Releases the host's series not reported for `forget_series_after`,
+    /// at most once a minute and on the host's own push, so a series it
+    /// stopped sending frees its slot. Their alerts go too, unless an
+    /// incident is live for them.
+    fn sweep_host(&mut self, st: &mut State, host: &str, now_ms: i64) {
+        let Some(h) = st.hosts.get_mut(host) else {
+            return;
+        };
+        if now_ms.saturating_sub(h.swept_ms) < SWEEP_EVERY_MS {
+            return;
+        }
+        let h = Arc::make_mut(h);
+        h.swept_ms = now_ms;
+        let stale_before =
+            now_ms.saturating_sub(rules::duration_ms(self.bounds.forget_series_after));
+        let gone = h.sweep(stale_before);
+        st.series_total = st.series_total.saturating_sub(gone.len());
+        for (name, labels) in gone {
+            for &r in self.index.by_metric.get(&name).into_iter().flatten() {
+                let key = AlertKey {
+                    rule: r,
+                    host: host.to_string(),
+                    labels: labels.clone(),
+                };
+                if !self.live.contains_key(&key) {
+                    self.alerts.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Refuses a batch that would take its host or the collector past a
+    /// limit. Counting new series is skipped when even all-new could not.
+    fn check_limits(&self, st: &State, batch: &Batch, token: Option<u64>) -> Result<(), Limited> {
+        let limits = &self.bounds.limits;
+        let name = batch.agent.host.as_str();
+        let host = st.hosts.get(name).map(|h| &**h);
+        if let Some(t) = token {
+            let admitted = st.hosts_per_token.get(&t).copied().unwrap_or(0);
+            if host.is_none_or(|h| h.token.is_none()) && admitted >= limits.hosts_per_token {
+                return Err(Limited {
+                    limit: Limit::HostsPerToken,
+                    field: Some("agent.host"),
+                    message: format!(
+                        "this agent token has brought in {admitted} hosts, the most limits.hosts_per_token allows; \
+                         host {name} is refused until some are forgotten (silent past forget_hosts_after) \
+                         or the collector's limit is raised"
+                    ),
+                });
+            }
+        }
+        let have = host.map_or(0, HostState::series_len);
+        let n = batch.samples.len();
+        if have + n > limits.series_per_host || st.series_total + n > limits.series_total {
+            let new: HashSet<(&str, &Labels)> = batch
+                .samples
+                .iter()
+                .filter(|s| !host.is_some_and(|h| h.has_series(&s.name, &s.labels)))
+                .map(|s| (s.name.as_str(), &s.labels))
+                .collect();
+            if have + new.len() > limits.series_per_host {
+                return Err(Limited {
+                    limit: Limit::SeriesPerHost,
+                    field: Some("samples"),
+                    message: format!(
+                        "host {name} would have {} live series, over limits.series_per_host ({}); \
+                         send fewer distinct series (one not reported for forget_series_after is released) \
+                         or raise the collector's limit",
+                        have + new.len(),
+                        limits.series_per_host
+                    ),
+                });
+            }
+            if st.series_total + new.len() > limits.series_total {
+                return Err(Limited {
+                    limit: Limit::SeriesTotal,
+                    field: Some("samples"),
+                    message: format!(
+                        "the collector holds {} live series and {} more would pass limits.series_total ({}); \
+                         retry later (silent hosts are forgotten after forget_hosts_after) or raise the limit",
+                        st.series_total,
+                        new.len(),
+                        limits.series_total
+                    ),
+                });
+            }
+        }
+        let have = host.map_or(0, |h| h.check_up.len());
+        if have + batch.checks.len() > limits.checks_per_host {
+            let new: HashSet<&str> = batch
+                .checks
+                .iter()
+                .filter(|c| !host.is_some_and(|h| h.check_up.contains_key(&c.name)))
+                .map(|c| c.name.as_str())
+                .collect();
+            if have + new.len() > limits.checks_per_host {
+                return Err(Limited {
+                    limit: Limit::ChecksPerHost,
+                    field: Some("checks"),
+                    message: format!(
+                        "host {name} would have reported {} distinct checks, over limits.checks_per_host ({}); \
+                         use fewer check names or raise the collector's limit",
+                        have + new.len(),
+                        limits.checks_per_host
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets hosts silent past `forget_hosts_after`, once a minute: their
+    /// series, checks, availability and rule caches leave memory, their
+    /// record leaves the store, and their slots (series, hosts per token)
+    /// are free again. A live incident of theirs (host_down) stays live and
+    /// resolves if the host comes back.
+    fn forget_hosts(&mut self, now_ms: i64) {
+        if now_ms.saturating_sub(self.forgot_at_ms) < SWEEP_EVERY_MS {
+            return;
+        }
+        self.forgot_at_ms = now_ms;
+        let silent_ms = rules::duration_ms(self.bounds.forget_hosts_after);
+        let state = Arc::clone(&self.state);
+        let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
+        let st = &mut *guard;
+        let gone: Vec<String> = st
+            .hosts
+            .iter()
+            .filter(|(_, h)| now_ms.saturating_sub(h.last_seen_ms) >= silent_ms)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for name in &gone {
+            let Some(h) = st.hosts.remove(name) else {
+                continue;
+            };
+            st.series_total = st.series_total.saturating_sub(h.series_len());
+            if let Some(t) = h.token {
+                if let Some(n) = st.hosts_per_token.get_mut(&t) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        st.hosts_per_token.remove(&t);
+                    }
+                }
+            }
+            self.host_rules.remove(name);
+        }
+        drop(guard);
+        let names: HashSet<&str> = gone.iter().map(String::as_str).collect();
+        self.alerts
+            .retain(|k, _| !names.contains(k.host.as_str()) || self.live.contains_key(k));
+        self.suppressed
+            .retain(|k, _| !names.contains(k.host.as_str()));
+        tracing::info!(
+            hosts = gone.len(),
+            "forgot hosts silent past forget_hosts_after"
+        );
+        if let Err(e) = self.store.write(|tx| tx.forget_hosts(&gone)) {
+            self.failed(Stage::Flush, Subject::Availability, &e);
+        }
     }
 
     /// Which rules apply to `host` (cached; recomputed when its labels change).
@@ -582,31 +839,44 @@ impl Engine {
 
     /// Applies one validated batch received at `now_ms`: exactly once per
     /// `(host, boot_id, seq)`. Transitions are persisted before returning.
-    pub fn apply(&mut self, batch: &Batch, now_ms: i64) -> Result<PushAck, StoreError> {
+    pub fn apply(&mut self, batch: &Batch, now_ms: i64) -> Result<PushAck, ApplyError> {
+        self.apply_as(batch, None, now_ms)
+    }
+
+    /// [`Engine::apply`] for a batch pushed with agent token `token` (the
+    /// digest [`crate::config::AgentToken::id`]), which a new host is charged
+    /// to. A batch that would take the host or the collector past a limit
+    /// is refused whole, before anything changes.
+    pub fn apply_as(
+        &mut self,
+        batch: &Batch,
+        token: Option<u64>,
+        now_ms: i64,
+    ) -> Result<PushAck, ApplyError> {
         let state = Arc::clone(&self.state);
-        let mut st = state.write().unwrap_or_else(|p| p.into_inner());
+        let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
+        let st = &mut *guard;
         let host_name = batch.agent.host.as_str();
-        let host = st
+        if st
             .hosts
-            .entry(host_name.to_string())
-            .or_insert_with(|| HostState {
-                labels: Labels::new(),
-                boot_id: String::new(),
-                last_seq: 0,
-                retired_boots: Vec::new(),
-                last_seen_ms: now_ms,
-                interval_ms: 0,
-                series: HashMap::new(),
-                checks: Default::default(),
-                up: Timeline::default(),
-                check_up: HashMap::new(),
-                dirty: true,
-            });
-        if host.is_duplicate(&batch.agent.boot_id, batch.seq) {
+            .get(host_name)
+            .is_some_and(|h| h.is_duplicate(&batch.agent.boot_id, batch.seq))
+        {
             return Ok(PushAck {
                 accepted: 0,
                 ack_seq: batch.seq,
             });
+        }
+        self.sweep_host(st, host_name, now_ms);
+        self.check_limits(st, batch, token)?;
+        let host = Arc::make_mut(
+            st.hosts
+                .entry(host_name.to_string())
+                .or_insert_with(|| Arc::new(HostState::new(now_ms))),
+        );
+        if let (Some(t), None) = (token, host.token) {
+            host.token = Some(t);
+            *st.hosts_per_token.entry(t).or_default() += 1;
         }
         if host.labels != batch.agent.labels {
             self.store.note_host_labels(host_name, &batch.agent.labels);
@@ -697,8 +967,10 @@ impl Engine {
                 ts_ms: s.ts_ms,
                 value: s.value,
             };
-            if !host.set_point(&s.name, &s.labels, point) {
-                continue;
+            match host.set_point(&s.name, &s.labels, point) {
+                Stored::Kept => continue,
+                Stored::Created => st.series_total += 1,
+                Stored::Updated => {}
             }
             let Some(rule_ids) = self.index.by_metric.get(&s.name) else {
                 continue;
@@ -816,19 +1088,20 @@ impl Engine {
                 host.checks.insert(c.name.clone(), c.clone());
             }
         }
-        drop(st);
+        drop(guard);
         if let Err(e) = self.act_each(fired, Stage::Push, now_ms, true) {
             // Not acknowledged, so the agent sends this batch again: it must
             // not look like a repeat then.
             let mut st = state.write().unwrap_or_else(|p| p.into_inner());
             if let Some(host) = st.hosts.get_mut(host_name) {
+                let host = Arc::make_mut(host);
                 host.last_seq = before_seq;
                 if let Some((boot_id, retired)) = before_boot {
                     host.boot_id = boot_id;
                     host.retired_boots = retired;
                 }
             }
-            return Err(e);
+            return Err(e.into());
         }
         let accepted = batch.samples.len() + batch.checks.len();
         self.metrics.ingest_samples.inc_by(accepted as u64);
@@ -852,6 +1125,7 @@ impl Engine {
         // Never aborts: each transition is tried.
         let _ = self.act_each(fired, Stage::Tick, now_ms, false);
         self.heartbeats(now_ms);
+        self.forget_hosts(now_ms);
         self.end_suppressions(now_ms);
         self.decide_changes(now_ms);
         self.close_resolved(now_ms);
@@ -983,9 +1257,13 @@ impl Engine {
             if now_ms.saturating_sub(h.last_seen_ms.max(self.grace_from_ms)) < limit {
                 continue;
             }
-            let at = (h.last_seen_ms + h.interval_ms.max(1000))
+            let at = h
+                .last_seen_ms
+                .saturating_add(h.interval_ms.max(1000))
                 .max(self.grace_from_ms)
                 .min(now_ms);
+            // Copied only now, if a snapshot holds it: most hosts are skipped above.
+            let h = Arc::make_mut(h);
             if let Some(at) = h.up.set(Avail::Down, at) {
                 self.availability.push(AvailabilityRow {
                     host: name.clone(),
@@ -1010,6 +1288,7 @@ impl Engine {
         if now_ms - self.pruned_at_ms >= 3_600_000 {
             self.pruned_at_ms = now_ms;
             for h in st.hosts.values_mut() {
+                let h = Arc::make_mut(h);
                 h.up.prune(now_ms - horizon);
                 h.check_up
                     .values_mut()
@@ -1052,8 +1331,8 @@ impl Engine {
         });
         let e = match written {
             Ok(()) => {
-                for h in st.hosts.values_mut() {
-                    h.dirty = false;
+                for h in st.hosts.values_mut().filter(|h| h.dirty) {
+                    Arc::make_mut(h).dirty = false;
                 }
                 drop(st);
                 if !self.faults.is_empty() {
@@ -1081,7 +1360,7 @@ impl Engine {
             match self.store.write(|tx| tx.save_hosts(std::iter::once(r))) {
                 Ok(()) => {
                     if let Some(h) = st.hosts.get_mut(&r.host) {
-                        h.dirty = false;
+                        Arc::make_mut(h).dirty = false;
                     }
                 }
                 Err(e) => {
@@ -1123,22 +1402,23 @@ impl Engine {
     /// The rule standing for alerts named `name` from another system, made
     /// on first sight.
     fn external_rule(&mut self, name: &str) -> usize {
-        if let Some(i) = self
-            .rules
-            .iter()
-            .position(|r| *r.name == *name && matches!(r.kind, RuleKind::External))
-        {
+        if let Some(i) = self.index.names.find(name, true) {
             return i;
         }
-        self.rules.push(Rule {
+        let rule = Rule {
             name: name.into(),
             kind: RuleKind::External,
             impact: 2,
             urgency: 2,
             selector: Default::default(),
             resolve_after: Duration::ZERO,
-        });
-        self.rules.len() - 1
+        };
+        let i = self.rules.len();
+        self.index.names.insert(i, &rule);
+        // Host rule caches stay valid: no sample or heartbeat looks at an
+        // external rule's index.
+        self.rules.push(rule);
+        i
     }
 
     /// Applies alerts from Alertmanager's webhook: a firing alert opens (or
@@ -1149,27 +1429,13 @@ impl Engine {
         &mut self,
         alerts: &[ExternalAlert],
         now_ms: i64,
-    ) -> Result<ExternalOutcome, StoreError> {
+    ) -> Result<ExternalOutcome, ApplyError> {
+        self.check_external_limits(alerts)?;
         let mut out = ExternalOutcome::default();
         for a in alerts {
-            let Some(name) = a.labels.get("alertname") else {
+            let Some((name, host, labels)) = external_identity(a) else {
                 continue;
             };
-            let host = a
-                .labels
-                .get("host")
-                .or_else(|| a.labels.get("instance"))
-                .cloned()
-                .unwrap_or_else(|| "alertmanager".into());
-            let mut labels: Labels = a
-                .labels
-                .iter()
-                .filter(|(k, v)| {
-                    k.as_str() != "alertname" && !(k.as_str() == "host" && **v == host)
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            labels.insert("source".into(), EXTERNAL_SOURCE.into());
             let key = AlertKey {
                 rule: self.external_rule(name),
                 host,
@@ -1200,7 +1466,7 @@ impl Engine {
                     Err(e) => {
                         self.failed(Stage::External, Subject::Alert(key), &e);
                         if !e.is_refusal() {
-                            return Err(e);
+                            return Err(e.into());
                         }
                         out.failed += 1;
                         continue;
@@ -1213,7 +1479,7 @@ impl Engine {
                     Err(e) => {
                         self.failed(Stage::External, Subject::Alert(key), &e);
                         if !e.is_refusal() {
-                            return Err(e);
+                            return Err(e.into());
                         }
                         out.failed += 1;
                     }
@@ -1223,6 +1489,65 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// Refuses a webhook call that would make more rules for Alertmanager's
+    /// alert names, or more live incidents from them, than the limits allow.
+    fn check_external_limits(&self, alerts: &[ExternalAlert]) -> Result<(), Limited> {
+        let limits = &self.bounds.limits;
+        let mut new_names = HashSet::new();
+        let mut new_live = HashSet::new();
+        for a in alerts.iter().filter(|a| a.firing) {
+            let Some((name, host, labels)) = external_identity(a) else {
+                continue;
+            };
+            let rule = self.index.names.find(name, true);
+            if rule.is_none() {
+                new_names.insert(name);
+            }
+            let live = rule.is_some_and(|rule| {
+                self.live.contains_key(&AlertKey {
+                    rule,
+                    host: host.clone(),
+                    labels: labels.clone(),
+                })
+            });
+            if !live {
+                new_live.insert((name, host, labels));
+            }
+        }
+        let rules = self.index.names.external.len();
+        if rules + new_names.len() > limits.external_rules {
+            return Err(Limited {
+                limit: Limit::ExternalRules,
+                field: Some("alerts"),
+                message: format!(
+                    "{} alert names are known and {} new ones would pass limits.external_rules ({}); \
+                     raise the collector's limit or send fewer distinct alertnames",
+                    rules,
+                    new_names.len(),
+                    limits.external_rules
+                ),
+            });
+        }
+        let live = self
+            .live
+            .values()
+            .filter(|i| i.origin == Origin::Alertmanager)
+            .count();
+        if live + new_live.len() > limits.external_alerts {
+            return Err(Limited {
+                limit: Limit::ExternalAlerts,
+                field: Some("alerts"),
+                message: format!(
+                    "{live} incidents from Alertmanager are live and {} more would pass limits.external_alerts ({}); \
+                     retry later or raise the collector's limit",
+                    new_live.len(),
+                    limits.external_alerts
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub fn acknowledge(
@@ -2009,6 +2334,7 @@ fn restore_availability(
         let Some(h) = st.hosts.get_mut(&host) else {
             continue;
         };
+        let h = Arc::make_mut(h);
         let mut tl = Timeline::from_points(pts);
         if let Some(at) = tl.set(Avail::Unknown, gap_from.max(tl.since().unwrap_or(gap_from))) {
             unknown.push(AvailabilityRow {
@@ -2139,7 +2465,8 @@ pub fn now_ms() -> i64 {
 enum Command {
     Push {
         batch: Box<Batch>,
-        reply: oneshot::Sender<Result<PushAck, StoreError>>,
+        token: Option<u64>,
+        reply: oneshot::Sender<Result<PushAck, ApplyError>>,
     },
     Acknowledge {
         id: i64,
@@ -2166,7 +2493,7 @@ enum Command {
     },
     External {
         alerts: Vec<ExternalAlert>,
-        reply: oneshot::Sender<Result<ExternalOutcome, StoreError>>,
+        reply: oneshot::Sender<Result<ExternalOutcome, ApplyError>>,
     },
     Reload {
         setup: Box<Setup>,
@@ -2239,8 +2566,12 @@ impl Engine {
     fn handle(&mut self, cmd: Command) {
         let now = now_ms();
         match cmd {
-            Command::Push { batch, reply } => {
-                let _ = reply.send(self.apply(&batch, now));
+            Command::Push {
+                batch,
+                token,
+                reply,
+            } => {
+                let _ = reply.send(self.apply_as(&batch, token, now));
             }
             Command::Acknowledge {
                 id,
@@ -2315,10 +2646,17 @@ impl EngineHandle {
         rx.await.map_err(|_| SubmitError::Stopped)
     }
 
-    /// Applies a validated batch; resolves once its transitions are persisted.
-    pub async fn push(&self, batch: Batch) -> Result<Result<PushAck, StoreError>, SubmitError> {
+    /// Applies a validated batch pushed with agent token `token` (its
+    /// [`crate::config::AgentToken::id`]); resolves once its transitions
+    /// are persisted.
+    pub async fn push(
+        &self,
+        batch: Batch,
+        token: Option<u64>,
+    ) -> Result<Result<PushAck, ApplyError>, SubmitError> {
         self.call(|reply| Command::Push {
             batch: Box::new(batch),
+            token,
             reply,
         })
         .await
@@ -2390,7 +2728,7 @@ impl EngineHandle {
     pub async fn external(
         &self,
         alerts: Vec<ExternalAlert>,
-    ) -> Result<Result<ExternalOutcome, StoreError>, SubmitError> {
+    ) -> Result<Result<ExternalOutcome, ApplyError>, SubmitError> {
         self.call(|reply| Command::External { alerts, reply }).await
     }
 

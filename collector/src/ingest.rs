@@ -16,8 +16,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use vedette_protocol::{Encoding, ErrorBody, Rejection, RejectionKind};
 
 use crate::api::AppState;
-use crate::config::token_digest;
-use crate::engine::{now_ms, SubmitError};
+use crate::config::{token_digest, AgentToken};
+use crate::engine::{now_ms, ApplyError, SubmitError};
 use crate::metrics::IngestOutcome;
 
 /// The push handler.
@@ -149,7 +149,7 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutco
     }
 
     let host = batch.agent.host.clone();
-    match app.engine.push(batch).await {
+    match app.engine.push(batch, allowed.map(AgentToken::id)).await {
         Ok(Ok(ack)) => {
             let outcome = if ack.accepted == 0 {
                 IngestOutcome::Duplicate
@@ -158,7 +158,27 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutco
             };
             (outcome, (StatusCode::OK, Json(ack)).into_response())
         }
-        Ok(Err(e)) => {
+        Ok(Err(ApplyError::Limited(l))) => {
+            app.metrics.limited(l.limit);
+            tracing::warn!(host = %host, limit = l.limit.as_str(), "push refused over a limit: {l}");
+            let status =
+                StatusCode::from_u16(l.limit.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            let mut r = (
+                status,
+                Json(ErrorBody {
+                    error: l.message,
+                    field: l.field.map(String::from),
+                    limit: Some(l.limit.as_str().to_string()),
+                }),
+            )
+                .into_response();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+            }
+            (IngestOutcome::Limited, r)
+        }
+        Ok(Err(ApplyError::Store(e))) => {
             tracing::warn!(host = %host, error = %e, "store failed; refusing the batch so the agent retries");
             (
                 IngestOutcome::Unavailable,
@@ -208,6 +228,7 @@ fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response {
         Json(ErrorBody {
             error: message.to_string(),
             field: field.map(String::from),
+            limit: None,
         }),
     )
         .into_response()

@@ -47,6 +47,9 @@ pub struct Reporting {
 /// Default of `forget_hosts_after`.
 pub const FORGET_AFTER: Duration = Duration::from_secs(7 * 86_400);
 
+/// Default of `forget_series_after`.
+pub const FORGET_SERIES_AFTER: Duration = Duration::from_secs(3_600);
+
 impl Default for Reporting {
     fn default() -> Self {
         Reporting {
@@ -163,6 +166,7 @@ pub fn visible_hosts<'a>(
     let mut hosts: Vec<_> = state
         .hosts
         .iter()
+        .map(|(n, h)| (n, &**h))
         .filter(|(_, h)| visible(h, reporting, now_ms))
         .collect();
     hosts.sort_by(|a, b| a.0.cmp(b.0));

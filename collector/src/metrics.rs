@@ -23,7 +23,7 @@ use prometheus::{
 use crate::availability::{Avail, WINDOWS};
 use crate::incidents::{priority_label, Kpi, Observation};
 use crate::kpi::{self, Planned, Reporting, ServiceReport};
-use crate::state::State;
+use crate::state::{Limit, State};
 
 /// Outcomes of `POST /api/v1/push`, the values of `outcome`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +37,12 @@ pub enum IngestOutcome {
     Forbidden,
     Throttled,
     Unavailable,
+    /// Refused whole over a state limit (`vedette_ingest_limited_total`).
+    Limited,
 }
 
 impl IngestOutcome {
-    pub const ALL: [IngestOutcome; 9] = [
+    pub const ALL: [IngestOutcome; 10] = [
         IngestOutcome::Accepted,
         IngestOutcome::Duplicate,
         IngestOutcome::Invalid,
@@ -50,6 +52,7 @@ impl IngestOutcome {
         IngestOutcome::Forbidden,
         IngestOutcome::Throttled,
         IngestOutcome::Unavailable,
+        IngestOutcome::Limited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +66,7 @@ impl IngestOutcome {
             IngestOutcome::Forbidden => "forbidden",
             IngestOutcome::Throttled => "throttled",
             IngestOutcome::Unavailable => "unavailable",
+            IngestOutcome::Limited => "limited",
         }
     }
 }
@@ -126,6 +130,7 @@ pub struct Metrics {
     pub incidents_resolved: IntCounterVec,
     pub ingest_batches: IntCounterVec,
     pub ingest_samples: IntCounter,
+    pub ingest_limited: IntCounterVec,
     pub engine_errors: IntCounterVec,
     pub problems_open: IntGauge,
     pub changes: IntCounterVec,
@@ -188,6 +193,14 @@ impl Metrics {
         let ingest_samples = IntCounter::new(
             "vedette_ingest_samples_total",
             "Samples and check results applied from accepted batches.",
+        )
+        .expect("static metric definition");
+        let ingest_limited = IntCounterVec::new(
+            Opts::new(
+                "vedette_ingest_limited_total",
+                "Pushes and webhook calls refused whole because they would take what the collector holds past a limit, by limit (the keys of `limits:`).",
+            ),
+            &["limit"],
         )
         .expect("static metric definition");
         let engine_errors = IntCounterVec::new(
@@ -283,6 +296,7 @@ impl Metrics {
         reg(Box::new(ingest_batches.clone()));
         reg(Box::new(ingest_samples.clone()));
         reg(Box::new(engine_errors.clone()));
+        reg(Box::new(ingest_limited.clone()));
         own.extend(HostsExport::FAMILIES.iter().map(|f| f.0.to_string()));
         // Series with a known, closed set of labels exist from the start at
         // 0, so rate() and increase() see their first event.
@@ -294,6 +308,9 @@ impl Metrics {
         }
         for stage in Stage::ALL {
             engine_errors.with_label_values(&[stage.as_str()]);
+        }
+        for limit in Limit::ALL {
+            ingest_limited.with_label_values(&[limit.as_str()]);
         }
         for p in 1..=5 {
             for h in &kpi {
@@ -313,6 +330,7 @@ impl Metrics {
             incidents_resolved,
             ingest_batches,
             ingest_samples,
+            ingest_limited,
             engine_errors,
             problems_open,
             changes,
@@ -379,8 +397,15 @@ impl Metrics {
 
     /// Every configured service at `now_ms` (`GET /api/v1/services`).
     pub fn services(&self, now_ms: i64) -> Vec<ServiceReport> {
-        let state = self.hosts.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = self.hosts.snapshot();
         kpi::services(&self.hosts.reporting(), &state, now_ms)
+    }
+
+    /// Counts one refusal over a state limit.
+    pub fn limited(&self, limit: Limit) {
+        self.ingest_limited
+            .with_label_values(&[limit.as_str()])
+            .inc();
     }
 
     /// Counts one push outcome.
@@ -412,6 +437,12 @@ struct HostsExport {
 impl HostsExport {
     fn reporting(&self) -> Arc<Reporting> {
         Arc::clone(&self.reporting.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The state as of now: the lock is held only to copy the host map's
+    /// pointers, so pushes go on while a scrape formats.
+    fn snapshot(&self) -> State {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -550,9 +581,7 @@ impl HostsExport {
 
     /// Writes every per-host and per-service family to `out`.
     fn write(&self, now_ms: i64, own: &HashSet<String>, out: &mut String) {
-        let Ok(state) = self.state.read() else {
-            return;
-        };
+        let state = self.snapshot();
         let reporting = &*self.reporting();
         let [mut host_up, mut check_up, mut host_ratio, mut host_unknown, mut check_ratio, mut check_unknown, mut svc_ratio, mut svc_unknown, mut svc_planned, mut svc_target, mut svc_budget, mut svc_burn, mut downtime] =
             Self::FAMILIES.map(|(name, help)| Family::gauge(name, help));
@@ -590,7 +619,7 @@ impl HostsExport {
                     check_unknown.add(&l, [], t.unknown_ms as f64 / 1000.0);
                 }
             }
-            for ((name, labels), point) in &h.series {
+            for (name, labels, point) in h.series() {
                 let fq = format!("vedette_{name}");
                 if own.contains(&fq) {
                     continue;
@@ -711,7 +740,7 @@ mod tests {
             },
         );
         let mut s = State::default();
-        s.hosts.insert("web-01".into(), h);
+        s.hosts.insert("web-01".into(), Arc::new(h));
         Arc::new(RwLock::new(s))
     }
 
@@ -722,7 +751,7 @@ mod tests {
         let st = state();
         {
             let mut s = st.write().unwrap();
-            let h = s.hosts.get_mut("web-01").unwrap();
+            let h = Arc::make_mut(s.hosts.get_mut("web-01").unwrap());
             h.last_seen_ms = H;
             h.up.set(Avail::Up, 0);
             let api = h.check_up.entry("api".into()).or_default();

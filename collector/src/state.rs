@@ -2,10 +2,18 @@
 //! every series and the latest result of every check. No history: long-term
 //! metrics belong to Prometheus.
 //!
-//! Written only by the engine (under a write lock held for one batch), read
-//! by `/metrics` at scrape time.
+//! Written only by the engine (under a write lock held for one batch). Each
+//! host sits behind an `Arc`, so a reader takes a [`State`] snapshot by
+//! cloning the map under the lock (pointer copies) and renders outside it:
+//! `/metrics` never holds the lock while it formats, and the engine copies
+//! a host only when it changes one a snapshot still holds.
+//!
+//! Counts kept here bound what agents can make the collector hold: live
+//! series per host and in total, distinct checks per host, hosts per agent
+//! token (see `limits` in the configuration).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use vedette_protocol::CheckResult;
@@ -16,8 +24,20 @@ use crate::incidents::Labels;
 use crate::store::{HostRecord, RETIRED_BOOTS};
 use crate::windows::Scope;
 
-/// A series within a host: metric name and labels.
-pub type SeriesKey = (String, Labels);
+/// A host's series: by metric name, then labels, so a sample is looked up
+/// without building an owned key.
+pub type Series = HashMap<String, HashMap<Labels, Point>>;
+
+/// What [`HostState::set_point`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// A new series.
+    Created,
+    /// The series' latest point was replaced.
+    Updated,
+    /// The series already had a newer point.
+    Kept,
+}
 
 /// One latest value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,7 +61,8 @@ pub struct HostState {
     pub last_seen_ms: i64,
     /// The agent's push interval.
     pub interval_ms: i64,
-    pub series: HashMap<SeriesKey, Point>,
+    series: Series,
+    series_len: usize,
     pub checks: BTreeMap<String, CheckResult>,
     /// Heartbeat availability: up while pushing within the heartbeat limit.
     pub up: Timeline,
@@ -49,9 +70,34 @@ pub struct HostState {
     pub check_up: HashMap<String, Timeline>,
     /// Changed since last persisted.
     pub dirty: bool,
+    /// The agent token that admitted the host (a digest of it), which
+    /// `limits.hosts_per_token` charges it to; None without agent tokens.
+    pub token: Option<u64>,
+    /// When stale series were last swept (collector clock).
+    pub swept_ms: i64,
 }
 
 impl HostState {
+    /// A host heard from for the first time at `now_ms`.
+    pub fn new(now_ms: i64) -> HostState {
+        HostState {
+            labels: Labels::new(),
+            boot_id: String::new(),
+            last_seq: 0,
+            retired_boots: Vec::new(),
+            last_seen_ms: now_ms,
+            interval_ms: 0,
+            series: HashMap::new(),
+            series_len: 0,
+            checks: BTreeMap::new(),
+            up: Timeline::default(),
+            check_up: HashMap::new(),
+            dirty: true,
+            token: None,
+            swept_ms: now_ms,
+        }
+    }
+
     /// A host restored from the store, with no series yet.
     pub fn from_record(r: HostRecord) -> HostState {
         HostState {
@@ -62,10 +108,13 @@ impl HostState {
             last_seen_ms: r.last_seen_ms,
             interval_ms: r.interval_ms,
             series: HashMap::new(),
+            series_len: 0,
             checks: BTreeMap::new(),
             up: Timeline::default(),
             check_up: HashMap::new(),
             dirty: false,
+            token: None,
+            swept_ms: r.last_seen_ms,
         }
     }
 
@@ -108,21 +157,156 @@ impl HostState {
     }
 
     /// Stores a point unless the series already has a newer one (a late
-    /// replay must not roll the latest value back). Returns true if stored.
-    pub fn set_point(&mut self, name: &str, labels: &Labels, point: Point) -> bool {
-        match self.series.get_mut(&(name.to_string(), labels.clone())) {
-            Some(p) if p.ts_ms > point.ts_ms => false,
+    /// replay must not roll the latest value back).
+    pub fn set_point(&mut self, name: &str, labels: &Labels, point: Point) -> Stored {
+        let by_labels = match self.series.get_mut(name) {
+            Some(m) => m,
+            None => self.series.entry(name.to_string()).or_default(),
+        };
+        match by_labels.get_mut(labels) {
+            Some(p) if p.ts_ms > point.ts_ms => Stored::Kept,
             Some(p) => {
                 *p = point;
-                true
+                Stored::Updated
             }
             None => {
-                self.series
-                    .insert((name.to_string(), labels.clone()), point);
-                true
+                by_labels.insert(labels.clone(), point);
+                self.series_len += 1;
+                Stored::Created
             }
         }
     }
+
+    /// The latest point of one series.
+    pub fn point(&self, name: &str, labels: &Labels) -> Option<Point> {
+        self.series.get(name)?.get(labels).copied()
+    }
+
+    /// True when the host has this series.
+    pub fn has_series(&self, name: &str, labels: &Labels) -> bool {
+        self.series
+            .get(name)
+            .is_some_and(|m| m.contains_key(labels))
+    }
+
+    /// How many series the host has.
+    pub fn series_len(&self) -> usize {
+        self.series_len
+    }
+
+    /// Every series: name, labels and latest point.
+    pub fn series(&self) -> impl Iterator<Item = (&str, &Labels, &Point)> {
+        self.series
+            .iter()
+            .flat_map(|(n, m)| m.iter().map(move |(l, p)| (n.as_str(), l, p)))
+    }
+
+    /// Releases the series whose latest point is older than `before_ms`
+    /// and returns them.
+    pub fn sweep(&mut self, before_ms: i64) -> Vec<(String, Labels)> {
+        let mut gone = Vec::new();
+        self.series.retain(|name, by_labels| {
+            by_labels.retain(|labels, p| {
+                let keep = p.ts_ms >= before_ms;
+                if !keep {
+                    gone.push((name.clone(), labels.clone()));
+                }
+                keep
+            });
+            !by_labels.is_empty()
+        });
+        self.series_len -= gone.len();
+        gone
+    }
+}
+
+/// Bounds on what agents and Alertmanager can make the collector hold
+/// (`limits:` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateLimits {
+    /// Live series of one host.
+    pub series_per_host: usize,
+    /// Distinct checks one host has reported.
+    pub checks_per_host: usize,
+    /// Hosts one agent token has brought in.
+    pub hosts_per_token: usize,
+    /// Live series over all hosts.
+    pub series_total: usize,
+    /// Rules made for Alertmanager's alert names.
+    pub external_rules: usize,
+    /// Live incidents from Alertmanager's alerts.
+    pub external_alerts: usize,
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        StateLimits {
+            series_per_host: 10_000,
+            checks_per_host: 1_000,
+            hosts_per_token: 25_000,
+            series_total: 2_000_000,
+            external_rules: 1_000,
+            external_alerts: 10_000,
+        }
+    }
+}
+
+/// One of [`StateLimits`], as named in `limits:` and in
+/// `vedette_ingest_limited_total{limit}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    SeriesPerHost,
+    ChecksPerHost,
+    HostsPerToken,
+    SeriesTotal,
+    ExternalRules,
+    ExternalAlerts,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 6] = [
+        Limit::SeriesPerHost,
+        Limit::ChecksPerHost,
+        Limit::HostsPerToken,
+        Limit::SeriesTotal,
+        Limit::ExternalRules,
+        Limit::ExternalAlerts,
+    ];
+
+    /// The key under `limits:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::SeriesPerHost => "series_per_host",
+            Limit::ChecksPerHost => "checks_per_host",
+            Limit::HostsPerToken => "hosts_per_token",
+            Limit::SeriesTotal => "series_total",
+            Limit::ExternalRules => "external_rules",
+            Limit::ExternalAlerts => "external_alerts",
+        }
+    }
+
+    /// The HTTP status a refusal answers with: 413 when the sender's own
+    /// batch is too much for its host (sending it again cannot help), 429
+    /// when the collector as a whole is full (slots free up as hosts are
+    /// forgotten and alerts resolve).
+    pub fn status(self) -> u16 {
+        match self {
+            Limit::SeriesPerHost | Limit::ChecksPerHost => 413,
+            _ => 429,
+        }
+    }
+}
+
+/// A push or webhook call refused whole because it would take what the
+/// collector holds past a limit; nothing of it was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Limited {
+    pub limit: Limit,
+    /// The batch field the excess came in (`samples`, `checks`, `agent.host`).
+    pub field: Option<&'static str>,
+    /// What, how much, and the fix.
+    pub message: String,
 }
 
 /// A boot id as remembered once retired: 128 bits of its SHA-256.
@@ -134,10 +318,14 @@ pub fn boot_digest(boot_id: &str) -> u128 {
 }
 
 /// All hosts, the collector's own runs and the planned changes availability
-/// leaves out.
-#[derive(Debug, Default)]
+/// leaves out. Cloning it is the snapshot a reader takes (see the module).
+#[derive(Debug, Default, Clone)]
 pub struct State {
-    pub hosts: HashMap<String, HostState>,
+    pub hosts: HashMap<String, Arc<HostState>>,
+    /// Live series over all hosts.
+    pub series_total: usize,
+    /// Hosts charged to each agent token (by [`HostState::token`]).
+    pub hosts_per_token: HashMap<u64, usize>,
     /// The collector itself: up while running, down between runs.
     pub runs: Timeline,
     /// Changes within the availability horizon: `(scope, start, end)`.
@@ -150,7 +338,7 @@ impl State {
         State {
             hosts: records
                 .into_iter()
-                .map(|r| (r.host.clone(), HostState::from_record(r)))
+                .map(|r| (r.host.clone(), Arc::new(HostState::from_record(r))))
                 .collect(),
             ..State::default()
         }
@@ -235,30 +423,35 @@ mod tests {
     fn older_points_do_not_roll_back() {
         let mut h = host();
         let l = Labels::new();
-        assert!(h.set_point(
-            "m",
-            &l,
-            Point {
-                ts_ms: 10,
-                value: 1.0
-            }
-        ));
-        assert!(!h.set_point(
-            "m",
-            &l,
-            Point {
-                ts_ms: 9,
-                value: 2.0
-            }
-        ));
-        assert!(h.set_point(
-            "m",
-            &l,
-            Point {
-                ts_ms: 10,
-                value: 3.0
-            }
-        ));
-        assert_eq!(h.series[&("m".to_string(), l)].value, 3.0);
+        let p = |ts_ms, value| Point { ts_ms, value };
+        assert_eq!(h.set_point("m", &l, p(10, 1.0)), Stored::Created);
+        assert_eq!(h.set_point("m", &l, p(9, 2.0)), Stored::Kept);
+        assert_eq!(h.set_point("m", &l, p(10, 3.0)), Stored::Updated);
+        assert_eq!(h.point("m", &l).map(|p| p.value), Some(3.0));
+        assert_eq!(h.series_len(), 1);
+    }
+
+    #[test]
+    fn stale_series_are_swept_and_counted_out() {
+        let mut h = host();
+        let l = |v: &str| Labels::from([("mountpoint".to_string(), v.to_string())]);
+        let p = |ts_ms| Point { ts_ms, value: 1.0 };
+        h.set_point("fs", &l("/"), p(100));
+        h.set_point("fs", &l("/old"), p(10));
+        h.set_point("gone", &Labels::new(), p(5));
+        assert_eq!(h.series_len(), 3);
+        let mut gone = h.sweep(50);
+        gone.sort();
+        assert_eq!(
+            gone,
+            vec![
+                ("fs".to_string(), l("/old")),
+                ("gone".to_string(), Labels::new())
+            ]
+        );
+        assert_eq!(h.series_len(), 1);
+        assert!(h.has_series("fs", &l("/")));
+        assert!(!h.has_series("gone", &Labels::new()));
+        assert_eq!(h.series().count(), 1);
     }
 }

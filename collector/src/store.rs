@@ -1156,6 +1156,17 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Deletes the records of hosts the collector forgot.
+    pub fn forget_hosts(&self, hosts: &[String]) -> Result<(), StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM hosts WHERE host = ?1")?;
+        for h in hosts {
+            stmt.execute([h])?;
+        }
+        Ok(())
+    }
+
     /// Appends availability changes.
     pub fn insert_availability<'a>(
         &self,

@@ -173,6 +173,10 @@ pub struct ErrorBody {
     /// The offending field (`samples[3].value`), when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The collector's limit the request would have passed
+    /// (`series_per_host`, …), on a 413 or 429 for state limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
 
 /// Every bound the collector enforces on a push, before any state changes.
@@ -310,6 +314,7 @@ impl Rejection {
         ErrorBody {
             error: self.message.clone(),
             field: self.field.clone(),
+            limit: None,
         }
     }
 }

@@ -624,3 +624,81 @@ async fn the_alertmanager_webhook_needs_an_operator_and_a_well_formed_body() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn a_push_over_a_limit_is_refused_naming_the_limit_and_counted() {
+    let f = fixture(&format!(
+        "{CONFIG}\nlimits: {{series_per_host: 1, hosts_per_token: 1}}\n"
+    ))
+    .await;
+    let body = serde_json::to_vec(&batch("web-01", 1, 0.5)).unwrap();
+    let (s, v, _) = call(&f.app, push_req(Some("web-token"), body, false)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut two = batch("web-01", 2, 0.5);
+    let mut var = two["samples"][0].clone();
+    var["labels"]["mountpoint"] = json!("/var");
+    two["samples"].as_array_mut().unwrap().push(var);
+    let (s, v, _) = call(
+        &f.app,
+        push_req(Some("web-token"), serde_json::to_vec(&two).unwrap(), false),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(v["limit"], "series_per_host");
+    assert_eq!(v["field"], "samples");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("limits.series_per_host (1)"),
+        "names the limit and the fix: {v}"
+    );
+    // A second host for the same token: 429 with Retry-After.
+    let body = serde_json::to_vec(&batch("web-02", 1, 0.5)).unwrap();
+    let (s, v, headers) = call(&f.app, push_req(Some("web-token"), body, false)).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["limit"], "hosts_per_token");
+    assert!(headers.contains_key("retry-after"));
+    let (_, text) = get(&f.app, "/metrics").await;
+    let text = text.as_str().unwrap().to_string();
+    for line in [
+        "vedette_ingest_limited_total{limit=\"series_per_host\"} 1",
+        "vedette_ingest_limited_total{limit=\"hosts_per_token\"} 1",
+        "vedette_ingest_limited_total{limit=\"series_total\"} 0",
+        "vedette_ingest_batches_total{outcome=\"limited\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_token_guards_metrics_but_not_health() {
+    let f = fixture(&format!("{CONFIG}\nmetrics_token: {{token: scrape-me}}\n")).await;
+    let (s, _) = get(&f.app, "/metrics").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = call(
+        &f.app,
+        Request::get("/metrics")
+            .header("authorization", "Bearer web-token")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "an agent token is not the metrics token"
+    );
+    let (s, v, _) = call(
+        &f.app,
+        Request::get("/metrics")
+            .header("authorization", "Bearer scrape-me")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.as_str().unwrap().contains("vedette_ingest_batches_total"));
+    assert_eq!(get(&f.app, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&f.app, "/readyz").await.0, StatusCode::OK);
+}

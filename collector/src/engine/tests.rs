@@ -282,7 +282,9 @@ fn a_repeated_batch_is_applied_once() {
     );
     assert!(h.incidents().is_empty());
     let st = h.state.read().unwrap();
-    let p = st.hosts["web-01"].series[&("filesystem_used_ratio".to_string(), Labels::new())];
+    let p = st.hosts["web-01"]
+        .point("filesystem_used_ratio", &Labels::new())
+        .unwrap();
     assert_eq!(p.value, 0.5);
 }
 
@@ -555,7 +557,7 @@ async fn thread_handle_round_trip() {
         &[("filesystem_used_ratio", &[], 0.99)],
     );
     let (handle, thread) = spawn(h.engine, Box::new(|| {}));
-    let ack = handle.push(b).await.unwrap().unwrap();
+    let ack = handle.push(b, None).await.unwrap().unwrap();
     assert_eq!(ack.accepted, 1);
     let err = handle
         .acknowledge(42, "a".into(), None)
@@ -1491,4 +1493,198 @@ fn many_results_of_one_check_in_a_batch_write_one_availability_row() {
         st.hosts["web-01"].check_up["db"].points(),
         &[(T0, Avail::Up), (T0 + 20 * S, Avail::Down)]
     );
+}
+
+fn limited(r: Result<PushAck, ApplyError>) -> Limit {
+    match r {
+        Err(ApplyError::Limited(l)) => l.limit,
+        other => panic!("expected a limit, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_batch_over_a_series_limit_is_refused_whole() {
+    let (_d, path) = db();
+    let yaml = "rules: []\nlimits: {series_per_host: 3, series_total: 5, checks_per_host: 2}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    let m = |v: &'static str| -> SampleSpec<'static> {
+        (
+            "filesystem_used_ratio",
+            Box::leak(Box::new([("mountpoint", v)])),
+            0.5,
+        )
+    };
+    h.push("a", T0, &[m("/"), m("/a"), m("/b")]);
+    // Updating the three is fine, a fourth is not; nothing of it is applied.
+    let b = h.batch("a", T0 + S, &[m("/"), m("/c")]);
+    assert_eq!(limited(h.engine.apply(&b, T0 + S)), Limit::SeriesPerHost);
+    {
+        let st = h.state.read().unwrap();
+        let a = &st.hosts["a"];
+        assert_eq!(a.series_len(), 3);
+        assert_eq!(a.last_seq, 1, "not taken for applied");
+        assert_eq!(st.series_total, 3);
+    }
+    // The same new series twice in one batch counts once.
+    let b = h.batch("b", T0 + S, &[m("/x"), m("/x")]);
+    assert_eq!(h.engine.apply(&b, T0 + S).unwrap().accepted, 2);
+    // The collector as a whole: 3 + 1 + 2 > 5.
+    let b = h.batch("c", T0 + S, &[m("/1"), m("/2")]);
+    assert_eq!(limited(h.engine.apply(&b, T0 + S)), Limit::SeriesTotal);
+    assert!(!h.state.read().unwrap().hosts.contains_key("c"));
+    // Checks: distinct names per host.
+    let mut b = h.batch("b", T0 + 2 * S, &[]);
+    let check = |name: &str| CheckResult {
+        name: name.into(),
+        kind: CheckKind::Tcp,
+        target: String::new(),
+        labels: Default::default(),
+        ts_ms: T0,
+        status: Status::Ok,
+        latency_s: 0.0,
+        message: String::new(),
+    };
+    b.checks = vec![check("one"), check("two"), check("one")];
+    h.engine.apply(&b, T0 + 2 * S).unwrap();
+    let mut b = h.batch("b", T0 + 3 * S, &[]);
+    b.checks = vec![check("three")];
+    assert_eq!(
+        limited(h.engine.apply(&b, T0 + 3 * S)),
+        Limit::ChecksPerHost
+    );
+}
+
+#[test]
+fn series_not_reported_for_a_while_free_their_slots() {
+    let (_d, path) = db();
+    let yaml = "rules:\n  - {name: fs, metric: f, above: 0.9, for: 10m}\nlimits: {series_per_host: 2}\nforget_series_after: 1m\n";
+    let mut h = harness_with(&path, T0, yaml);
+    h.push(
+        "a",
+        T0,
+        &[("f", &[("m", "/old")], 0.95), ("f", &[("m", "/")], 0.5)],
+    );
+    assert!(
+        h.engine.alerts.keys().any(|k| k.labels["m"] == "/old"),
+        "pending"
+    );
+    // /old is no longer sent; a new mount would be one too many ...
+    let b = h.batch(
+        "a",
+        T0 + 30 * S,
+        &[("f", &[("m", "/")], 0.5), ("f", &[("m", "/new")], 0.5)],
+    );
+    assert_eq!(
+        limited(h.engine.apply(&b, T0 + 30 * S)),
+        Limit::SeriesPerHost
+    );
+    h.push("a", T0 + 40 * S, &[("f", &[("m", "/")], 0.5)]);
+    // ... until /old is a minute stale: released, with its pending alert.
+    let b = h.batch(
+        "a",
+        T0 + 90 * S,
+        &[("f", &[("m", "/")], 0.5), ("f", &[("m", "/new")], 0.5)],
+    );
+    assert_eq!(h.engine.apply(&b, T0 + 90 * S).unwrap().accepted, 2);
+    let st = h.state.read().unwrap();
+    assert_eq!(st.series_total, 2);
+    assert!(st.hosts["a"]
+        .point("f", &Labels::from([("m".to_string(), "/old".to_string())]))
+        .is_none());
+    assert!(h.engine.alerts.is_empty(), "{:?}", h.engine.alerts);
+}
+
+#[test]
+fn a_token_brings_in_at_most_its_hosts_and_forgotten_hosts_free_their_slot() {
+    let (_d, path) = db();
+    let yaml = "rules:\n  - {name: host_down, absent_for: 60s}\nlimits: {hosts_per_token: 2}\nforget_hosts_after: 5m\n";
+    let mut h = harness_with(&path, T0, yaml);
+    let token = Some(7);
+    for host in ["a", "b"] {
+        let b = h.batch(host, T0, &[("m", &[], 1.0)]);
+        h.engine.apply_as(&b, token, T0).unwrap();
+    }
+    let b = h.batch("c", T0, &[]);
+    assert_eq!(
+        limited(h.engine.apply_as(&b, token, T0)),
+        Limit::HostsPerToken
+    );
+    // Another token has its own count.
+    h.engine.apply_as(&b, Some(8), T0).unwrap();
+    // "a" goes silent: host_down opens, and after forget_hosts_after it is
+    // forgotten; its slot, its series and its record go.
+    for t in (10..=300).step_by(10) {
+        let b = h.batch("b", T0 + t * S, &[]);
+        h.engine.apply_as(&b, token, T0 + t * S).unwrap();
+        h.engine.tick(T0 + t * S);
+    }
+    let down: Vec<String> = h.incidents().into_iter().map(|i| i.host).collect();
+    assert!(down.contains(&"a".to_string()), "host_down for a: {down:?}");
+    h.engine.tick(T0 + 301 * S);
+    {
+        let st = h.state.read().unwrap();
+        assert!(!st.hosts.contains_key("a"));
+        assert_eq!(st.series_total, 1, "b's one series");
+        assert_eq!(st.hosts_per_token.get(&7), Some(&1));
+    }
+    assert!(h
+        .engine
+        .store
+        .hosts()
+        .unwrap()
+        .iter()
+        .all(|r| r.host != "a"));
+    let b = h.batch("d", T0 + 302 * S, &[]);
+    h.engine.apply_as(&b, token, T0 + 302 * S).unwrap();
+    // a comes back (its token's hosts are full again) ... with another token
+    // allowed for it, and its host_down resolves.
+    let b = h.batch("a", T0 + 303 * S, &[]);
+    assert_eq!(
+        limited(h.engine.apply_as(&b, token, T0 + 303 * S)),
+        Limit::HostsPerToken
+    );
+    h.engine.apply_as(&b, Some(9), T0 + 303 * S).unwrap();
+    let a = h.incidents().into_iter().find(|i| i.host == "a").unwrap();
+    assert_eq!(a.state, IncidentState::Resolved);
+}
+
+#[test]
+fn alertmanager_names_and_alerts_are_bounded_whole_calls() {
+    let (_d, path) = db();
+    let yaml = "rules: []\nlimits: {external_rules: 2, external_alerts: 3}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    let names = [
+        am_alert(true, "A", "x", "critical"),
+        am_alert(true, "B", "x", "critical"),
+    ];
+    h.engine.external(&names, T0).unwrap();
+    let more = [
+        am_alert(true, "A", "y", "critical"),
+        am_alert(true, "C", "x", "critical"),
+    ];
+    match h.engine.external(&more, T0 + S) {
+        Err(ApplyError::Limited(l)) => assert_eq!(l.limit, Limit::ExternalRules),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.incidents().len(),
+        2,
+        "nothing of the refused call applied"
+    );
+    // Repeats of live alerts are no new incidents.
+    let again = [
+        am_alert(true, "A", "x", "critical"),
+        am_alert(true, "A", "y", "critical"),
+    ];
+    h.engine.external(&again, T0 + 2 * S).unwrap();
+    let one_more = [am_alert(true, "B", "y", "critical")];
+    match h.engine.external(&one_more, T0 + 3 * S) {
+        Err(ApplyError::Limited(l)) => assert_eq!(l.limit, Limit::ExternalAlerts),
+        other => panic!("{other:?}"),
+    }
+    // A resolve is always taken, and frees a slot.
+    h.engine
+        .external(&[am_alert(false, "A", "x", "critical")], T0 + 4 * S)
+        .unwrap();
+    h.engine.external(&one_more, T0 + 5 * S).unwrap();
 }
