@@ -130,6 +130,12 @@ fn days_left(samples: &[Sample]) -> f64 {
         .find(|s| s.name == "tls_certificate_days_left")
         .expect("a tls_certificate_days_left sample");
     assert_eq!(s.labels["check"], "web");
+    let secs = samples
+        .iter()
+        .find(|s| s.name == "tls_certificate_expiry_seconds")
+        .expect("a tls_certificate_expiry_seconds sample");
+    assert_eq!(secs.labels["check"], "web");
+    assert!((secs.value - s.value * 86_400.0).abs() < 1e-6);
     s.value
 }
 

@@ -7,8 +7,15 @@
 //! disappear.
 //!
 //! Names are contracts (DESIGN.md → KPIs). Agent samples are exported as
-//! `vedette_<name>{host, …labels}`; a sample whose exported name would collide
-//! with one of the collector's own families is skipped.
+//! `vedette_<name>{host, …labels}`, except what would make the exposition
+//! lie or fail `promtool check metrics`, whatever agents send: a name that
+//! shadows one of the collector's own families or a series Prometheus
+//! derives from one (`_sum`, `_count`, `_bucket`, `_created`, `_total`), a
+//! name promtool's linter refuses (camelCase, a unit that is not a base unit
+//! or is abbreviated, a metric type in the name, a histogram's or summary's
+//! suffix), and label names it refuses (camelCase, `le`, `quantile`). Those
+//! series stay usable by rules; they are left out of `/metrics` and counted
+//! in `vedette_metrics_withheld_series{reason}`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -122,8 +129,9 @@ impl Stage {
 /// The collector's metrics.
 pub struct Metrics {
     registry: Registry,
-    /// Names of the families the collector owns; agent samples may not shadow them.
-    own: HashSet<String>,
+    /// The collector's own family names and every series name derived from
+    /// them: agent samples are never exported under these.
+    reserved: HashSet<String>,
     hosts: HostsExport,
     pub incidents_open: IntGaugeVec,
     pub incidents_opened: IntCounterVec,
@@ -298,6 +306,7 @@ impl Metrics {
         reg(Box::new(engine_errors.clone()));
         reg(Box::new(ingest_limited.clone()));
         own.extend(HostsExport::FAMILIES.iter().map(|f| f.0.to_string()));
+        own.insert(WITHHELD.to_string());
         // Series with a known, closed set of labels exist from the start at
         // 0, so rate() and increase() see their first event.
         for outcome in ["successful", "failed"] {
@@ -319,7 +328,7 @@ impl Metrics {
         }
         Metrics {
             registry,
-            own,
+            reserved: reserved_names(&own),
             kpi,
             hosts: HostsExport {
                 state,
@@ -422,7 +431,7 @@ impl Metrics {
         if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "metrics encoding failed");
         }
-        self.hosts.write(now_ms, &self.own, &mut out);
+        self.hosts.write(now_ms, &self.reserved, &mut out);
         out
     }
 }
@@ -580,14 +589,15 @@ impl HostsExport {
     ];
 
     /// Writes every per-host and per-service family to `out`.
-    fn write(&self, now_ms: i64, own: &HashSet<String>, out: &mut String) {
+    fn write(&self, now_ms: i64, reserved: &HashSet<String>, out: &mut String) {
         let state = self.snapshot();
         let reporting = &*self.reporting();
         let [mut host_up, mut check_up, mut host_ratio, mut host_unknown, mut check_ratio, mut check_unknown, mut svc_ratio, mut svc_unknown, mut svc_planned, mut svc_target, mut svc_budget, mut svc_burn, mut downtime] =
             Self::FAMILIES.map(|(name, help)| Family::gauge(name, help));
 
         let planned = Planned::new(reporting, &state, now_ms);
-        let mut samples: BTreeMap<String, Family> = BTreeMap::new();
+        let mut samples: BTreeMap<String, Option<Family>> = BTreeMap::new();
+        let mut withheld = [0u64; 3];
         let hosts = kpi::visible_hosts(reporting, &state, now_ms);
         for &(host, h) in &hosts {
             if let Some(v) = up_value(h.up.current()) {
@@ -621,11 +631,11 @@ impl HostsExport {
             }
             for (name, labels, point) in h.series() {
                 let fq = format!("vedette_{name}");
-                if own.contains(&fq) {
-                    continue;
-                }
                 let fam = samples.entry(fq).or_insert_with_key(|fq| {
-                    Family::new(
+                    if reserved.contains(fq) || !lint::name_is_clean(fq) {
+                        return None;
+                    }
+                    Some(Family::new(
                         fq,
                         &format!("Latest {name} sample reported by each host's agent."),
                         if name.ends_with("_total") {
@@ -633,8 +643,21 @@ impl HostsExport {
                         } else {
                             "gauge"
                         },
-                    )
+                    ))
                 });
+                let Some(fam) = fam else {
+                    let why = if reserved.contains(&format!("vedette_{name}")) {
+                        0
+                    } else {
+                        1
+                    };
+                    withheld[why] += 1;
+                    continue;
+                };
+                if !labels.keys().all(|k| lint::label_is_clean(k)) {
+                    withheld[2] += 1;
+                    continue;
+                }
                 fam.add(
                     &[("host", host)],
                     labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -665,6 +688,16 @@ impl HostsExport {
         for (&(window, _), secs) in WINDOWS.iter().zip(kpi::collector_downtime(&state, now_ms)) {
             downtime.add(&[("window", window)], [], secs);
         }
+        let mut held = Family::gauge(
+            WITHHELD,
+            "Agent series left out of this exposition (still evaluated by rules), by reason: shadows_own (the name of one of the collector's own series), name_lint or label_lint (promtool's linter would refuse the name or a label name).",
+        );
+        for (reason, n) in ["shadows_own", "name_lint", "label_lint"]
+            .iter()
+            .zip(withheld)
+        {
+            held.add(&[("reason", reason)], [], n as f64);
+        }
         for f in [
             host_up,
             check_up,
@@ -679,12 +712,118 @@ impl HostsExport {
             svc_budget,
             svc_burn,
             downtime,
+            held,
         ]
         .iter()
-        .chain(samples.values())
+        .chain(samples.values().flatten())
         {
             f.write_to(out);
         }
+    }
+}
+
+/// The family counting agent series left out of `/metrics`.
+const WITHHELD: &str = "vedette_metrics_withheld_series";
+
+/// Every series name Prometheus' text formats derive from the families
+/// `own` (classic and OpenMetrics: `_total`, `_created`, `_sum`, `_count`,
+/// `_bucket`, `_info`), and the families themselves.
+fn reserved_names(own: &HashSet<String>) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for f in own {
+        let base = f.strip_suffix("_total").unwrap_or(f);
+        for b in [f.as_str(), base] {
+            out.insert(b.to_string());
+            for suffix in ["_total", "_created", "_sum", "_count", "_bucket", "_info"] {
+                out.insert(format!("{b}{suffix}"));
+            }
+        }
+    }
+    out
+}
+
+/// What `promtool check metrics` (client_golang's promlint) refuses in a
+/// name, so agent samples that would trip it are withheld instead.
+mod lint {
+    /// Base units, and the non-base units promlint maps to them.
+    const UNITS: &[(&str, &str)] = &[
+        ("amperes", "amperes"),
+        ("bytes", "bytes"),
+        ("celsius", "celsius"),
+        ("grams", "grams"),
+        ("joules", "joules"),
+        ("kelvin", "kelvin"),
+        ("meters", "meters"),
+        ("metres", "metres"),
+        ("seconds", "seconds"),
+        ("volts", "volts"),
+        ("minutes", "seconds"),
+        ("hours", "seconds"),
+        ("days", "seconds"),
+        ("weeks", "seconds"),
+        ("kelvins", "kelvin"),
+        ("fahrenheit", "celsius"),
+        ("rankine", "celsius"),
+        ("inches", "meters"),
+        ("yards", "meters"),
+        ("miles", "meters"),
+        ("bits", "bytes"),
+        ("calories", "joules"),
+        ("pounds", "grams"),
+        ("ounces", "grams"),
+    ];
+    const PREFIXES: &[&str] = &[
+        "pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo", "kibi", "mega",
+        "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi",
+    ];
+    const ABBREVIATIONS: &[&str] = &[
+        "s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d",
+    ];
+    const TYPES: &[&str] = &[
+        "counter",
+        "gauge",
+        "histogram",
+        "summary",
+        "gauge_histogram",
+    ];
+
+    fn camel(s: &str) -> bool {
+        s.as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
+    }
+
+    fn has_part(name: &str, part: &str) -> bool {
+        name.ends_with(&format!("_{part}")) || name.contains(&format!("_{part}_"))
+    }
+
+    /// True when promlint would say nothing about a gauge or counter with
+    /// this name (a counter ending in `_total`, a gauge not).
+    pub fn name_is_clean(name: &str) -> bool {
+        let lower = name.to_ascii_lowercase();
+        let unit_ok = lower.split('_').all(|part| {
+            let unit = UNITS.iter().find(|(u, _)| *u == part).or_else(|| {
+                PREFIXES.iter().find_map(|p| {
+                    let rest = part.strip_prefix(p)?;
+                    UNITS.iter().find(|(u, _)| *u == rest)
+                })
+            });
+            unit.is_none_or(|(u, base)| u == base && part == *u)
+        });
+        unit_ok
+            && !camel(name)
+            && !name.contains(':')
+            && !ABBREVIATIONS.iter().any(|a| has_part(&lower, a))
+            && !TYPES.iter().any(|t| has_part(&lower, t))
+            && !["_bucket", "_count", "_sum"]
+                .iter()
+                .any(|s| name.ends_with(s))
+    }
+
+    /// True when promlint would say nothing about this label name on a
+    /// gauge or counter.
+    pub fn label_is_clean(label: &str) -> bool {
+        !camel(label) && label != "le" && label != "quantile"
     }
 }
 
@@ -988,5 +1127,129 @@ services:
         let mut empty = String::new();
         Family::gauge("vedette_y", "h").write_to(&mut empty);
         assert!(empty.is_empty(), "a family without samples is left out");
+    }
+}
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+    use crate::incidents::Labels;
+    use crate::state::{HostState, Point};
+    use crate::store::HostRecord;
+
+    #[test]
+    fn agent_series_never_shadow_own_families_or_fail_the_linter() {
+        let mut h = HostState::from_record(HostRecord {
+            host: "web-01".into(),
+            labels: Labels::new(),
+            boot_id: "b".into(),
+            last_seq: 1,
+            last_seen_ms: 1_000,
+            interval_ms: 10_000,
+            retired_boots: Vec::new(),
+        });
+        let p = Point {
+            ts_ms: 1,
+            value: 7.0,
+        };
+        let shadows = [
+            "incident_detection_seconds_bucket",
+            "incident_detection_seconds_count",
+            "incident_detection_seconds_sum",
+            "incidents_opened_total",
+            "incidents_opened",
+            "incidents_opened_created",
+            "ingest_batches_total",
+            "host_up",
+            "host_up_count",
+            "metrics_withheld_series",
+        ];
+        let dirty = [
+            "tls_certificate_days_left",
+            "latency_ms",
+            "fooBar",
+            "queue_count",
+            "disk_kilobytes",
+            "temp_gauge",
+            "wait_seconds_bucket",
+        ];
+        for name in shadows.iter().chain(&dirty) {
+            h.set_point(name, &Labels::new(), p);
+        }
+        h.set_point(
+            "good_bytes",
+            &Labels::from([("deviceName".into(), "sda".into())]),
+            p,
+        );
+        h.set_point(
+            "good_bytes",
+            &Labels::from([("device".into(), "sda".into())]),
+            p,
+        );
+        h.set_point("tls_certificate_expiry_seconds", &Labels::new(), p);
+        let mut s = State::default();
+        s.hosts.insert("web-01".into(), Arc::new(h));
+        let m = Metrics::new(Arc::new(RwLock::new(s)), Arc::new(Reporting::default()));
+        let text = m.render(1_000);
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(
+                !l.contains("host=\"web-01\"")
+                    || l.starts_with("vedette_host_")
+                    || l.starts_with("vedette_good_bytes{host=\"web-01\",device=")
+                    || l.starts_with("vedette_tls_certificate_expiry_seconds{"),
+                "an agent series got through: {l}"
+            );
+        }
+        assert_eq!(
+            text.matches("# TYPE vedette_incident_detection_seconds ")
+                .count(),
+            1
+        );
+        for (reason, n) in [
+            ("shadows_own", shadows.len()),
+            ("name_lint", dirty.len()),
+            ("label_lint", 1),
+        ] {
+            let line = format!("vedette_metrics_withheld_series{{reason=\"{reason}\"}} {n}");
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_lint_matches_promlint_on_names_agents_send() {
+        for clean in [
+            "vedette_cpu_usage_ratio",
+            "vedette_cpu_seconds_total",
+            "vedette_network_receive_bytes_total",
+            "vedette_load_average",
+            "vedette_uptime_seconds",
+            "vedette_pressure_some_seconds_total",
+            "vedette_file_descriptors_used_ratio",
+            "vedette_cgroup_cpu_limit_cores",
+            "vedette_check_perfdata",
+            "vedette_tls_certificate_expiry_seconds",
+            "vedette_processes_total",
+        ] {
+            assert!(lint::name_is_clean(clean), "{clean}");
+        }
+        for dirty in [
+            "vedette_tls_certificate_days_left",
+            "vedette_x_milliseconds",
+            "vedette_x_ms",
+            "vedette_x_s_total",
+            "vedette_xY",
+            "vedette_x_count",
+            "vedette_x_sum",
+            "vedette_x_bucket",
+            "vedette_x_counter",
+            "vedette_x_gauge_value",
+            "vedette_disk_kilobytes",
+            "vedette_speed_bits",
+        ] {
+            assert!(!lint::name_is_clean(dirty), "{dirty}");
+        }
+        assert!(lint::label_is_clean("mountpoint"));
+        assert!(!lint::label_is_clean("le"));
+        assert!(!lint::label_is_clean("mountPoint"));
     }
 }

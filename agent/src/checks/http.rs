@@ -283,6 +283,15 @@ impl HttpProbe {
             Ok(resp) => self.judge(resp).await,
         };
         if let Some(d) = days {
+            // In base units, so `promtool check metrics` is clean on the
+            // collector that exports it.
+            outcome.samples.push((
+                "tls_certificate_expiry_seconds".into(),
+                BTreeMap::new(),
+                d * 86_400.0,
+            ));
+            // Deprecated: kept one release for rules that use it; the
+            // collector no longer exports it on /metrics (a day is no base unit).
             outcome
                 .samples
                 .push(("tls_certificate_days_left".into(), BTreeMap::new(), d));
