@@ -1,6 +1,13 @@
 //! `vedette-collector incidents|problems|changes …`: a client of the
 //! collector's REST API, with a table for people and `--json` for scripts.
+//!
+//! What the API returns carries text agents and Alertmanager sent (hosts,
+//! labels, check messages, summaries): hostile until shown otherwise. No
+//! character a terminal acts on instead of printing (controls, bidi
+//! overrides) reaches the terminal raw: tables and details escape them
+//! visibly (`\x1b`), `--json` as `\u001b` (still the same JSON).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use anyhow::{bail, Context};
@@ -37,9 +44,9 @@ impl Client {
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let msg = body["error"].as_str().unwrap_or("no error message");
+            let msg = visible(body["error"].as_str().unwrap_or("no error message")).into_owned();
             match body["field"].as_str() {
-                Some(field) => bail!("{status}: {field}: {msg}"),
+                Some(field) => bail!("{status}: {}: {msg}", visible(field)),
                 None => bail!("{status}: {msg}"),
             }
         }
@@ -79,11 +86,67 @@ impl Client {
     }
 }
 
+/// True for a character a terminal may act on instead of showing: C0 and
+/// C1 controls, DEL, and Unicode's directional marks and overrides (which
+/// reorder what is shown around them).
+fn is_hazard(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every hazard escaped visibly: `\x1b`, `\n`, `\u{202e}`.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_hazard) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if is_hazard(c) && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if is_hazard(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `v` as pretty JSON with the hazards JSON may carry raw (DEL, C1
+/// controls, bidi marks) written as `\uXXXX`: the same JSON, safe to print.
+/// (They can only stand inside strings, so the text is replaced as is.)
+pub fn json_text(v: &Value) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(v)?;
+    if !text.chars().any(is_hazard_in_json) {
+        return Ok(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_hazard_in_json(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Hazards serde_json leaves raw (it escapes C0 controls itself; the
+/// newlines of pretty printing are structure).
+fn is_hazard_in_json(c: char) -> bool {
+    is_hazard(c) && c as u32 >= 0x7f
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => visible(s).into_owned(),
+        other => visible(&other.to_string()).into_owned(),
     }
 }
 
@@ -232,7 +295,7 @@ fn scope(s: &Value) -> String {
         .map(text)
         .collect();
     if let Some(m) = s["host_labels"].as_object() {
-        parts.extend(m.iter().map(|(k, v)| format!("{k}={}", text(v))));
+        parts.extend(m.iter().map(|(k, v)| format!("{}={}", visible(k), text(v))));
     }
     parts.join(",")
 }
@@ -246,7 +309,7 @@ pub fn fields(v: &Value) -> String {
             Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
             other => text(other),
         };
-        let _ = writeln!(out, "{k:<16}{shown}");
+        let _ = writeln!(out, "{:<16}{shown}", visible(k));
     }
     out
 }
@@ -289,7 +352,7 @@ pub fn detail(i: &Value) -> String {
             text(&e["actor"])
         );
         if let Some(n) = e["note"].as_str() {
-            let _ = write!(out, ": {n}");
+            let _ = write!(out, ": {}", visible(n));
         }
         out.push('\n');
     }
@@ -322,6 +385,44 @@ mod tests {
         let p = serde_json::json!([{"id": 1, "state": "open", "rule": "r", "host": "h",
             "opened_at": "t", "incident_ids": [4, 9]}]);
         assert!(problems_table(&p).lines().nth(1).unwrap().ends_with("4,9"));
+    }
+
+    /// Text an agent or Alertmanager could have sent: a colour escape, a
+    /// bell, a title-setting OSC, a C1 CSI, DEL, a newline and a
+    /// right-to-left override.
+    const HOSTILE: &str = "a\u{1b}[31mred\u{7}\u{1b}]0;pwned\u{7}\u{9b}2J\u{7f}\nforged\u{202e}txt";
+
+    fn no_hazard(out: &str) {
+        for c in out.chars().filter(|&c| c != '\n') {
+            assert!(!is_hazard(c), "{:?} reached the terminal in {out:?}", c);
+        }
+    }
+
+    #[test]
+    fn data_never_reaches_the_terminal_raw() {
+        let incident = serde_json::json!({
+            "id": 1, "state": "open", "priority": 2, "rule": "r", "host": HOSTILE,
+            "labels": {"k": HOSTILE}, "summary": HOSTILE, "description": HOSTILE,
+            "detected_at": "t",
+            "events": [{"at": "t", "kind": "opened", "actor": HOSTILE, "note": HOSTILE}]
+        });
+        let t = table(&serde_json::json!([incident.clone()]));
+        no_hazard(&t);
+        assert_eq!(t.lines().count(), 2, "the newline did not forge a row: {t}");
+        assert!(t.contains("a\\x1b[31mred\\x07"), "{t}");
+        assert!(t.contains("\\u{202e}"), "{t}");
+        let d = detail(&incident);
+        no_hazard(&d);
+        assert!(!d.contains("\nforged"), "{d}");
+        no_hazard(&fields(&incident));
+        let c = serde_json::json!([{"id": 3, "state": "s", "start": "a", "end": "b",
+            "scope": {"hosts": [HOSTILE], "host_labels": {HOSTILE: HOSTILE}}, "title": HOSTILE}]);
+        no_hazard(&changes_table(&c));
+        // JSON stays the same JSON.
+        let j = json_text(&incident).unwrap();
+        no_hazard(&j.replace('\n', ""));
+        assert_eq!(serde_json::from_str::<Value>(&j).unwrap(), incident);
+        assert_eq!(visible("plain /var/log"), "plain /var/log");
     }
 
     #[test]

@@ -357,7 +357,7 @@ fn client_output(r: anyhow::Result<String>) -> ExitCode {
 /// JSON for scripts, else the table (lists) or the fields (one object).
 fn show(value: &Value, json: bool, table: fn(&Value) -> String) -> anyhow::Result<String> {
     Ok(if json {
-        format!("{}\n", serde_json::to_string_pretty(value)?)
+        format!("{}\n", client::json_text(value)?)
     } else if value.is_array() {
         table(value)
     } else {
