@@ -151,6 +151,23 @@ mod tests {
     }
 
     #[test]
+    fn agent_data_renders_as_data_never_as_template() {
+        let mut t = Texts::default();
+        t.add("s".into(), "{{ labels.mountpoint }} {{ message }}".into())
+            .unwrap();
+        let labels = BTreeMap::from([(
+            "mountpoint".to_string(),
+            "{{ rule }}{% for x in range(10000000) %}x{% endfor %}".to_string(),
+        )]);
+        let mut c = ctx(&labels);
+        c.message = "{{ host }}";
+        assert_eq!(
+            t.render("s", &c).as_deref(),
+            Some("{{ rule }}{% for x in range(10000000) %}x{% endfor %} {{ host }}")
+        );
+    }
+
+    #[test]
     fn unknown_variables_and_syntax_errors_are_config_errors() {
         let mut t = Texts::default();
         let e = t
