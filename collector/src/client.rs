@@ -7,7 +7,6 @@
 //! overrides) reaches the terminal raw: tables and details escape them
 //! visibly (`\x1b`), `--json` as `\u001b` (still the same JSON).
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use anyhow::{bail, Context};
@@ -86,36 +85,7 @@ impl Client {
     }
 }
 
-/// True for a character a terminal may act on instead of showing: C0 and
-/// C1 controls, DEL, and Unicode's directional marks and overrides (which
-/// reorder what is shown around them).
-fn is_hazard(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// `s` with every hazard escaped visibly: `\x1b`, `\n`, `\u{202e}`.
-pub fn visible(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_hazard) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if is_hazard(c) && (c as u32) < 0x100 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if is_hazard(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
+use vedette_daemon::{is_hazard, visible};
 
 /// `v` as pretty JSON with the hazards JSON may carry raw (DEL, C1
 /// controls, bidi marks) written as `\uXXXX`: the same JSON, safe to print.

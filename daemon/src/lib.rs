@@ -2,6 +2,9 @@
 //! signal handling, and the systemd notification protocol (`sd_notify`:
 //! `READY=1`, `RELOADING=1`, `STOPPING=1`, `WATCHDOG=1`).
 //!
+//! Everything logged goes through [`visible`]: a field value (a host name
+//! from Alertmanager, a label) cannot drive the reader's terminal.
+//!
 //! The notification protocol is a datagram per message on the unix socket
 //! named by `$NOTIFY_SOCKET` (a path, or `@name` for the abstract
 //! namespace), as `sd_notify(3)` documents. Without the variable (not under
@@ -13,6 +16,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+mod visible;
+pub use visible::{is_hazard, visible, Visible};
 
 /// Sends service state to systemd.
 #[derive(Debug)]
@@ -143,7 +149,21 @@ pub fn init_tracing(program: &str) {
         }),
         _ => default,
     };
+    use std::fmt::Write as _;
+    use tracing_subscriber::field::MakeExt;
+    // Field values are escaped (the fields' own text, not the colours the
+    // formatter adds around them).
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let mut w = Visible(w);
+        if field.name() == "message" {
+            write!(w, "{value:?}")
+        } else {
+            write!(w, "{field}={value:?}")
+        }
+    })
+    .delimited(" ");
     let fmt = tracing_subscriber::fmt::layer()
+        .fmt_fields(fields)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if std::env::var_os("JOURNAL_STREAM").is_some() {
