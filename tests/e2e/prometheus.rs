@@ -104,28 +104,9 @@ fn promtool_finds_nothing_to_say_about_the_full_metrics_output() {
             "{family} missing from /metrics"
         );
     }
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) must be installed: tests/run.sh installs it");
-    use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = vedette_tests::promtool_check(&text);
     assert!(
-        out.status.success() && said.trim().is_empty(),
+        said.is_empty(),
         "promtool check metrics complained:\n{said}"
     );
 
