@@ -2,7 +2,10 @@
 # Runs each cargo-fuzz target for a set time (not part of CI).
 #
 # Targets (fuzz/fuzz_targets/): push_decode (the protocol decoder and
-# validator, plain and gzip), collector_config and agent_config (the YAML
+# validator on arbitrary bytes, plain and gzip), push_structured (whole
+# batches built with `arbitrary`, integers and floats drawn from their
+# extremes as often as from the middle, decoded and applied to a real engine
+# over an in-memory store), collector_config and agent_config (the YAML
 # loaders), perfdata (Nagios plugin output). Each starts from a seed corpus
 # made of the shipped configs and a valid batch, kept in fuzz/corpus/.
 # A crash leaves its input in fuzz/artifacts/<target>/; reproduce it with
@@ -16,7 +19,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(push_decode collector_config agent_config perfdata)
+((${#targets[@]})) || targets=(push_decode push_structured collector_config agent_config perfdata)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 seed() {
@@ -25,7 +28,7 @@ seed() {
 }
 seed collector_config collector/default.yaml deploy/configs/collector.yaml deploy/configs/fleet/collector.yaml
 seed agent_config agent/default.yaml deploy/configs/agent.yaml deploy/configs/fleet/agent.yaml
-mkdir -p fuzz/corpus/push_decode fuzz/corpus/perfdata
+mkdir -p fuzz/corpus/push_decode fuzz/corpus/push_structured fuzz/corpus/perfdata
 printf '{"version":1,"agent":{"host":"web-01","version":"1","labels":{"env":"prod"},"boot_id":"b","interval_s":10},"seq":1,"sent_at_ms":%s,"samples":[{"name":"cpu_usage_ratio","labels":{"cpu":"0"},"ts_ms":%s,"value":0.5}],"checks":[{"name":"web","kind":"http","target":"http://x","ts_ms":%s,"status":"ok","latency_s":0.1,"message":"HTTP 200"}]}' \
     1763700000000 1763700000000 1763700000000 >fuzz/corpus/push_decode/batch.json
 gzip -c fuzz/corpus/push_decode/batch.json >fuzz/corpus/push_decode/batch.json.gz

@@ -562,10 +562,10 @@ impl AgentInfo {
                 "boot_id must be 1 or more letters, digits and '-'",
             ));
         }
-        if !(self.interval_s.is_finite() && self.interval_s > 0.0 && self.interval_s <= 86_400.0) {
+        if !(self.interval_s.is_finite() && (0.1..=86_400.0).contains(&self.interval_s)) {
             return Err(Rejection::invalid(
                 "agent.interval_s",
-                "interval must be more than 0 and at most 86400 seconds",
+                "interval must be between 0.1 and 86400 seconds",
             ));
         }
         check_labels(&self.labels, limits, || "agent.labels".into(), &[])

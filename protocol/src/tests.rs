@@ -642,3 +642,22 @@ fn labels_the_collector_gives_meaning_are_reserved() {
     b.agent.labels.insert("source".into(), "cmdb".into());
     b.validate(&Limits::default(), NOW).unwrap();
 }
+
+#[test]
+fn floats_parse_exactly_and_tiny_intervals_are_refused() {
+    // The fuzzer found a subnormal that read back one ULP off.
+    let json = with_number("agent.interval_s", "10")
+        .replace(r#""value": 1.0"#, r#""value": 5.562680530379055e-308"#);
+    let b = decode(json.as_bytes(), Encoding::Identity, &Limits::default(), NOW).unwrap();
+    assert_eq!(b.samples[0].value, 5.562680530379055e-308);
+    let again = serde_json::to_vec(&b).unwrap();
+    assert_eq!(
+        decode(&again, Encoding::Identity, &Limits::default(), NOW).unwrap(),
+        b
+    );
+    for tiny in ["5.562680530379055e-308", "0.05", "0"] {
+        let json = with_number("agent.interval_s", tiny);
+        let r = decode(json.as_bytes(), Encoding::Identity, &Limits::default(), NOW).unwrap_err();
+        assert_eq!(r.field.as_deref(), Some("agent.interval_s"), "{tiny}");
+    }
+}
