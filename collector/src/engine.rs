@@ -724,12 +724,20 @@ impl Engine {
                     ),
                 });
             }
-            if st.series_total + new.len() > limits.series_total {
+            // Past the total, a known host may still add series up to its
+            // fair share of it (the total over the hosts), so one host or
+            // token filling the collector cannot stop the others from, say,
+            // reporting a new filesystem; what the collector holds stays
+            // under twice the total.
+            let share = limits.series_total / st.hosts.len().max(1);
+            let within_share = host.is_some() && have + new.len() <= share;
+            if st.series_total + new.len() > limits.series_total && !within_share {
                 return Err(Limited {
                     limit: Limit::SeriesTotal,
                     field: Some("samples"),
                     message: format!(
-                        "the collector holds {} live series and {} more would pass limits.series_total ({}); \
+                        "the collector holds {} live series and {} more would pass limits.series_total ({}), \
+                         and host {name} would hold more than its share of it ({share}); \
                          retry later (silent hosts are forgotten after forget_hosts_after) or raise the limit",
                         st.series_total,
                         new.len(),

@@ -16,6 +16,8 @@
 #  3. Agent footprint beside Debian's prometheus-node-exporter
 #     (tests/measure-agent.sh).
 #  4. /metrics rendering at 10,000 hosts (collector/examples/metrics_render.rs).
+#  5. Under attack: push latency while /metrics is scraped, RSS under a
+#     cardinality attack (tests/bench/hostile.sh).
 #
 # Usage: tests/bench/run.sh [REPORT=BENCHMARKS.md]. Env: RUNS (3),
 # FLEET_SECONDS (60), AGENT_SECONDS (60). Takes about 20 minutes; run it on an
@@ -198,6 +200,10 @@ for run in $(seq 1 "$runs"); do cat "$work/e2e$run/result"; done | tee "$work/e2
 # 4. /metrics at 10,000 hosts.
 render=$(cargo run --release --locked -q -p vedette-collector --example metrics_render 10000 5 2>/dev/null)
 
+# 5. Under attack: push latency while /metrics is scraped, RSS under a
+# cardinality attack (tests/bench/hostile.sh, this build).
+attack=$(LABEL=this tests/bench/hostile.sh 2>/dev/null)
+
 m() { field "$1" <"$2" | median; }
 ceil_sps=$(m samples_per_s "$work/ceiling"); ceil_p99=$(m p99_ms "$work/ceiling"); ceil_cpu=$(m collector_cpu_pct "$work/ceiling")
 fl_sps=$(m samples_per_s "$work/fleet"); fl_p50=$(m p50_ms "$work/fleet"); fl_p99=$(m p99_ms "$work/fleet")
@@ -260,6 +266,18 @@ $agent_out
 
 \`\`\`
 $render
+\`\`\`
+
+## Under attack (tests/bench/hostile.sh)
+
+Push latency of a 10,000-host fleet (60 series + 5 checks every 10 s) without
+scrapers (\`quiet\`) and while two clients scrape \`/metrics\` back to back
+(\`scraped\`); then one host pushing 10,000 new series per batch as fast as
+answered for 30 s (the collector's RSS before and after, pushes refused over
+a limit).
+
+\`\`\`
+$attack
 \`\`\`
 
 ## Raw

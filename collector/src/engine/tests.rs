@@ -1555,6 +1555,30 @@ fn a_batch_over_a_series_limit_is_refused_whole() {
 }
 
 #[test]
+fn a_full_collector_still_lets_small_hosts_add_their_share() {
+    let (_d, path) = db();
+    let yaml = "rules: []\nlimits: {series_per_host: 100, series_total: 100}\n";
+    let mut h = harness_with(&path, T0, yaml);
+    let fs = |i: usize| -> SampleSpec<'static> {
+        let v: &'static str = Box::leak(format!("/{i}").into_boxed_str());
+        ("f", Box::leak(Box::new([("m", v)])), 0.5)
+    };
+    h.push("victim", T0, &[fs(0), fs(1)]);
+    // The attacker fills the rest.
+    let flood: Vec<SampleSpec<'static>> = (0..98).map(fs).collect();
+    h.push("evil", T0, &flood);
+    assert_eq!(h.state.read().unwrap().series_total, 100);
+    // The victim mounts a filesystem: within its share (100 / 2 hosts).
+    h.push("victim", T0 + S, &[fs(0), fs(1), fs(2)]);
+    // The attacker, over its share, and a new host are refused.
+    let b = h.batch("evil", T0 + S, &[fs(500)]);
+    assert_eq!(limited(h.engine.apply(&b, T0 + S)), Limit::SeriesTotal);
+    let b = h.batch("newcomer", T0 + S, &[fs(0)]);
+    assert_eq!(limited(h.engine.apply(&b, T0 + S)), Limit::SeriesTotal);
+    assert_eq!(h.state.read().unwrap().series_total, 101);
+}
+
+#[test]
 fn series_not_reported_for_a_while_free_their_slots() {
     let (_d, path) = db();
     let yaml = "rules:\n  - {name: fs, metric: f, above: 0.9, for: 10m}\nlimits: {series_per_host: 2}\nforget_series_after: 1m\n";
