@@ -512,15 +512,15 @@ pub fn observations(
         let measured = match kind {
             EventKind::Opened => {
                 detected = at;
-                Some((Kpi::Detection, at - started))
+                Some((Kpi::Detection, at.saturating_sub(started)))
             }
             EventKind::Reopened => {
                 (started, detected) = (at, at);
                 None
             }
-            EventKind::Acknowledged => Some((Kpi::Acknowledge, at - detected)),
-            EventKind::Restored => Some((Kpi::Restore, at - started)),
-            EventKind::Resolved => Some((Kpi::Resolution, at - detected)),
+            EventKind::Acknowledged => Some((Kpi::Acknowledge, at.saturating_sub(detected))),
+            EventKind::Restored => Some((Kpi::Restore, at.saturating_sub(started))),
+            EventKind::Resolved => Some((Kpi::Resolution, at.saturating_sub(detected))),
             _ => None,
         };
         if let (Some((kpi, ms)), true) = (measured, i >= from) {
