@@ -1449,7 +1449,7 @@ impl Engine {
                 host,
                 labels,
             };
-            if a.firing {
+            let counted = if a.firing {
                 if self.live.contains_key(&key) {
                     out.unchanged += 1;
                     continue;
@@ -1468,32 +1468,30 @@ impl Engine {
                     impact_urgency: Some(external_priority(&a.labels)),
                     ..Detail::default()
                 };
-                match self.fire(&key, started, 1.0, detail, 0.0, now_ms) {
-                    Ok(()) if self.live.contains_key(&key) => out.opened += 1,
-                    Ok(()) => out.unchanged += 1,
-                    Err(e) => {
-                        self.failed(Stage::External, Subject::Alert(key), &e);
-                        if !e.is_refusal() {
-                            return Err(e.into());
-                        }
-                        out.failed += 1;
-                        continue;
-                    }
-                }
-                self.succeeded(Subject::Alert(key));
+                self.fire(&key, started, 1.0, detail, 0.0, now_ms)
+                    .map(|()| match self.live.contains_key(&key) {
+                        true => &mut out.opened,
+                        // Suppressed by a window.
+                        false => &mut out.unchanged,
+                    })
             } else if self.live.contains_key(&key) || self.suppressed.contains_key(&key) {
-                match self.clear(&key, now_ms, now_ms) {
-                    Ok(()) => out.resolved += 1,
-                    Err(e) => {
-                        self.failed(Stage::External, Subject::Alert(key), &e);
-                        if !e.is_refusal() {
-                            return Err(e.into());
-                        }
-                        out.failed += 1;
-                    }
-                }
+                self.clear(&key, now_ms, now_ms).map(|()| &mut out.resolved)
             } else {
                 out.unchanged += 1;
+                continue;
+            };
+            match counted {
+                Ok(n) => {
+                    *n += 1;
+                    self.succeeded(Subject::Alert(key));
+                }
+                Err(e) => {
+                    self.failed(Stage::External, Subject::Alert(key), &e);
+                    if !e.is_refusal() {
+                        return Err(e.into());
+                    }
+                    out.failed += 1;
+                }
             }
         }
         Ok(out)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use serde_json::{json, Value};
-use vedette_tests::{free_port, Collector};
+use vedette_tests::{free_port, now_ms, rss_kib, Collector};
 
 const AGENT_TOKEN: &str = "web-agents-token-0123456789abcdef";
 const OPERATOR: &str = "operator-token-0123456789abcdef";
@@ -32,13 +32,6 @@ fn start(dir: &std::path::Path) -> Collector {
     );
     c.token = Some(OPERATOR.to_string());
     c
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// A valid batch for `host`, sequence `seq`, one cpu sample.
@@ -121,15 +114,6 @@ fn state(c: &Collector) -> (Vec<Value>, Option<f64>, Option<f64>, Value) {
         c.metric("vedette_cpu_usage_ratio{host=\"web-01\"}"),
         c.get_json("/api/v1/changes").expect("changes list"),
     )
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("reading /proc/PID/status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vedette_tests::{free_port, promtool_check, wait_for, Collector, Daemon};
+use vedette_tests::{free_port, now_ms, promtool_check, rss_kib, wait_for, Collector, Daemon};
 
 const ATTACKER: &str = "attacker-token-0123456789abcdef";
 const VICTIM: &str = "victim-token-0123456789abcdef";
@@ -37,13 +37,6 @@ fn start(dir: &std::path::Path, port: u16) -> Collector {
     let mut c = Collector::start(dir, port, &config(""));
     c.token = Some(OPERATOR.to_string());
     c
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 fn client() -> reqwest::blocking::Client {
@@ -90,15 +83,6 @@ fn batch(host: &str, boot: &str, seq: u64, samples: Vec<Value>) -> Value {
 
 fn sample(name: &str, labels: Value, value: f64) -> Value {
     json!({"name": name, "labels": labels, "ts_ms": now_ms(), "value": value})
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("reading /proc/PID/status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
 }
 
 /// The real agent reporting as `victim` every second.

@@ -261,6 +261,25 @@ pub fn agent(dir: &Path, name: &str, host: &str, url: &str, extra: &str) -> Daem
     Daemon::start("vedette-agent", dir, name, &config)
 }
 
+/// Milliseconds since the Unix epoch on this machine's clock (the
+/// collector's too: they run here).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The resident set of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("reading /proc/PID/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
 /// Pushes one batch with a single sample `metric` = `value` as `host`
 /// (sequence `seq` of run `boot_id`) straight to the collector's push
 /// endpoint, as an agent would, and returns the HTTP status.
@@ -272,10 +291,7 @@ pub fn push_sample(
     metric: &str,
     value: f64,
 ) -> u16 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
+    let now = now_ms();
     let batch = serde_json::json!({
         "version": vedette_protocol::VERSION,
         "agent": {"host": host, "version": "test", "boot_id": boot_id, "interval_s": 60.0},
