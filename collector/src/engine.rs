@@ -684,10 +684,16 @@ impl Engine {
 
     /// Refuses a batch that would take its host or the collector past a
     /// limit. Counting new series is skipped when even all-new could not.
-    fn check_limits(&self, st: &State, batch: &Batch, token: Option<u64>) -> Result<(), Limited> {
+    fn check_limits(
+        &self,
+        st: &State,
+        host: Option<&HostState>,
+        batch: &Batch,
+        token: Option<u64>,
+    ) -> Result<(), Limited> {
         let limits = &self.bounds.limits;
         let name = batch.agent.host.as_str();
-        let host = st.hosts.get(name).map(|h| &**h);
+        let in_memory = st.hosts.contains_key(name);
         if let Some(t) = token {
             let admitted = st.hosts_per_token.get(&t).copied().unwrap_or(0);
             if host.is_none_or(|h| h.token.is_none()) && admitted >= limits.hosts_per_token {
@@ -730,7 +736,7 @@ impl Engine {
             // reporting a new filesystem; what the collector holds stays
             // under twice the total.
             let share = limits.series_total / st.hosts.len().max(1);
-            let within_share = host.is_some() && have + new.len() <= share;
+            let within_share = in_memory && have + new.len() <= share;
             if st.series_total + new.len() > limits.series_total && !within_share {
                 return Err(Limited {
                     limit: Limit::SeriesTotal,
@@ -818,9 +824,42 @@ impl Engine {
             hosts = gone.len(),
             "forgot hosts silent past forget_hosts_after"
         );
-        if let Err(e) = self.store.write(|tx| tx.forget_hosts(&gone)) {
-            self.failed(Stage::Flush, Subject::Availability, &e);
+    }
+
+    /// A host that is not in memory (new, or forgotten) as the store
+    /// remembers it: its run identity (so exactly-once holds across
+    /// forgetting) and its availability within the horizon (so an outage
+    /// longer than `forget_hosts_after` still counts when it comes back).
+    fn recall(&self, host: &str, now_ms: i64) -> Option<HostState> {
+        let recalled = self.store.host(host).and_then(|record| {
+            let Some(record) = record else {
+                return Ok(None);
+            };
+            let since = now_ms.saturating_sub(rules::duration_ms(availability::HORIZON));
+            let rows = self.store.availability_of(host, since)?;
+            Ok(Some((record, rows)))
+        });
+        let (record, rows) = match recalled {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::warn!(host, error = %e, "reading a returning host's record failed; it starts afresh");
+                return None;
+            }
+        };
+        let mut h = HostState::from_record(record);
+        let mut points: HashMap<String, Vec<(i64, Avail)>> = HashMap::new();
+        for r in rows {
+            points.entry(r.check).or_default().push((r.at_ms, r.state));
         }
+        for (check, pts) in points {
+            let tl = Timeline::from_points(pts);
+            if check.is_empty() {
+                h.up = tl;
+            } else {
+                h.check_up.insert(check, tl);
+            }
+        }
+        Some(h)
     }
 
     /// Which rules apply to `host` (cached; recomputed when its labels change).
@@ -865,22 +904,26 @@ impl Engine {
         let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
         let st = &mut *guard;
         let host_name = batch.agent.host.as_str();
-        if st
-            .hosts
-            .get(host_name)
-            .is_some_and(|h| h.is_duplicate(&batch.agent.boot_id, batch.seq))
-        {
+        // A host not in memory may be one the collector forgot: it comes
+        // back as the store remembers it, once this batch is taken.
+        let recalled = match st.hosts.contains_key(host_name) {
+            true => None,
+            false => self.recall(host_name, now_ms),
+        };
+        let known = st.hosts.get(host_name).map(|h| &**h).or(recalled.as_ref());
+        if known.is_some_and(|h| h.is_duplicate(&batch.agent.boot_id, batch.seq)) {
             return Ok(PushAck {
                 accepted: 0,
                 ack_seq: batch.seq,
             });
         }
         self.sweep_host(st, host_name, now_ms);
-        self.check_limits(st, batch, token)?;
+        let known = st.hosts.get(host_name).map(|h| &**h).or(recalled.as_ref());
+        self.check_limits(st, known, batch, token)?;
         let host = Arc::make_mut(
             st.hosts
                 .entry(host_name.to_string())
-                .or_insert_with(|| Arc::new(HostState::new(now_ms))),
+                .or_insert_with(|| Arc::new(recalled.unwrap_or_else(|| HostState::new(now_ms)))),
         );
         if let (Some(t), None) = (token, host.token) {
             host.token = Some(t);
@@ -1304,6 +1347,16 @@ impl Engine {
             }
             st.runs.prune(now_ms - horizon);
             st.changes.retain(|c| c.2 > now_ms - horizon);
+            // Records of hosts forgotten and silent past the horizon: no
+            // window shows them, and an attacker's made-up hosts go too.
+            let forgotten_ms = horizon.max(rules::duration_ms(self.bounds.forget_hosts_after));
+            if let Err(e) = self.store.prune_hosts(now_ms.saturating_sub(forgotten_ms)) {
+                self.metrics
+                    .engine_errors
+                    .with_label_values(&[Stage::Prune.as_str()])
+                    .inc();
+                tracing::warn!(error = %e, "pruning long-forgotten hosts failed; retried in an hour");
+            }
             // The store too, or a collector that never restarts keeps every
             // change it ever saw on disk.
             if let Err(e) = self.store.prune_availability(now_ms - horizon) {

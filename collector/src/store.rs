@@ -480,13 +480,30 @@ impl Store {
     /// every change from then on, and the one before it per subject (the
     /// state at `since_ms`). Oldest first per subject.
     pub fn availability(&self, since_ms: i64) -> Result<Vec<AvailabilityRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.availability_where("", params![since_ms])
+    }
+
+    /// [`Store::availability`] of one host (its heartbeat and its checks).
+    pub fn availability_of(
+        &self,
+        host: &str,
+        since_ms: i64,
+    ) -> Result<Vec<AvailabilityRow>, StoreError> {
+        self.availability_where("a.host = ?2 AND", params![since_ms, host])
+    }
+
+    fn availability_where(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<AvailabilityRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT host, check_name, at, state FROM availability a
-             WHERE at >= ?1 OR at = (SELECT MAX(at) FROM availability b
-                 WHERE b.host = a.host AND b.check_name = a.check_name AND b.at < ?1)
-             ORDER BY host, check_name, at, rowid",
-        )?;
-        let rows = stmt.query_map([since_ms], |r| {
+             WHERE {filter} (at >= ?1 OR at = (SELECT MAX(at) FROM availability b
+                 WHERE b.host = a.host AND b.check_name = a.check_name AND b.at < ?1))
+             ORDER BY host, check_name, at, rowid"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -885,11 +902,24 @@ impl Store {
 
     /// Every known host.
     pub fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.hosts_where("", [])
+    }
+
+    /// One host's record, if the store knows it.
+    pub fn host(&self, host: &str) -> Result<Option<HostRecord>, StoreError> {
+        Ok(self.hosts_where("WHERE host = ?1", [host])?.pop())
+    }
+
+    fn hosts_where<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        args: P,
+    ) -> Result<Vec<HostRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT host, labels, boot_id, last_seq, last_seen, interval_ms, retired_boots
-               FROM hosts ORDER BY host",
-        )?;
-        let rows = stmt.query_map([], |r| {
+               FROM hosts {filter} ORDER BY host"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -924,6 +954,22 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Deletes the records of hosts last seen before `before_ms`, and their
+    /// availability changes (called with a cutoff past both the availability
+    /// horizon and `forget_hosts_after`: nothing can show them any more).
+    pub fn prune_hosts(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            tx.tx.execute(
+                "DELETE FROM availability WHERE host IN
+                   (SELECT host FROM hosts WHERE last_seen < ?1)",
+                [before_ms],
+            )?;
+            Ok(tx
+                .tx
+                .execute("DELETE FROM hosts WHERE last_seen < ?1", [before_ms])?)
+        })
     }
 
     /// Enqueues outbox rows for `router`'s receivers in every transition
@@ -1152,17 +1198,6 @@ impl Tx<'_> {
                 h.interval_ms,
                 json(&retired)?
             ])?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the records of hosts the collector forgot.
-    pub fn forget_hosts(&self, hosts: &[String]) -> Result<(), StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("DELETE FROM hosts WHERE host = ?1")?;
-        for h in hosts {
-            stmt.execute([h])?;
         }
         Ok(())
     }
@@ -1643,6 +1678,35 @@ mod tests {
         assert_eq!(get(None), Some(3));
         assert_eq!(get(Some("auto")), Some(2));
         assert_eq!(get(Some("manual")), None);
+    }
+
+    #[test]
+    fn long_forgotten_hosts_leave_with_their_history() {
+        let mut s = Store::in_memory().unwrap();
+        let host = |name: &str, last_seen_ms| HostRecord {
+            host: name.into(),
+            labels: Labels::new(),
+            boot_id: "b".into(),
+            last_seq: 1,
+            last_seen_ms,
+            interval_ms: 10_000,
+            retired_boots: Vec::new(),
+        };
+        s.save_hosts(&[host("old", 1_000), host("new", 9_000)])
+            .unwrap();
+        let row = |h: &str| AvailabilityRow {
+            host: h.into(),
+            check: String::new(),
+            at_ms: 1_000,
+            state: Avail::Up,
+        };
+        s.write(|tx| tx.insert_availability(&[row("old"), row("new")]))
+            .unwrap();
+        assert_eq!(s.prune_hosts(5_000).unwrap(), 1);
+        assert!(s.host("old").unwrap().is_none());
+        assert_eq!(s.host("new").unwrap().unwrap().last_seen_ms, 9_000);
+        assert!(s.availability_of("old", 0).unwrap().is_empty());
+        assert_eq!(s.availability_of("new", 0).unwrap().len(), 1);
     }
 
     #[test]

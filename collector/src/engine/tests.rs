@@ -1651,13 +1651,14 @@ fn a_token_brings_in_at_most_its_hosts_and_forgotten_hosts_free_their_slot() {
         assert_eq!(st.series_total, 1, "b's one series");
         assert_eq!(st.hosts_per_token.get(&7), Some(&1));
     }
+    // Its record stays (for its history and exactly-once), out of memory.
     assert!(h
         .engine
         .store
         .hosts()
         .unwrap()
         .iter()
-        .all(|r| r.host != "a"));
+        .any(|r| r.host == "a"));
     let b = h.batch("d", T0 + 302 * S, &[]);
     h.engine.apply_as(&b, token, T0 + 302 * S).unwrap();
     // a comes back (its token's hosts are full again) ... with another token
@@ -1670,6 +1671,27 @@ fn a_token_brings_in_at_most_its_hosts_and_forgotten_hosts_free_their_slot() {
     h.engine.apply_as(&b, Some(9), T0 + 303 * S).unwrap();
     let a = h.incidents().into_iter().find(|i| i.host == "a").unwrap();
     assert_eq!(a.state, IncidentState::Resolved);
+    // It came back with its history: down from its first missed push.
+    let st = h.state.read().unwrap();
+    assert_eq!(
+        st.hosts["a"].up.points(),
+        &[
+            (T0, Avail::Up),
+            (T0 + 10 * S, Avail::Down),
+            (T0 + 303 * S, Avail::Up)
+        ]
+    );
+    drop(st);
+    // A stale retry of its earlier run is still a repeat.
+    let mut stale = h.batch("a", T0 + 304 * S, &[("m", &[], 1.0)]);
+    stale.seq = 1;
+    assert_eq!(
+        h.engine
+            .apply_as(&stale, Some(9), T0 + 304 * S)
+            .unwrap()
+            .accepted,
+        0
+    );
 }
 
 #[test]
