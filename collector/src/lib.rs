@@ -6,7 +6,10 @@
 //! - [`ingest`]: `POST /api/v1/push` — token, limits, decode, validate, then the engine.
 //! - [`engine`]: the single writer thread: applies batches to [`state`], evaluates
 //!   [`rules`], drives [`incidents`], persists through [`store`]; ticks every second.
-//! - [`state`]: latest value per series and each host's liveness.
+//!   Each subject's transition is its own unit of work: one the store refuses is
+//!   rolled back for that subject alone and retried; the rest go on.
+//! - [`state`]: latest value per series and each host's liveness, bounded by
+//!   `limits` and snapshotted (hosts behind `Arc`) for readers.
 //! - [`rules`]: pure threshold / heartbeat / check evaluation.
 //! - [`incidents`]: the pure ITIL incident lifecycle and priority.
 //! - [`store`]: SQLite (the only SQL), versioned migrations.
