@@ -1734,3 +1734,27 @@ fn alertmanager_names_and_alerts_are_bounded_whole_calls() {
         .unwrap();
     h.engine.external(&one_more, T0 + 5 * S).unwrap();
 }
+
+#[test]
+fn a_batch_flapping_one_series_a_thousand_times_writes_a_handful_of_transitions() {
+    let (_d, path) = db();
+    let mut h = harness(&path, T0);
+    let samples: Vec<SampleSpec<'_>> = (0..1000u32)
+        .map(|i| {
+            (
+                "filesystem_used_ratio",
+                &[][..],
+                if i.is_multiple_of(2) { 0.99 } else { 0.1 },
+            )
+        })
+        .collect();
+    h.push("web-01", T0, &samples);
+    let v = h.incidents();
+    assert_eq!(v.len(), 1, "one incident, reopened rather than duplicated");
+    assert!(
+        v[0].events.len() <= 12,
+        "flapping stops the storm: {:?}",
+        kinds(&v[0])
+    );
+    assert!(v[0].flapping);
+}
