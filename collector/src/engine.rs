@@ -404,16 +404,6 @@ pub struct Bounds {
     pub forget_hosts_after: Duration,
 }
 
-impl Default for Bounds {
-    fn default() -> Self {
-        Bounds {
-            limits: StateLimits::default(),
-            forget_series_after: crate::kpi::FORGET_SERIES_AFTER,
-            forget_hosts_after: crate::kpi::FORGET_AFTER,
-        }
-    }
-}
-
 impl Setup {
     /// The engine's part of a validated configuration.
     pub fn from_config(c: &crate::config::Config) -> Setup {
@@ -852,12 +842,7 @@ impl Engine {
             points.entry(r.check).or_default().push((r.at_ms, r.state));
         }
         for (check, pts) in points {
-            let tl = Timeline::from_points(pts);
-            if check.is_empty() {
-                h.up = tl;
-            } else {
-                h.check_up.insert(check, tl);
-            }
+            h.set_timeline(check, Timeline::from_points(pts));
         }
         Some(h)
     }
@@ -1813,7 +1798,7 @@ impl Engine {
                 "rule '{}' on {}{}",
                 self.rules.get(k.rule).map_or("?", |r| &*r.name),
                 k.host,
-                fmt_labels(&k.labels).escape_debug()
+                fmt_labels(&k.labels)
             ),
             Subject::Incident(id) => format!("incident {id}"),
             Subject::Change(id) => format!("change {id}"),
@@ -2221,7 +2206,7 @@ impl Engine {
                 continue;
             }
             self.succeeded(Subject::Change(c.id));
-            tracing::info!(change = c.id, title = %c.title.escape_debug(), "change successful");
+            tracing::info!(change = c.id, title = %c.title, "change successful");
             self.metrics
                 .changes
                 .with_label_values(&["successful"])
@@ -2403,11 +2388,7 @@ fn restore_availability(
                 state: Avail::Unknown,
             });
         }
-        if check.is_empty() {
-            h.up = tl;
-        } else {
-            h.check_up.insert(check, tl);
-        }
+        h.set_timeline(check, tl);
     }
     st.changes = store
         .changes(false, usize::MAX >> 1)?

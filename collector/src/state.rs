@@ -156,6 +156,15 @@ impl HostState {
         self.last_seq = seq;
     }
 
+    /// The availability timeline of the heartbeat (`check` empty) or of a check.
+    pub fn set_timeline(&mut self, check: String, timeline: Timeline) {
+        if check.is_empty() {
+            self.up = timeline;
+        } else {
+            self.check_up.insert(check, timeline);
+        }
+    }
+
     /// Stores a point unless the series already has a newer one (a late
     /// replay must not roll the latest value back).
     pub fn set_point(&mut self, name: &str, labels: &Labels, point: Point) -> Stored {
