@@ -291,6 +291,8 @@ pub struct Engine {
     bounds: Bounds,
     /// When silent hosts were last looked for.
     forgot_at_ms: i64,
+    /// Hosts whose last push was refused over a limit (logged once).
+    over_limit: HashMap<String, Limit>,
 }
 
 /// Which rules look at which samples, and the rules by name.
@@ -498,6 +500,7 @@ impl Engine {
             faults: HashMap::new(),
             bounds,
             forgot_at_ms: now_ms,
+            over_limit: HashMap::new(),
         };
         let live = engine.store.live_incidents()?;
         let resolved = engine.store.resolved_incidents()?;
@@ -766,6 +769,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Logs a push refused over a limit once per host and limit (a flood
+    /// would otherwise write a line per push); every refusal is counted.
+    fn refused(&mut self, host: &str, l: &Limited) {
+        if self.over_limit.get(host) == Some(&l.limit) {
+            return;
+        }
+        if self.over_limit.len() < FAULTS_CAP {
+            self.over_limit.insert(host.to_string(), l.limit);
+        }
+        tracing::warn!(
+            host,
+            limit = l.limit.as_str(),
+            "push refused over a limit (logged once until the host's pushes fit again): {l}"
+        );
+    }
+
     /// Forgets hosts silent past `forget_hosts_after`, once a minute: their
     /// series, checks, availability and rule caches leave memory, their
     /// record leaves the store, and their slots (series, hosts per token)
@@ -904,7 +923,13 @@ impl Engine {
         }
         self.sweep_host(st, host_name, now_ms);
         let known = st.hosts.get(host_name).map(|h| &**h).or(recalled.as_ref());
-        self.check_limits(st, known, batch, token)?;
+        if let Err(l) = self.check_limits(st, known, batch, token) {
+            self.refused(host_name, &l);
+            return Err(l.into());
+        }
+        if !self.over_limit.is_empty() && self.over_limit.remove(host_name).is_some() {
+            tracing::info!(host = host_name, "pushes within the limits again");
+        }
         let host = Arc::make_mut(
             st.hosts
                 .entry(host_name.to_string())

@@ -159,8 +159,8 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutco
             (outcome, (StatusCode::OK, Json(ack)).into_response())
         }
         Ok(Err(ApplyError::Limited(l))) => {
+            // Logged by the engine, once per host and limit.
             app.metrics.limited(l.limit);
-            tracing::warn!(host = %host, limit = l.limit.as_str(), "push refused over a limit: {l}");
             let status =
                 StatusCode::from_u16(l.limit.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
             let mut r = (

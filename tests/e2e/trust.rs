@@ -207,6 +207,17 @@ fn a_flood_of_new_series_hosts_and_scrapes_delays_no_other_hosts_detection() {
         .filter_map(|l| c.metric(&format!("vedette_ingest_limited_total{{limit=\"{l}\"}}")))
         .sum();
     assert!(limited >= 1.0, "{limited}");
+    // Each refusal is counted, but logged once per host and limit.
+    let logged = c
+        .daemon
+        .log_text()
+        .matches("push refused over a limit")
+        .count();
+    assert!(
+        (1..=8).contains(&logged),
+        "{logged} log lines for {} refusals",
+        pushes.iter().filter(|(s, _)| *s != 200).count()
+    );
     // Bounded: at most the limits' worth of series is held.
     let held: f64 = ["evil-0", "evil-1", "evil-2"]
         .iter()
