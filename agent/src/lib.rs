@@ -35,9 +35,10 @@ use vedette_protocol::{AgentInfo, Batch, Sample, VERSION};
 
 use crate::config::Config;
 use crate::exporter::Exported;
-use crate::push::{now_ms, Delivery, Msg, Stats};
+use crate::push::{Delivery, Msg, Stats};
 use crate::sample::Sampler;
 use crate::spool::Backlog;
+use vedette_protocol::clock::now_ms;
 
 /// The agent's version, sent with every batch.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -24,6 +24,7 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use vedette_protocol::clock::now_ms;
 use vedette_protocol::{Batch, ErrorBody, PushAck};
 
 use crate::spool::Backlog;
@@ -499,14 +500,6 @@ pub fn describe_transport(e: &reqwest::Error) -> String {
         return format!("TLS: {msg}");
     }
     msg
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

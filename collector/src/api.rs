@@ -30,12 +30,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
+use vedette_protocol::clock::{duration_ms, now_ms};
 use vedette_protocol::{ErrorBody, Limits};
 
 use crate::config::{token_digest, Config, Role};
 use crate::engine::{
-    now_ms, ActionError, ApplyError, EngineHandle, ExternalAlert, ExternalOutcome, NewChange,
-    SubmitError,
+    ActionError, ApplyError, EngineHandle, ExternalAlert, ExternalOutcome, NewChange, SubmitError,
 };
 use crate::incidents::{Incident, IncidentState, Labels, Problem, ProblemState};
 use crate::metrics::Metrics;
@@ -676,7 +676,7 @@ fn new_change(body: &[u8], now_ms: i64) -> Result<NewChange, ApiError> {
     if end_ms <= start_ms {
         return Err(bad("end", "must be after start"));
     }
-    if end_ms - start_ms > crate::rules::duration_ms(MAX_CHANGE_LENGTH) {
+    if end_ms - start_ms > duration_ms(MAX_CHANGE_LENGTH) {
         return Err(bad("end", "a change may last at most 30 days"));
     }
     if end_ms <= now_ms {

@@ -27,6 +27,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+use vedette_protocol::clock::{duration_ms, now_ms};
 use vedette_protocol::{Batch, PushAck, Status};
 
 use crate::availability::{self, Avail, Timeline};
@@ -537,7 +538,7 @@ impl Engine {
             engine.resolved.insert(incident.id, incident);
         }
         if let Some((_, within)) = engine.policy.problem_after {
-            let since = now_ms.saturating_sub(rules::duration_ms(within));
+            let since = now_ms.saturating_sub(duration_ms(within));
             for (fp, at, id) in engine.store.occurrences_since(since)? {
                 engine
                     .recurrences
@@ -657,8 +658,7 @@ impl Engine {
         }
         let h = Arc::make_mut(h);
         h.swept_ms = now_ms;
-        let stale_before =
-            now_ms.saturating_sub(rules::duration_ms(self.bounds.forget_series_after));
+        let stale_before = now_ms.saturating_sub(duration_ms(self.bounds.forget_series_after));
         let gone = h.sweep(stale_before);
         st.series_total = st.series_total.saturating_sub(gone.len());
         for (name, labels) in gone {
@@ -795,7 +795,7 @@ impl Engine {
             return;
         }
         self.forgot_at_ms = now_ms;
-        let silent_ms = rules::duration_ms(self.bounds.forget_hosts_after);
+        let silent_ms = duration_ms(self.bounds.forget_hosts_after);
         let state = Arc::clone(&self.state);
         let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
         let st = &mut *guard;
@@ -844,7 +844,7 @@ impl Engine {
             let Some(record) = record else {
                 return Ok(None);
             };
-            let since = now_ms.saturating_sub(rules::duration_ms(availability::HORIZON));
+            let since = now_ms.saturating_sub(duration_ms(availability::HORIZON));
             let rows = self.store.availability_of(host, since)?;
             Ok(Some((record, rows)))
         });
@@ -1314,7 +1314,7 @@ impl Engine {
             }
             let limit = self
                 .heartbeat
-                .map_or(3 * h.interval_ms.max(1000), rules::duration_ms);
+                .map_or(3 * h.interval_ms.max(1000), duration_ms);
             if now_ms.saturating_sub(h.last_seen_ms.max(self.grace_from_ms)) < limit {
                 continue;
             }
@@ -1345,7 +1345,7 @@ impl Engine {
             }
         }
         // Changes no window can see any more are dropped hourly.
-        let horizon = rules::duration_ms(availability::HORIZON);
+        let horizon = duration_ms(availability::HORIZON);
         if now_ms - self.pruned_at_ms >= 3_600_000 {
             self.pruned_at_ms = now_ms;
             for h in st.hosts.values_mut() {
@@ -1359,7 +1359,7 @@ impl Engine {
             st.changes.retain(|c| c.2 > now_ms - horizon);
             // Records of hosts forgotten and silent past the horizon: no
             // window shows them, and an attacker's made-up hosts go too.
-            let forgotten_ms = horizon.max(rules::duration_ms(self.bounds.forget_hosts_after));
+            let forgotten_ms = horizon.max(duration_ms(self.bounds.forget_hosts_after));
             if let Err(e) = self.store.prune_hosts(now_ms.saturating_sub(forgotten_ms)) {
                 self.metrics
                     .engine_errors
@@ -1911,7 +1911,7 @@ impl Engine {
             return Ok(());
         }
         // Reopen the newest resolved incident of this alert if it is recent enough.
-        let reopen_ms = rules::duration_ms(self.policy.reopen_within);
+        let reopen_ms = duration_ms(self.policy.reopen_within);
         let previous = self
             .last_resolved
             .get(key)
@@ -2004,7 +2004,7 @@ impl Engine {
         if let Some((_, within)) = self.policy.problem_after {
             let q = self.recurrences.entry(fp.clone()).or_default();
             q.push_back((now_ms, incident.id));
-            let since = now_ms.saturating_sub(rules::duration_ms(within));
+            let since = now_ms.saturating_sub(duration_ms(within));
             while q.front().is_some_and(|&(at, _)| at < since) {
                 q.pop_front();
             }
@@ -2078,7 +2078,7 @@ impl Engine {
                 .then(|| p.clone());
         }
         let (count, within) = self.policy.problem_after?;
-        let since = now_ms.saturating_sub(rules::duration_ms(within));
+        let since = now_ms.saturating_sub(duration_ms(within));
         let recent: Vec<i64> = self
             .recurrences
             .get(fp)
@@ -2242,7 +2242,7 @@ impl Engine {
 
     /// Resolved incidents `close_after` past resolution are closed.
     fn close_resolved(&mut self, now_ms: i64) {
-        let close_ms = rules::duration_ms(self.policy.close_after);
+        let close_ms = duration_ms(self.policy.close_after);
         let due: Vec<i64> = self
             .resolved
             .values()
@@ -2373,7 +2373,7 @@ fn restore_availability(
     state: &RwLock<State>,
     now_ms: i64,
 ) -> Result<(i64, Vec<AvailabilityRow>), StoreError> {
-    let since = now_ms - rules::duration_ms(availability::HORIZON);
+    let since = now_ms - duration_ms(availability::HORIZON);
     store.prune_availability(since)?;
     let mut st = State::from_records(store.hosts()?);
     let mut points: HashMap<(String, String), Vec<(i64, Avail)>> = HashMap::new();
@@ -2517,14 +2517,6 @@ fn fmt_labels(labels: &Labels) -> String {
     }
     let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     format!("{{{}}}", inner.join(","))
-}
-
-/// Milliseconds since the Unix epoch on the system clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 enum Command {

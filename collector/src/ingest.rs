@@ -17,8 +17,9 @@ use vedette_protocol::{Encoding, ErrorBody, Rejection, RejectionKind};
 
 use crate::api::AppState;
 use crate::config::{token_digest, AgentToken};
-use crate::engine::{now_ms, ApplyError, SubmitError};
+use crate::engine::{ApplyError, SubmitError};
 use crate::metrics::IngestOutcome;
+use vedette_protocol::clock::now_ms;
 
 /// The push handler.
 pub async fn push(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use crate::availability::{self, merge, Mode, Tally, Timeline, BURN_WINDOWS, HORIZON, WINDOWS};
 use crate::incidents::Labels;
-use crate::rules::duration_ms;
 use crate::state::{HostState, State};
 use crate::windows::{Maintenance, Scope};
+use vedette_protocol::clock::duration_ms;
 
 /// A configured service: the checks it is made of and its SLA target.
 #[derive(Debug, Clone)]

@@ -131,8 +131,14 @@ impl Collector {
                         .with_context(|| format!("opening the store {}", db.display()))?
                 };
                 writer.set_router(router, wake)?;
-                let engine = Engine::new(setup, writer, state, metrics, engine::now_ms())
-                    .context("restoring state from the store")?;
+                let engine = Engine::new(
+                    setup,
+                    writer,
+                    state,
+                    metrics,
+                    vedette_protocol::clock::now_ms(),
+                )
+                .context("restoring state from the store")?;
                 Ok((engine, reader, deliveries))
             })
             .await??

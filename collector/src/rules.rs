@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use globset::{GlobMatcher, GlobSet};
+use vedette_protocol::clock::duration_ms;
 use vedette_protocol::Status;
 
 use crate::incidents::Labels;
@@ -531,11 +532,6 @@ pub fn absent(
         }
         _ => Verdict::Nothing,
     }
-}
-
-/// A duration in whole milliseconds, saturating.
-pub fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

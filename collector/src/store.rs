@@ -1415,7 +1415,7 @@ impl Tx<'_> {
                 json(&c.scope.spec)?,
                 c.start_ms,
                 c.end_ms,
-                crate::rules::duration_ms(c.verify_for),
+                vedette_protocol::clock::duration_ms(c.verify_for),
                 c.outcome.map(ChangeOutcome::as_str),
                 c.outcome_note,
                 c.created_by,

@@ -21,7 +21,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::incidents::Labels;
-use crate::rules::{duration_ms, Selector};
+use crate::rules::Selector;
+use vedette_protocol::clock::duration_ms;
 
 /// Which hosts a window covers, as written (kept to echo it back in the API).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -11,6 +11,8 @@
 //!
 //! No I/O and no clock reads: the current time is an argument.
 
+pub mod clock;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;

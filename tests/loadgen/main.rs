@@ -24,7 +24,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use vedette_protocol::clock::now_ms;
 
 use clap::Parser;
 use flate2::write::GzEncoder;
@@ -486,11 +487,4 @@ fn quantile(v: &mut [u32], q: f64) -> f64 {
     v.sort_unstable();
     let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
     f64::from(v[i]) / 1000.0
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

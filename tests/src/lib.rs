@@ -261,14 +261,7 @@ pub fn agent(dir: &Path, name: &str, host: &str, url: &str, extra: &str) -> Daem
     Daemon::start("vedette-agent", dir, name, &config)
 }
 
-/// Milliseconds since the Unix epoch on this machine's clock (the
-/// collector's too: they run here).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use vedette_protocol::clock::now_ms;
 
 /// The resident set of process `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> u64 {

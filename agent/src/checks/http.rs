@@ -273,7 +273,7 @@ impl HttpProbe {
             .request(self.method.clone(), self.url.clone())
             .send()
             .await;
-        let now_s = crate::push::now_ms() / 1000;
+        let now_s = vedette_protocol::clock::now_ms() / 1000;
         let days = self.days_left(now_s);
         let mut outcome = match sent {
             Err(e) => Outcome::critical(match days {

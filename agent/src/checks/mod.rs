@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use vedette_protocol::{is_valid_name, CheckKind, CheckResult, Limits, Sample, Status};
 use vedette_yaml::Diagnostics;
 
-use crate::push::now_ms;
+use vedette_protocol::clock::now_ms;
 
 /// One check as written in the config.
 #[derive(Debug, Clone, Deserialize)]

@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::send::{self, Delivered, Failure, Outgoing};
 use super::{backoff, Kind, Receiver, Router};
-use crate::engine::now_ms;
 use crate::metrics::Metrics;
 use crate::store::{Attempt, OutboxRow, Store, StoreError, Wake};
+use vedette_protocol::clock::now_ms;
 
 /// Deliveries in flight per receiver (each for a different incident).
 pub const CONCURRENCY: usize = 8;
