@@ -16,7 +16,7 @@ use vedette_collector::config::Config;
 use vedette_collector::incidents::Labels;
 use vedette_collector::metrics::Metrics;
 use vedette_collector::state::{HostState, Point, State};
-use vedette_collector::store::HostRecord;
+use vedette_collector::state::HostRecord;
 
 const SERIES: usize = 60;
 const CHECKS: usize = 5;

@@ -841,7 +841,7 @@ mod tests {
     use super::*;
     use crate::incidents::Labels;
     use crate::state::{HostState, Point};
-    use crate::store::HostRecord;
+    use crate::state::HostRecord;
 
     fn state() -> Arc<RwLock<State>> {
         let mut h = HostState::from_record(HostRecord {
@@ -1135,7 +1135,7 @@ mod export_tests {
     use super::*;
     use crate::incidents::Labels;
     use crate::state::{HostState, Point};
-    use crate::store::HostRecord;
+    use crate::state::HostRecord;
 
     #[test]
     fn agent_series_never_shadow_own_families_or_fail_the_linter() {

@@ -21,8 +21,23 @@ pub use vedette_protocol::MAX_SEQ;
 
 use crate::availability::Timeline;
 use crate::incidents::Labels;
-use crate::store::{HostRecord, RETIRED_BOOTS};
 use crate::windows::Scope;
+
+/// How many earlier boots of a host are remembered (their batches are repeats).
+pub const RETIRED_BOOTS: usize = 16;
+
+/// What is kept of a host across restarts (the store's `hosts` row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRecord {
+    pub host: String,
+    pub labels: Labels,
+    pub boot_id: String,
+    pub last_seq: u64,
+    pub last_seen_ms: i64,
+    pub interval_ms: i64,
+    /// Digests of the host's earlier boot ids, newest last.
+    pub retired_boots: Vec<u128>,
+}
 
 /// A host's series: by metric name, then labels, so a sample is looked up
 /// without building an owned key.

@@ -42,7 +42,7 @@
 //!   could carry too; rows with that label are marked `alertmanager` by the
 //!   migration).
 //! - `hosts.retired_boots`: a JSON array of the 128-bit digests (hex) of the
-//!   host's earlier `boot_id`s, newest last, at most [`RETIRED_BOOTS`]:
+//!   host's earlier `boot_id`s, newest last, at most [`RETIRED_BOOTS`](crate::state::RETIRED_BOOTS):
 //!   batches of those boots are repeats.
 //!
 //! Writes that belong together (an incident transition, the problem it opens,
@@ -62,6 +62,7 @@ use crate::incidents::{
     Problem, ProblemState,
 };
 use crate::notify::{Enqueue, Event, Router};
+use crate::state::HostRecord;
 use crate::windows::{Change, ChangeOutcome, Scope, ScopeSpec};
 
 /// Schema migrations; index `i` upgrades version `i` to `i + 1`.
@@ -204,9 +205,6 @@ ALTER TABLE hosts ADD COLUMN retired_boots TEXT NOT NULL DEFAULT '[]';
 "#,
 ];
 
-/// How many earlier boots of a host are remembered (see `hosts.retired_boots`).
-pub const RETIRED_BOOTS: usize = 16;
-
 /// Store failures callers branch on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -258,19 +256,6 @@ impl StoreError {
         matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::ConstraintViolation)
     }
-}
-
-/// What the store remembers of a host.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostRecord {
-    pub host: String,
-    pub labels: Labels,
-    pub boot_id: String,
-    pub last_seq: u64,
-    pub last_seen_ms: i64,
-    pub interval_ms: i64,
-    /// Digests of the host's earlier boot ids, newest last.
-    pub retired_boots: Vec<u128>,
 }
 
 /// A breach that a window suppressed.
