@@ -15,8 +15,8 @@ use vedette_collector::availability::Avail;
 use vedette_collector::config::Config;
 use vedette_collector::incidents::Labels;
 use vedette_collector::metrics::Metrics;
-use vedette_collector::state::{HostState, Point, State};
 use vedette_collector::state::HostRecord;
+use vedette_collector::state::{HostState, Point, State};
 
 const SERIES: usize = 60;
 const CHECKS: usize = 5;

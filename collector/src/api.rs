@@ -28,8 +28,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, SecondsFormat};
-use serde::{Deserialize, Serialize};
+use chrono::DateTime;
+use serde::Deserialize;
 use vedette_protocol::clock::{duration_ms, now_ms};
 use vedette_protocol::{ErrorBody, Limits};
 
@@ -37,11 +37,12 @@ use crate::config::{token_digest, Config, Role};
 use crate::engine::{
     ActionError, ApplyError, EngineHandle, ExternalAlert, ExternalOutcome, NewChange, SubmitError,
 };
-use crate::incidents::{Incident, IncidentState, Labels, Problem, ProblemState};
+use crate::incidents::Labels;
 use crate::metrics::Metrics;
 use crate::state::Limited;
-use crate::store::{DeliveryRow, Store, StoreError};
-use crate::windows::{Change, ChangeOutcome, Phase, ScopeSpec};
+use crate::store::{Store, StoreError};
+use crate::views::{rfc3339, ChangeView, DeliveryView, IncidentView, ProblemView, SuppressionView};
+use crate::windows::ScopeSpec;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -208,96 +209,6 @@ impl From<SubmitError> for ApiError {
     }
 }
 
-/// An incident as the API serves it (a contract: DESIGN.md → endpoints).
-#[derive(Debug, Serialize)]
-pub struct IncidentView {
-    pub id: i64,
-    pub fingerprint: String,
-    /// `rule` (the collector's rules) or `alertmanager` (its webhook).
-    pub origin: crate::incidents::Origin,
-    pub rule: String,
-    pub host: String,
-    pub labels: Labels,
-    pub state: IncidentState,
-    pub priority: u8,
-    pub impact: u8,
-    pub urgency: u8,
-    pub summary: String,
-    pub description: String,
-    pub value: Option<f64>,
-    pub threshold: Option<f64>,
-    pub started_at: Option<String>,
-    pub detected_at: Option<String>,
-    pub acknowledged_at: Option<String>,
-    pub restored_at: Option<String>,
-    pub resolved_at: Option<String>,
-    pub closed_at: Option<String>,
-    pub resolution: Option<crate::incidents::Resolution>,
-    pub occurrences: u32,
-    pub problem_id: Option<i64>,
-    pub flapping: bool,
-    pub events: Vec<EventView>,
-    /// Notifications of this incident (`GET /api/v1/incidents/{id}` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deliveries: Option<Vec<DeliveryView>>,
-}
-
-/// One timeline entry.
-#[derive(Debug, Serialize)]
-pub struct EventView {
-    pub at: Option<String>,
-    pub kind: crate::incidents::EventKind,
-    pub actor: String,
-    pub note: Option<String>,
-}
-
-/// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(ms: i64) -> Option<String> {
-    DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-}
-
-impl From<Incident> for IncidentView {
-    fn from(i: Incident) -> Self {
-        IncidentView {
-            id: i.id,
-            fingerprint: i.fingerprint,
-            origin: i.origin,
-            rule: i.rule,
-            host: i.host,
-            labels: i.labels,
-            state: i.state,
-            priority: i.priority,
-            impact: i.impact,
-            urgency: i.urgency,
-            summary: i.summary,
-            description: i.description,
-            value: i.value,
-            threshold: i.threshold,
-            started_at: rfc3339(i.started_at_ms),
-            detected_at: rfc3339(i.detected_at_ms),
-            acknowledged_at: i.acknowledged_at_ms.and_then(rfc3339),
-            restored_at: i.restored_at_ms.and_then(rfc3339),
-            resolved_at: i.resolved_at_ms.and_then(rfc3339),
-            closed_at: i.closed_at_ms.and_then(rfc3339),
-            resolution: i.resolution,
-            occurrences: i.occurrences,
-            problem_id: i.problem_id,
-            flapping: i.flapping,
-            events: i
-                .events
-                .into_iter()
-                .map(|e| EventView {
-                    at: rfc3339(e.at_ms),
-                    kind: e.kind,
-                    actor: e.actor,
-                    note: e.note,
-                })
-                .collect(),
-            deliveries: None,
-        }
-    }
-}
-
 /// Who is calling, as recorded on what they do.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -412,37 +323,6 @@ async fn incidents_show(
     Ok(Json(view))
 }
 
-/// One notification of an incident to one receiver.
-#[derive(Debug, Serialize)]
-pub struct DeliveryView {
-    pub receiver: String,
-    pub event: String,
-    /// `pending`, `delivered`, `rejected` (refused for good) or `expired`.
-    pub state: String,
-    pub attempts: u32,
-    pub created_at: Option<String>,
-    /// When the next attempt is due (pending only).
-    pub next_attempt_at: Option<String>,
-    pub last_error: Option<String>,
-    pub done_at: Option<String>,
-}
-
-impl From<DeliveryRow> for DeliveryView {
-    fn from(d: DeliveryRow) -> Self {
-        let pending = d.state == "pending";
-        DeliveryView {
-            receiver: d.receiver,
-            event: d.event,
-            state: d.state,
-            attempts: d.attempts,
-            created_at: rfc3339(d.created_at_ms),
-            next_attempt_at: if pending { rfc3339(d.next_at_ms) } else { None },
-            last_error: d.last_error,
-            done_at: d.done_at_ms.and_then(rfc3339),
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
@@ -492,38 +372,6 @@ async fn incidents_resolve(
     Ok(Json(incident.into()))
 }
 
-/// A problem as the API serves it.
-#[derive(Debug, Serialize)]
-pub struct ProblemView {
-    pub id: i64,
-    pub fingerprint: String,
-    pub rule: String,
-    pub host: String,
-    pub state: ProblemState,
-    pub incident_ids: Vec<i64>,
-    pub opened_at: Option<String>,
-    pub resolved_at: Option<String>,
-    pub resolved_by: Option<String>,
-    pub note: Option<String>,
-}
-
-impl From<Problem> for ProblemView {
-    fn from(p: Problem) -> Self {
-        ProblemView {
-            id: p.id,
-            fingerprint: p.fingerprint,
-            rule: p.rule,
-            host: p.host,
-            state: p.state,
-            incident_ids: p.incident_ids,
-            opened_at: rfc3339(p.opened_at_ms),
-            resolved_at: p.resolved_at_ms.and_then(rfc3339),
-            resolved_by: p.resolved_by,
-            note: p.note,
-        }
-    }
-}
-
 async fn problems_list(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -556,49 +404,6 @@ async fn problems_resolve(
     let note = note(&body)?;
     let problem = app.engine.resolve_problem(id, caller.name, note).await??;
     Ok(Json(problem.into()))
-}
-
-/// A change as the API serves it.
-#[derive(Debug, Serialize)]
-pub struct ChangeView {
-    pub id: i64,
-    pub title: String,
-    pub scope: ScopeSpec,
-    pub start: Option<String>,
-    pub end: Option<String>,
-    /// As a humantime duration (`30m`).
-    pub verify_for: String,
-    /// `scheduled`, `in_progress`, `verifying`, `successful` or `failed`.
-    pub state: &'static str,
-    pub outcome: Option<ChangeOutcome>,
-    pub outcome_note: Option<String>,
-    pub created_by: String,
-    pub created_at: Option<String>,
-}
-
-impl ChangeView {
-    fn new(c: Change, now_ms: i64) -> ChangeView {
-        let state = match (c.outcome, c.phase(now_ms)) {
-            (Some(o), _) => o.as_str(),
-            (None, Phase::Scheduled) => "scheduled",
-            (None, Phase::InProgress) => "in_progress",
-            // Done without an outcome: decided at the engine's next tick.
-            (None, Phase::Verifying | Phase::Done) => "verifying",
-        };
-        ChangeView {
-            id: c.id,
-            title: c.title,
-            scope: c.scope.spec,
-            start: rfc3339(c.start_ms),
-            end: rfc3339(c.end_ms),
-            verify_for: humantime::format_duration(c.verify_for).to_string(),
-            state,
-            outcome: c.outcome,
-            outcome_note: c.outcome_note,
-            created_by: c.created_by,
-            created_at: rfc3339(c.created_at_ms),
-        }
-    }
 }
 
 async fn changes_list(
@@ -826,21 +631,6 @@ async fn changes_create(
     let change = new_change(&body, now)?;
     let change = app.engine.create_change(change, caller.name).await??;
     Ok((StatusCode::CREATED, Json(ChangeView::new(change, now))))
-}
-
-/// A suppressed breach as the API serves it.
-#[derive(Debug, Serialize)]
-pub struct SuppressionView {
-    pub id: i64,
-    pub at: Option<String>,
-    pub fingerprint: String,
-    pub rule: String,
-    pub host: String,
-    pub labels: Labels,
-    pub summary: String,
-    pub window_kind: &'static str,
-    pub window: String,
-    pub change_id: Option<i64>,
 }
 
 async fn suppressions_list(

@@ -39,6 +39,7 @@ pub mod state;
 pub mod store;
 pub mod texts;
 pub mod tokens;
+pub mod views;
 pub mod windows;
 
 use std::path::PathBuf;

@@ -840,8 +840,8 @@ fn up_value(a: Avail) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::incidents::Labels;
-    use crate::state::{HostState, Point};
     use crate::state::HostRecord;
+    use crate::state::{HostState, Point};
 
     fn state() -> Arc<RwLock<State>> {
         let mut h = HostState::from_record(HostRecord {
@@ -1134,8 +1134,8 @@ services:
 mod export_tests {
     use super::*;
     use crate::incidents::Labels;
-    use crate::state::{HostState, Point};
     use crate::state::HostRecord;
+    use crate::state::{HostState, Point};
 
     #[test]
     fn agent_series_never_shadow_own_families_or_fail_the_linter() {

@@ -245,7 +245,8 @@ impl Router {
             if wanted.is_empty() {
                 continue;
             }
-            let view = view.get_or_insert_with(|| crate::api::IncidentView::from(incident.clone()));
+            let view =
+                view.get_or_insert_with(|| crate::views::IncidentView::from(incident.clone()));
             let payload = body(event, &*view);
             for r in wanted {
                 out.push(Enqueue {
@@ -282,7 +283,7 @@ impl Router {
                     .get_or_insert_with(|| {
                         body(
                             Event::ProblemOpened,
-                            crate::api::ProblemView::from(problem.clone()),
+                            crate::views::ProblemView::from(problem.clone()),
                         )
                     })
                     .clone(),

@@ -406,7 +406,7 @@ mod tests {
 
     fn snapshot(event: Event) -> Snapshot {
         let i = super::super::tests::incident(&[crate::incidents::EventKind::Opened]);
-        let body = super::super::body(event, crate::api::IncidentView::from(i));
+        let body = super::super::body(event, crate::views::IncidentView::from(i));
         serde_json::from_str(&body).expect("snapshot")
     }
 
