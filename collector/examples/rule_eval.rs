@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use vedette_collector::config::Config;
-use vedette_collector::engine::{Engine, Setup};
+use vedette_collector::engine::Engine;
 use vedette_collector::metrics::Metrics;
 use vedette_collector::state::State;
 use vedette_collector::store::Store;
@@ -81,7 +81,7 @@ fn engine(rules: usize, store: Store) -> Engine {
     let config = Config::from_yaml("bench.yaml", &rules_yaml(rules)).expect("bench config");
     let state = Arc::new(RwLock::new(State::default()));
     let metrics = Arc::new(Metrics::new(Arc::clone(&state), Default::default()));
-    Engine::new(Setup::from_config(&config), store, state, metrics, T0).expect("engine")
+    Engine::new(config.engine_setup(), store, state, metrics, T0).expect("engine")
 }
 
 /// Nanoseconds per sample over `rounds` full passes (after one warm-up pass
@@ -143,8 +143,7 @@ fn main() {
     .expect("config");
     let state = Arc::new(RwLock::new(State::default()));
     let metrics = Arc::new(Metrics::new(Arc::clone(&state), Default::default()));
-    let mut e =
-        Engine::new(Setup::from_config(&config), store, state, metrics, T0).expect("engine");
+    let mut e = Engine::new(config.engine_setup(), store, state, metrics, T0).expect("engine");
     let mut lat: Vec<Duration> = (0..200)
         .map(|h| {
             let b = batch(h, 1, T0, true);

@@ -18,6 +18,7 @@ use vedette_protocol::{is_valid_name, Status};
 use vedette_yaml::{ConfigError, Diagnostics};
 
 use crate::availability::Mode;
+use crate::engine::{Bounds, IncidentPolicy, Setup};
 use crate::kpi::{Reporting, Service, FORGET_AFTER, FORGET_SERIES_AFTER};
 use crate::notify::{Kind, Receiver, Route, Router, Secret};
 use crate::rules::{
@@ -93,30 +94,6 @@ impl Default for HttpLimits {
         HttpLimits {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// `incidents:` — how incidents live and recur.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IncidentPolicy {
-    /// A breach this soon after resolution reopens the same incident.
-    pub reopen_within: Duration,
-    /// A resolved incident is closed this long after resolution.
-    pub close_after: Duration,
-    /// The `count`-th incident of one fingerprint `within` opens a problem;
-    /// None: problems are not opened automatically.
-    pub problem_after: Option<(u32, Duration)>,
-    pub flapping: FlapThresholds,
-}
-
-impl Default for IncidentPolicy {
-    fn default() -> Self {
-        IncidentPolicy {
-            reopen_within: Duration::from_secs(3600),
-            close_after: Duration::from_secs(24 * 3600),
-            problem_after: Some((3, Duration::from_secs(24 * 3600))),
-            flapping: FlapThresholds::default(),
         }
     }
 }
@@ -1445,6 +1422,28 @@ fn rule_kind(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Option<RuleKind
         status,
         trigger,
     }))
+}
+
+impl Config {
+    /// The engine's part of this configuration.
+    pub fn engine_setup(&self) -> Setup {
+        let c = self;
+        Setup {
+            rules: c.rules.clone(),
+            texts: Arc::clone(&c.texts),
+            policy: c.incidents.clone(),
+            maintenance: c.maintenance.clone(),
+            heartbeat: c.rules.iter().find_map(|r| match r.kind {
+                RuleKind::Absent { after } => Some(after),
+                _ => None,
+            }),
+            bounds: Bounds {
+                limits: c.limits,
+                forget_series_after: c.forget_series_after,
+                forget_hosts_after: c.reporting.forget_after,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

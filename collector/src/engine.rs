@@ -31,14 +31,15 @@ use vedette_protocol::clock::{duration_ms, now_ms};
 use vedette_protocol::{Batch, PushAck, Status};
 
 use crate::availability::{self, Avail, Timeline};
-use crate::config::IncidentPolicy;
 use crate::incidents::{
     Incident, InvalidTransition, Labels, Opening, Origin, Problem, ProblemState, Resolution,
     SYSTEM_ACTOR,
 };
 use crate::metrics::{Metrics, Stage};
 use crate::notify::Router;
-use crate::rules::{self, Alert, AlertState, Condition, Outcome, Rule, RuleKind, Verdict};
+use crate::rules::{
+    self, Alert, AlertState, Condition, FlapThresholds, Outcome, Rule, RuleKind, Verdict,
+};
 use crate::state::{HostState, Limit, Limited, Point, State, StateLimits, Stored};
 use crate::store::{AvailabilityRow, Store, StoreError, Suppression, Wake};
 use crate::texts::{Context, Texts};
@@ -250,6 +251,30 @@ pub struct NewChange {
     pub verify_for: Duration,
 }
 
+/// How incidents live and recur (`incidents:` in the configuration).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentPolicy {
+    /// A breach this soon after resolution reopens the same incident.
+    pub reopen_within: Duration,
+    /// A resolved incident is closed this long after resolution.
+    pub close_after: Duration,
+    /// The `count`-th incident of one fingerprint `within` opens a problem;
+    /// None: problems are not opened automatically.
+    pub problem_after: Option<(u32, Duration)>,
+    pub flapping: FlapThresholds,
+}
+
+impl Default for IncidentPolicy {
+    fn default() -> Self {
+        IncidentPolicy {
+            reopen_within: Duration::from_secs(3600),
+            close_after: Duration::from_secs(24 * 3600),
+            problem_after: Some((3, Duration::from_secs(24 * 3600))),
+            flapping: FlapThresholds::default(),
+        }
+    }
+}
+
 /// Rules, alerts, live incidents, problems and windows, over a shared
 /// [`State`] and a [`Store`].
 pub struct Engine {
@@ -405,27 +430,6 @@ pub struct Bounds {
     pub forget_series_after: Duration,
     /// A host silent this long is forgotten (its series, checks and slots).
     pub forget_hosts_after: Duration,
-}
-
-impl Setup {
-    /// The engine's part of a validated configuration.
-    pub fn from_config(c: &crate::config::Config) -> Setup {
-        Setup {
-            rules: c.rules.clone(),
-            texts: Arc::clone(&c.texts),
-            policy: c.incidents.clone(),
-            maintenance: c.maintenance.clone(),
-            heartbeat: c.rules.iter().find_map(|r| match r.kind {
-                RuleKind::Absent { after } => Some(after),
-                _ => None,
-            }),
-            bounds: Bounds {
-                limits: c.limits,
-                forget_series_after: c.forget_series_after,
-                forget_hosts_after: c.reporting.forget_after,
-            },
-        }
-    }
 }
 
 impl Engine {

@@ -101,7 +101,7 @@ impl Collector {
     pub async fn start(config: Config) -> anyhow::Result<Collector> {
         let config = Arc::new(config);
         let db = config.database_path();
-        let setup = engine::Setup::from_config(&config);
+        let setup = config.engine_setup();
         let state = Arc::new(RwLock::new(State::default()));
         let metrics = Arc::new(Metrics::new(
             Arc::clone(&state),
@@ -338,7 +338,7 @@ async fn apply(
     let reloaded = state
         .engine
         .reload(
-            engine::Setup::from_config(&new),
+            new.engine_setup(),
             Arc::clone(&new.notify),
             Arc::clone(&wake),
         )

@@ -50,7 +50,7 @@ fn harness_with(db: &Path, now: i64, yaml: &str) -> Harness {
     let metrics = Arc::new(Metrics::new(state.clone(), Arc::clone(&config.reporting)));
     let store = Store::open(db).unwrap();
     let engine = Engine::new(
-        Setup::from_config(&config),
+        config.engine_setup(),
         store,
         state.clone(),
         metrics.clone(),
