@@ -34,6 +34,7 @@ pub mod ingest;
 pub mod kpi;
 pub mod metrics;
 pub mod notify;
+pub mod outbox;
 pub mod rules;
 pub mod state;
 pub mod store;

@@ -26,9 +26,10 @@ pub mod worker;
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::incidents::{EventKind, Incident, Labels, Origin, Problem};
+use crate::incidents::{Incident, Labels, Origin, Problem};
+use crate::outbox::{Enqueue, Event};
 use crate::rules::Matcher;
 
 /// A secret read from the configuration (or its `*_file`). Never printed.
@@ -38,57 +39,6 @@ pub struct Secret(pub String);
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
-    }
-}
-
-/// What a receiver is told about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Event {
-    Opened,
-    Acknowledged,
-    Resolved,
-    Reopened,
-    Closed,
-    ProblemOpened,
-}
-
-impl Event {
-    pub const ALL: [Event; 6] = [
-        Event::Opened,
-        Event::Acknowledged,
-        Event::Resolved,
-        Event::Reopened,
-        Event::Closed,
-        Event::ProblemOpened,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Event::Opened => "opened",
-            Event::Acknowledged => "acknowledged",
-            Event::Resolved => "resolved",
-            Event::Reopened => "reopened",
-            Event::Closed => "closed",
-            Event::ProblemOpened => "problem_opened",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Event> {
-        Event::ALL.into_iter().find(|e| e.as_str() == s)
-    }
-
-    /// The notification an incident timeline entry makes, if any (restore
-    /// is followed by resolve, flapping keeps one incident open).
-    pub fn of(kind: EventKind) -> Option<Event> {
-        match kind {
-            EventKind::Opened => Some(Event::Opened),
-            EventKind::Acknowledged => Some(Event::Acknowledged),
-            EventKind::Resolved => Some(Event::Resolved),
-            EventKind::Reopened => Some(Event::Reopened),
-            EventKind::Closed => Some(Event::Closed),
-            EventKind::Restored | EventKind::FlappingStarted | EventKind::FlappingStopped => None,
-        }
     }
 }
 
@@ -191,19 +141,6 @@ pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     pub receivers: Vec<Receiver>,
-}
-
-/// One outbox row to write.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Enqueue {
-    pub receiver: String,
-    /// `incident:<id>` or `problem:<id>`: rows of one subject go in order.
-    pub subject: String,
-    pub event: Event,
-    /// Stable per transition and receiver: what the receiver deduplicates on.
-    pub key: String,
-    /// What to send: the incident (or problem) as the API shows it, plus `event`.
-    pub payload: String,
 }
 
 impl Router {
@@ -317,7 +254,7 @@ pub fn backoff(attempts: u32, max: Duration, jitter: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incidents::IncidentEvent;
+    use crate::incidents::{EventKind, IncidentEvent};
 
     fn glob(p: &str) -> globset::GlobSet {
         let mut b = globset::GlobSetBuilder::new();

@@ -61,7 +61,8 @@ use crate::incidents::{
     observations, EventKind, Incident, IncidentEvent, IncidentState, Labels, Observation, Origin,
     Problem, ProblemState,
 };
-use crate::notify::{Enqueue, Event, Router};
+use crate::notify::Router;
+use crate::outbox::{Attempt, DeliveryRow, Enqueue, Event, OutboxRow};
 use crate::state::HostRecord;
 use crate::windows::{Change, ChangeOutcome, Scope, ScopeSpec};
 
@@ -292,44 +293,6 @@ pub struct AvailabilityRow {
     pub check: String,
     pub at_ms: i64,
     pub state: Avail,
-}
-
-/// A pending outbox row, as the delivery worker needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub subject: String,
-    pub event: Event,
-    pub key: String,
-    pub payload: String,
-    pub created_at_ms: i64,
-    pub attempts: u32,
-    pub next_at_ms: i64,
-    /// What an earlier delivery of the subject to this receiver recorded.
-    pub external_id: Option<String>,
-}
-
-/// How one delivery attempt ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Attempt {
-    Delivered { external_id: Option<String> },
-    Retry { error: String, next_at_ms: i64 },
-    Rejected(String),
-    Expired(String),
-}
-
-/// One delivery, as `GET /api/v1/incidents/{id}` shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryRow {
-    pub receiver: String,
-    pub event: String,
-    /// `pending`, `delivered`, `rejected` or `expired`.
-    pub state: String,
-    pub attempts: u32,
-    pub created_at_ms: i64,
-    pub next_at_ms: i64,
-    pub last_error: Option<String>,
-    pub done_at_ms: Option<i64>,
 }
 
 /// Receives the KPI measurements of every committed transaction.

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 
 use crate::incidents::{Incident, IncidentState, Labels, Problem, ProblemState};
-use crate::store::DeliveryRow;
+use crate::outbox::DeliveryRow;
 use crate::windows::{Change, ChangeOutcome, Phase, ScopeSpec};
 
 /// An incident as the API serves it (a contract: DESIGN.md → endpoints).

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{Event, Kind, Secret};
+use super::{Kind, Secret};
 use crate::incidents::Labels;
+use crate::outbox::Event;
 
 /// The fields of an outbox payload the non-webhook kinds need (the payload
 /// is the incident as the API shows it, plus `event`).

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::send::{self, Delivered, Failure, Outgoing};
 use super::{backoff, Kind, Receiver, Router};
 use crate::metrics::Metrics;
-use crate::store::{Attempt, OutboxRow, Store, StoreError, Wake};
+use crate::outbox::{Attempt, OutboxRow};
+use crate::store::{Store, StoreError, Wake};
 use vedette_protocol::clock::now_ms;
 
 /// Deliveries in flight per receiver (each for a different incident).
@@ -304,7 +305,8 @@ async fn refresh_firing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::{Event, Route, DEFAULT_TIMEOUT};
+    use crate::notify::{Route, DEFAULT_TIMEOUT};
+    use crate::outbox::Event;
 
     fn receiver() -> Receiver {
         Receiver {
