@@ -81,7 +81,7 @@ fn engine(rules: usize, store: Store) -> Engine {
     let config = Config::from_yaml("bench.yaml", &rules_yaml(rules)).expect("bench config");
     let state = Arc::new(RwLock::new(State::default()));
     let metrics = Arc::new(Metrics::new(Arc::clone(&state), Default::default()));
-    Engine::new(config.engine_setup(), store, state, metrics, T0).expect("engine")
+    Engine::new(config.engine_setup(), store, None, state, metrics, T0).expect("engine")
 }
 
 /// Nanoseconds per sample over `rounds` full passes (after one warm-up pass
@@ -143,7 +143,8 @@ fn main() {
     .expect("config");
     let state = Arc::new(RwLock::new(State::default()));
     let metrics = Arc::new(Metrics::new(Arc::clone(&state), Default::default()));
-    let mut e = Engine::new(config.engine_setup(), store, state, metrics, T0).expect("engine");
+    let mut e =
+        Engine::new(config.engine_setup(), store, None, state, metrics, T0).expect("engine");
     let mut lat: Vec<Duration> = (0..200)
         .map(|h| {
             let b = batch(h, 1, T0, true);

@@ -36,12 +36,12 @@ use crate::incidents::{
     SYSTEM_ACTOR,
 };
 use crate::metrics::{Metrics, Stage};
-use crate::notify::Router;
+use crate::notify::{self, Outbox, Router, Wake};
 use crate::rules::{
     self, Alert, AlertState, Condition, FlapThresholds, Outcome, Rule, RuleKind, Verdict,
 };
 use crate::state::{HostState, Limit, Limited, Point, State, StateLimits, Stored};
-use crate::store::{AvailabilityRow, Store, StoreError, Suppression, Wake};
+use crate::store::{AvailabilityRow, Store, StoreError, Suppression, Tx};
 use crate::texts::{Context, Texts};
 use crate::windows::{Change, ChangeOutcome, Maintenance, Phase, Scope, ScopeSpec};
 
@@ -301,6 +301,8 @@ pub struct Engine {
     suppressed: HashMap<AlertKey, Suppressed>,
     state: Arc<RwLock<State>>,
     store: Store,
+    /// Routes each transition to the receivers (None: no receivers).
+    outbox: Option<Outbox>,
     metrics: Arc<Metrics>,
     /// Heartbeats count from no earlier than this (collector start).
     grace_from_ms: i64,
@@ -438,6 +440,7 @@ impl Engine {
     pub fn new(
         setup: Setup,
         store: Store,
+        outbox: Option<Outbox>,
         state: Arc<RwLock<State>>,
         metrics: Arc<Metrics>,
         now_ms: i64,
@@ -455,12 +458,6 @@ impl Engine {
         let (run, restored) = restore_availability(&mut store, &state, now_ms)?;
         for o in store.kpi_observations()? {
             metrics.observe(&o);
-        }
-        {
-            let metrics = Arc::clone(&metrics);
-            store.observe_kpis(Arc::new(move |obs| {
-                obs.iter().for_each(|o| metrics.observe(o))
-            }));
         }
         for c in store.incident_counts()? {
             let p = crate::incidents::priority_label(c.priority);
@@ -496,6 +493,7 @@ impl Engine {
             suppressed: HashMap::new(),
             state,
             store,
+            outbox,
             metrics,
             grace_from_ms: now_ms,
             heartbeat,
@@ -568,7 +566,7 @@ impl Engine {
         let note = format!("rule '{}' is no longer configured", incident.rule);
         // Live incidents can always be resolved.
         if incident.resolve(SYSTEM_ACTOR, Some(note), now_ms).is_ok() {
-            self.store.save_incident(&mut incident, n)?;
+            self.commit(|tx| tx.save_incident(&mut incident, n))?;
             self.count_resolved(&incident);
             self.resolved.insert(incident.id, incident);
         }
@@ -595,7 +593,8 @@ impl Engine {
             bounds,
         } = setup;
         // First, so that a store error leaves the engine as it was.
-        self.store.set_router(router, wake)?;
+        let hosts = || self.store.host_labels();
+        self.outbox = Some(Outbox::new(router, wake, hosts)?);
         let external = |r: &Rule| matches!(r.kind, RuleKind::External);
         // Rules made for Alertmanager's alerts are not in the file: keep them.
         rules.extend(self.rules.iter().filter(|r| external(r)).cloned());
@@ -944,7 +943,9 @@ impl Engine {
             *st.hosts_per_token.entry(t).or_default() += 1;
         }
         if host.labels != batch.agent.labels {
-            self.store.note_host_labels(host_name, &batch.agent.labels);
+            if let Some(outbox) = self.outbox.as_mut() {
+                outbox.note_host_labels(host_name, &batch.agent.labels);
+            }
         }
         host.labels = batch.agent.labels.clone();
         let before_seq = host.last_seq;
@@ -1399,7 +1400,7 @@ impl Engine {
             .collect();
         let (run, now) = (self.run, now_ms);
         let rows = std::mem::take(&mut self.availability);
-        let written = self.store.write(|tx| {
+        let written = self.commit(|tx| {
             tx.save_hosts(&dirty)?;
             tx.insert_availability(&rows)?;
             tx.mark_alive(run, now)
@@ -1430,9 +1431,9 @@ impl Engine {
         }
         // One row spoiled the transaction: write each on its own.
         let mut first = None;
-        let alive = self.store.write(|tx| tx.mark_alive(run, now));
+        let alive = self.commit(|tx| tx.mark_alive(run, now));
         for r in &dirty {
-            match self.store.write(|tx| tx.save_hosts(std::iter::once(r))) {
+            match self.commit(|tx| tx.save_hosts(std::iter::once(r))) {
                 Ok(()) => {
                     if let Some(h) = st.hosts.get_mut(&r.host) {
                         Arc::make_mut(h).dirty = false;
@@ -1446,10 +1447,7 @@ impl Engine {
         drop(st);
         let mut kept = Vec::new();
         for r in rows {
-            if let Err(e) = self
-                .store
-                .write(|tx| tx.insert_availability(std::iter::once(&r)))
-            {
+            if let Err(e) = self.commit(|tx| tx.insert_availability(std::iter::once(&r))) {
                 if !e.is_refusal() {
                     kept.push(r);
                 }
@@ -1633,11 +1631,11 @@ impl Engine {
         let Some(key) = self.live_ids.get(&id).cloned() else {
             return Err(self.not_live(id, |i| i.acknowledge(actor, None, now_ms)));
         };
-        let incident = self.live.get_mut(&key).ok_or(ActionError::NotFound(id))?;
-        let mut next = incident.clone();
+        let incident = self.live.get(&key).ok_or(ActionError::NotFound(id))?;
+        let (mut next, n) = (incident.clone(), incident.events.len());
         next.acknowledge(actor, note, now_ms)?;
-        self.store.save_incident(&mut next, incident.events.len())?;
-        *incident = next.clone();
+        self.commit(|tx| tx.save_incident(&mut next, n))?;
+        self.live.insert(key, next.clone());
         Ok(next)
     }
 
@@ -1654,9 +1652,9 @@ impl Engine {
             return Err(self.not_live(id, |i| i.resolve(actor, None, now_ms)));
         };
         let incident = self.live.get(&key).ok_or(ActionError::NotFound(id))?;
-        let mut next = incident.clone();
+        let (mut next, n) = (incident.clone(), incident.events.len());
         next.resolve(actor, note, now_ms)?;
-        self.store.save_incident(&mut next, incident.events.len())?;
+        self.commit(|tx| tx.save_incident(&mut next, n))?;
         self.retire(&key, next.clone());
         Ok(next)
     }
@@ -1685,7 +1683,7 @@ impl Engine {
         let mut next = self.problems[&fp].clone();
         next.resolve(actor, note, now_ms)
             .map_err(ActionError::ProblemConflict)?;
-        self.store.write(|tx| tx.save_problem(&mut next))?;
+        self.commit(|tx| tx.save_problem(&mut next))?;
         self.problems.remove(&fp);
         // The root cause is fixed: recurrence counts start over.
         self.recurrences.remove(&fp);
@@ -1715,7 +1713,7 @@ impl Engine {
             created_by: actor.to_string(),
             created_at_ms: now_ms,
         };
-        self.store.write(|tx| tx.save_change(&mut change))?;
+        self.commit(|tx| tx.save_change(&mut change))?;
         tracing::info!(id = change.id, title = %change.title, actor, "change recorded");
         self.state
             .write()
@@ -1747,6 +1745,22 @@ impl Engine {
                 )))
             }
         }
+    }
+
+    /// Runs `f` in one store transaction with what it implies: the outbox
+    /// rows its domain events make ([`notify::commit`]); once it commits,
+    /// metrics observe them.
+    fn commit<T>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let (out, recorded) = notify::commit(&mut self.store, self.outbox.as_ref(), f)?;
+        for r in &recorded {
+            r.observations()
+                .iter()
+                .for_each(|o| self.metrics.observe(o));
+        }
+        Ok(out)
     }
 
     /// Acts on each transition in order, each its own unit of work. One the
@@ -1900,7 +1914,7 @@ impl Engine {
                 window_name: name,
                 change_id,
             };
-            self.store.write(|tx| tx.insert_suppression(&mut s))?;
+            self.commit(|tx| tx.insert_suppression(&mut s))?;
             tracing::info!(rule = %s.rule, host = %s.host, window = %s.window_name, "breach suppressed by a planned window");
             self.metrics.suppressed.with_label_values(&[&s.rule]).inc();
             self.suppressed.insert(
@@ -1955,7 +1969,7 @@ impl Engine {
         let fp = incident.fingerprint.clone();
         let mut problem = self.problem_for(&fp, now_ms, &incident);
         let summary = incident.summary.clone();
-        let result = self.store.write(|tx| {
+        let result = self.commit(|tx| {
             tx.save_incident(&mut incident, persisted)?;
             if let Some(p) = problem.as_mut() {
                 if !p.incident_ids.contains(&incident.id) {
@@ -2130,9 +2144,9 @@ impl Engine {
                 // flapping stops with the condition clear.
                 return Ok(());
             }
-            let mut next = incident.clone();
+            let (mut next, n) = (incident.clone(), incident.events.len());
             next.restore_at(restored_ms, now_ms);
-            self.store.save_incident(&mut next, incident.events.len())?;
+            self.commit(|tx| tx.save_incident(&mut next, n))?;
             tracing::info!(id = next.id, rule = %next.rule, host = %next.host, "incident resolved");
             self.retire(key, next);
             return Ok(());
@@ -2141,16 +2155,16 @@ impl Engine {
         let Some(id) = self.last_resolved.get(key).copied() else {
             return Ok(());
         };
-        let Some(incident) = self.resolved.get_mut(&id) else {
+        let Some(incident) = self.resolved.get(&id) else {
             return Ok(());
         };
         if incident.restored_at_ms.is_some() {
             return Ok(());
         }
-        let mut next = incident.clone();
+        let (mut next, n) = (incident.clone(), incident.events.len());
         next.restore_at(restored_ms, now_ms);
-        self.store.save_incident(&mut next, incident.events.len())?;
-        *incident = next;
+        self.commit(|tx| tx.save_incident(&mut next, n))?;
+        self.resolved.insert(id, next);
         Ok(())
     }
 
@@ -2178,7 +2192,7 @@ impl Engine {
         if settled_clear {
             next.restore(now_ms);
         }
-        self.store.save_incident(&mut next, n)?;
+        self.commit(|tx| tx.save_incident(&mut next, n))?;
         if settled_clear {
             self.retire(key, next);
         } else {
@@ -2230,7 +2244,7 @@ impl Engine {
             .collect();
         for mut c in done {
             c.outcome = Some(ChangeOutcome::Successful);
-            if let Err(e) = self.store.write(|tx| tx.save_change(&mut c)) {
+            if let Err(e) = self.commit(|tx| tx.save_change(&mut c)) {
                 self.failed(Stage::Change, Subject::Change(c.id), &e);
                 continue;
             }
@@ -2263,7 +2277,7 @@ impl Engine {
             let mut next = incident.clone();
             let n = next.events.len();
             if next.close(now_ms).is_ok() {
-                if let Err(e) = self.store.save_incident(&mut next, n) {
+                if let Err(e) = self.commit(|tx| tx.save_incident(&mut next, n)) {
                     self.failed(Stage::Close, Subject::Incident(id), &e);
                     continue;
                 }

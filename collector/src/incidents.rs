@@ -534,6 +534,32 @@ pub fn observations(
     out
 }
 
+/// A domain event: what one committed transaction did that others act on.
+/// The store records them as it writes; the engine hands them to routing
+/// (outbox rows, in the same transaction) and, once committed, to metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// An incident was written with its timeline entries `from..` new.
+    Incident { incident: Incident, from: usize },
+    /// A problem was opened.
+    ProblemOpened(Problem),
+}
+
+impl Recorded {
+    /// The KPI measurements it makes (see [`observations`]).
+    pub fn observations(&self) -> Vec<Observation> {
+        match self {
+            Recorded::Incident { incident: i, from } => observations(
+                i.started_at_ms,
+                i.priority,
+                i.events.iter().map(|e| (e.at_ms, e.kind)),
+                *from,
+            ),
+            Recorded::ProblemOpened(_) => Vec::new(),
+        }
+    }
+}
+
 /// Problem state (ITIL problem management): open until someone resolves the
 /// root cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -115,7 +115,7 @@ impl Collector {
             let (router, stop) = (Arc::clone(&config.notify), notify_stop.clone());
             let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let mut writer = Store::open(&db)
+                let writer = Store::open(&db)
                     .with_context(|| format!("opening the store {}", db.display()))?;
                 let reader = Store::open(&db)
                     .with_context(|| format!("opening the store {}", db.display()))?;
@@ -132,10 +132,11 @@ impl Collector {
                     notify::worker::spawn(&router, &db, Arc::clone(&metrics), stop)
                         .with_context(|| format!("opening the store {}", db.display()))?
                 };
-                writer.set_router(router, wake)?;
+                let outbox = notify::Outbox::new(router, wake, || writer.host_labels())?;
                 let engine = Engine::new(
                     setup,
                     writer,
+                    Some(outbox),
                     state,
                     metrics,
                     vedette_protocol::clock::now_ms(),

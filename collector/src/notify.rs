@@ -3,7 +3,8 @@
 //! # Delivery model
 //! Every incident transition (and every problem opened) is written to the
 //! store's `outbox` table, one row per receiver that wants it, in the same
-//! transaction as the transition itself ([`crate::store::Tx::save_incident`]).
+//! transaction as the transition itself ([`commit`]: the store records the
+//! transaction's domain events, [`Outbox`] turns them into rows).
 //! A row holds a snapshot of what to send (the incident as the API shows it
 //! plus `event`), so a receiver gets the incident as it was at the transition
 //! even when it is delivered hours later.
@@ -23,14 +24,17 @@
 pub mod send;
 pub mod worker;
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::incidents::{Incident, Labels, Origin, Problem};
+use crate::incidents::{Incident, Labels, Origin, Problem, Recorded};
 use crate::outbox::{Enqueue, Event};
 use crate::rules::Matcher;
+use crate::store::{Store, StoreError, Tx};
 
 /// A secret read from the configuration (or its `*_file`). Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -229,6 +233,109 @@ impl Router {
     }
 }
 
+/// Runs `f` in one transaction of `store` and writes the outbox rows its
+/// domain events make (when there are receivers) in that same transaction,
+/// so a transition and what it tells receivers commit together or not at
+/// all; once committed, wakes the workers if rows were added. Returns `f`'s
+/// value and the transaction's domain events.
+pub fn commit<T>(
+    store: &mut Store,
+    outbox: Option<&Outbox>,
+    f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
+) -> Result<(T, Vec<Recorded>), StoreError> {
+    let (out, recorded, enqueued) = store.write(|tx| {
+        let out = f(tx)?;
+        let recorded = tx.take_recorded();
+        let enqueued = match outbox {
+            Some(o) => o.enqueue(tx, &recorded)?,
+            None => 0,
+        };
+        Ok((out, recorded, enqueued))
+    })?;
+    if let (Some(o), true) = (outbox, enqueued > 0) {
+        o.wake();
+    }
+    Ok((out, recorded))
+}
+
+/// Wakes the delivery workers.
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// Turns a transaction's domain events into outbox rows, in that same
+/// transaction, so a transition and what it tells receivers commit
+/// together. Keeps hosts' labels when a route looks at them.
+pub struct Outbox {
+    router: Arc<Router>,
+    host_labels: HashMap<String, Labels>,
+    wake: Wake,
+}
+
+impl Outbox {
+    /// Routes to `router`'s receivers; `hosts` are the known hosts' labels
+    /// (read only when a route needs them), `wake` is called after a commit
+    /// that enqueued rows.
+    pub fn new(
+        router: Arc<Router>,
+        wake: Wake,
+        hosts: impl FnOnce() -> Result<Vec<(String, Labels)>, StoreError>,
+    ) -> Result<Outbox, StoreError> {
+        let host_labels = if router.needs_host_labels() {
+            hosts()?.into_iter().collect()
+        } else {
+            HashMap::new()
+        };
+        Ok(Outbox {
+            router,
+            host_labels,
+            wake,
+        })
+    }
+
+    /// Tells routing a host's current labels (a no-op unless a receiver
+    /// routes by host labels).
+    pub fn note_host_labels(&mut self, host: &str, labels: &Labels) {
+        if self.router.needs_host_labels() && self.host_labels.get(host) != Some(labels) {
+            self.host_labels.insert(host.to_string(), labels.clone());
+        }
+    }
+
+    /// Writes the rows `recorded` makes in `tx`; returns how many were new.
+    pub fn enqueue(&self, tx: &Tx<'_>, recorded: &[Recorded]) -> Result<usize, StoreError> {
+        let mut added = 0;
+        for r in recorded {
+            added += match r {
+                Recorded::Incident { incident, from } => {
+                    let labels = self.labels_of(&incident.host);
+                    let rows = self.router.incident_rows(incident, *from, labels);
+                    let at = incident.events.last().map_or(0, |e| e.at_ms);
+                    tx.enqueue(&rows, at)?
+                }
+                Recorded::ProblemOpened(p) => {
+                    // A problem is as urgent as the latest incident it links.
+                    let priority = match p.incident_ids.last() {
+                        Some(&id) => tx.incident_priority(id)?.unwrap_or(1),
+                        None => 1,
+                    };
+                    let rows = self
+                        .router
+                        .problem_rows(p, priority, self.labels_of(&p.host));
+                    tx.enqueue(&rows, p.opened_at_ms)?
+                }
+            };
+        }
+        Ok(added)
+    }
+
+    fn wake(&self) {
+        (self.wake)()
+    }
+
+    fn labels_of(&self, host: &str) -> &Labels {
+        static NONE: Labels = Labels::new();
+        self.host_labels.get(host).unwrap_or(&NONE)
+    }
+}
+
 /// `{"event": …, <view's fields>}`.
 fn body(event: Event, view: impl Serialize) -> String {
     #[derive(Serialize)]
@@ -252,149 +359,4 @@ pub fn backoff(attempts: u32, max: Duration, jitter: f64) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::incidents::{EventKind, IncidentEvent};
-
-    fn glob(p: &str) -> globset::GlobSet {
-        let mut b = globset::GlobSetBuilder::new();
-        b.add(globset::Glob::new(p).expect("glob"));
-        b.build().expect("globset")
-    }
-
-    fn receiver(name: &str, kind: Kind, route: Route) -> Receiver {
-        Receiver {
-            name: name.into(),
-            kind,
-            route,
-            max_backoff: DEFAULT_MAX_BACKOFF,
-            give_up_after: DEFAULT_GIVE_UP_AFTER,
-            timeout: DEFAULT_TIMEOUT,
-        }
-    }
-
-    /// Incident 7 (P2) with the timeline `kinds`.
-    pub(crate) fn incident(kinds: &[EventKind]) -> Incident {
-        let mut i = Incident::open(
-            crate::incidents::Opening {
-                origin: crate::incidents::Origin::Rule,
-                rule: "disk_full".into(),
-                host: "web-1".into(),
-                labels: Labels::from([("mountpoint".into(), "/".into())]),
-                impact: 1,
-                urgency: 2,
-                summary: "disk full".into(),
-                description: "d".into(),
-                value: Some(0.97),
-                threshold: Some(0.9),
-                started_ms: 1_000,
-            },
-            2_000,
-        );
-        i.id = 7;
-        i.fingerprint = "abcd".into();
-        i.events = kinds
-            .iter()
-            .map(|&kind| IncidentEvent {
-                at_ms: 2_000,
-                kind,
-                actor: "vedette".into(),
-                note: None,
-            })
-            .collect();
-        i
-    }
-
-    #[test]
-    fn routes_by_priority_rule_and_host_labels() {
-        let prod = Labels::from([("env".into(), "prod".into())]);
-        let dev = Labels::from([("env".into(), "dev".into())]);
-        let route = Route {
-            min_priority: 2,
-            rules: glob("disk_*"),
-            host_labels: vec![("env".into(), Matcher::parse("prod").expect("matcher"))],
-        };
-        assert!(route.matches(2, "disk_full", &prod));
-        assert!(route.matches(1, "disk_full", &prod));
-        assert!(!route.matches(3, "disk_full", &prod), "P3 is below P2");
-        assert!(!route.matches(1, "cpu_high", &prod), "rule glob");
-        assert!(!route.matches(1, "disk_full", &dev), "host label");
-        assert!(Route::default().matches(5, "anything", &Labels::new()));
-    }
-
-    #[test]
-    fn rows_per_new_event_and_receiver_with_stable_keys() {
-        let router = Router {
-            receivers: vec![
-                receiver(
-                    "hook",
-                    Kind::Webhook {
-                        url: "http://h".into(),
-                        secret: None,
-                    },
-                    Route::default(),
-                ),
-                receiver(
-                    "am",
-                    Kind::Alertmanager {
-                        url: "http://am".into(),
-                    },
-                    Route::default(),
-                ),
-                receiver(
-                    "p1-only",
-                    Kind::Webhook {
-                        url: "http://h".into(),
-                        secret: None,
-                    },
-                    Route {
-                        min_priority: 1,
-                        ..Route::default()
-                    },
-                ),
-            ],
-        };
-        let i = incident(&[
-            EventKind::Opened,
-            EventKind::Acknowledged,
-            EventKind::Restored,
-            EventKind::Resolved,
-        ]);
-        let rows = router.incident_rows(&i, 1, &Labels::new());
-        let got: Vec<(&str, Event, &str)> = rows
-            .iter()
-            .map(|r| (r.receiver.as_str(), r.event, r.key.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("hook", Event::Acknowledged, "vedette-abcd-7-1"),
-                ("hook", Event::Resolved, "vedette-abcd-7-3"),
-                ("am", Event::Resolved, "vedette-abcd-7-3"),
-            ],
-            "restored makes no row, Alertmanager has no acknowledge, P2 skips p1-only"
-        );
-        let body: serde_json::Value = serde_json::from_str(&rows[0].payload).expect("json");
-        assert_eq!(body["event"], "acknowledged");
-        assert_eq!(body["id"], 7);
-        assert_eq!(body["labels"]["mountpoint"], "/");
-        assert_eq!(rows[0].subject, "incident:7");
-    }
-
-    #[test]
-    fn backoff_doubles_to_the_cap_and_jitters_down_to_half() {
-        let max = Duration::from_secs(300);
-        assert_eq!(backoff(1, max, 0.0), Duration::from_secs(1));
-        assert_eq!(backoff(2, max, 0.0), Duration::from_secs(2));
-        assert_eq!(backoff(5, max, 0.0), Duration::from_secs(16));
-        assert_eq!(backoff(20, max, 0.0), max);
-        assert_eq!(backoff(u32::MAX, max, 0.0), max);
-        assert_eq!(backoff(5, max, 1.0), Duration::from_secs(8));
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        let s = Secret("hunter2".into());
-        assert!(!format!("{s:?}").contains("hunter2"));
-    }
-}
+mod tests;

@@ -52,16 +52,13 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::cell::RefCell;
 
 use crate::availability::Avail;
 use crate::incidents::{
     observations, EventKind, Incident, IncidentEvent, IncidentState, Labels, Observation, Origin,
-    Problem, ProblemState,
+    Problem, ProblemState, Recorded,
 };
-use crate::notify::Router;
 use crate::outbox::{Attempt, DeliveryRow, Enqueue, Event, OutboxRow};
 use crate::state::HostRecord;
 use crate::windows::{Change, ChangeOutcome, Scope, ScopeSpec};
@@ -295,24 +292,11 @@ pub struct AvailabilityRow {
     pub state: Avail,
 }
 
-/// Receives the KPI measurements of every committed transaction.
-pub type KpiSink = Arc<dyn Fn(&[Observation]) + Send + Sync>;
-
 /// One SQLite connection. The engine owns the writer; the API has its own
 /// reader (WAL lets it read while the writer commits).
 pub struct Store {
     conn: Connection,
-    kpis: Option<KpiSink>,
-    /// Receivers: transitions enqueue outbox rows for them.
-    router: Option<Arc<Router>>,
-    /// Hosts' labels, when routing needs them.
-    host_labels: HashMap<String, Labels>,
-    /// Called after a commit that enqueued outbox rows.
-    wake: Option<Wake>,
 }
-
-/// Wakes the delivery workers.
-pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
@@ -348,13 +332,7 @@ impl Store {
             tx.pragma_update(None, "user_version", v as i64 + 1)?;
             tx.commit()?;
         }
-        Ok(Store {
-            conn,
-            kpis: None,
-            router: None,
-            host_labels: HashMap::new(),
-            wake: None,
-        })
+        Ok(Store { conn })
     }
 
     /// The schema version in the file.
@@ -364,34 +342,20 @@ impl Store {
             .pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
-    /// Runs `f` in one transaction: everything it writes commits together or not at all.
+    /// Runs `f` in one transaction: everything it writes commits together or
+    /// not at all. What the transaction [recorded](Tx::take_recorded) and `f`
+    /// did not take is dropped.
     pub fn write<T>(
         &mut self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let tx = Tx {
             tx: self.conn.transaction()?,
-            observed: RefCell::default(),
-            router: self.router.as_deref(),
-            host_labels: &self.host_labels,
-            enqueued: Cell::new(0),
+            recorded: RefCell::default(),
         };
         let out = f(&tx)?;
-        let observed = tx.observed.take();
-        let enqueued = tx.enqueued.get();
         tx.tx.commit()?;
-        if let (Some(sink), false) = (&self.kpis, observed.is_empty()) {
-            sink(&observed);
-        }
-        if let (Some(wake), true) = (&self.wake, enqueued > 0) {
-            wake();
-        }
         Ok(out)
-    }
-
-    /// Sends the KPI measurements of every transition, once committed, to `sink`.
-    pub fn observe_kpis(&mut self, sink: KpiSink) {
-        self.kpis = Some(sink);
     }
 
     /// Every KPI measurement the stored incidents make, to rebuild the
@@ -509,16 +473,6 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((id, runs))
         })
-    }
-
-    /// Inserts (id 0) or updates an incident and appends
-    /// `events[persisted_events..]`, in one transaction.
-    pub fn save_incident(
-        &mut self,
-        incident: &mut Incident,
-        persisted_events: usize,
-    ) -> Result<(), StoreError> {
-        self.write(|tx| tx.save_incident(incident, persisted_events))
     }
 
     /// One incident with its timeline.
@@ -920,30 +874,13 @@ impl Store {
         })
     }
 
-    /// Enqueues outbox rows for `router`'s receivers in every transition
-    /// written from now on, and calls `wake` after each commit that did.
-    pub fn set_router(&mut self, router: Arc<Router>, wake: Wake) -> Result<(), StoreError> {
-        if router.needs_host_labels() {
-            self.host_labels = self
-                .hosts()?
-                .into_iter()
-                .map(|h| (h.host, h.labels))
-                .collect();
-        }
-        self.router = Some(router);
-        self.wake = Some(wake);
-        Ok(())
-    }
-
-    /// Tells routing a host's current labels (a no-op unless a receiver
-    /// routes by host labels).
-    pub fn note_host_labels(&mut self, host: &str, labels: &Labels) {
-        if !self.router.as_ref().is_some_and(|r| r.needs_host_labels()) {
-            return;
-        }
-        if self.host_labels.get(host) != Some(labels) {
-            self.host_labels.insert(host.to_string(), labels.clone());
-        }
+    /// Every known host's labels.
+    pub fn host_labels(&self) -> Result<Vec<(String, Labels)>, StoreError> {
+        Ok(self
+            .hosts()?
+            .into_iter()
+            .map(|h| (h.host, h.labels))
+            .collect())
     }
 
     /// The oldest pending row of each of `receiver`'s subjects (only it may
@@ -1102,10 +1039,8 @@ impl Store {
 /// rows they enqueue.
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
-    observed: RefCell<Vec<Observation>>,
-    router: Option<&'a Router>,
-    host_labels: &'a HashMap<String, Labels>,
-    enqueued: Cell<usize>,
+    /// What this transaction did that others act on once it commits.
+    recorded: RefCell<Vec<Recorded>>,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
@@ -1244,12 +1179,6 @@ impl Tx<'_> {
             "INSERT INTO incident_events (incident_id, at, kind, actor, note)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        self.observed.borrow_mut().extend(observations(
-            incident.started_at_ms,
-            incident.priority,
-            incident.events.iter().map(|e| (e.at_ms, e.kind)),
-            persisted_events,
-        ));
         for e in incident.events.iter().skip(persisted_events) {
             ins.execute(params![
                 incident.id,
@@ -1259,22 +1188,32 @@ impl Tx<'_> {
                 e.note
             ])?;
         }
-        if let Some(router) = self.router {
-            let rows =
-                router.incident_rows(incident, persisted_events, self.labels_of(&incident.host));
-            let at = incident.events.last().map_or(0, |e| e.at_ms);
-            self.enqueue(&rows, at)?;
-        }
+        self.recorded.borrow_mut().push(Recorded::Incident {
+            incident: incident.clone(),
+            from: persisted_events,
+        });
         Ok(())
     }
 
-    fn labels_of(&self, host: &str) -> &Labels {
-        static NONE: Labels = Labels::new();
-        self.host_labels.get(host).unwrap_or(&NONE)
+    /// What this transaction recorded so far, taken (domain events for
+    /// routing, before the commit, and for metrics, after it).
+    pub fn take_recorded(&self) -> Vec<Recorded> {
+        self.recorded.take()
     }
 
-    /// Writes outbox rows (a row already there for its receiver and key is kept).
-    pub fn enqueue(&self, rows: &[Enqueue], now_ms: i64) -> Result<(), StoreError> {
+    /// The priority of incident `id`, if it exists.
+    pub fn incident_priority(&self, id: i64) -> Result<Option<u8>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT priority FROM incidents WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Writes outbox rows (a row already there for its receiver and key is
+    /// kept); returns how many were new.
+    pub fn enqueue(&self, rows: &[Enqueue], now_ms: i64) -> Result<usize, StoreError> {
+        let mut added = 0;
         let mut stmt = self.tx.prepare_cached(
             "INSERT OR IGNORE INTO outbox (receiver, subject, event, key, payload, created_at, next_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -1288,9 +1227,9 @@ impl Tx<'_> {
                 r.payload,
                 now_ms
             ])?;
-            self.enqueued.set(self.enqueued.get() + n);
+            added += n;
         }
-        Ok(())
+        Ok(added)
     }
 
     /// Inserts (id 0) or updates a problem, and points its incidents at it.
@@ -1312,19 +1251,9 @@ impl Tx<'_> {
                 p.note
             ])?;
             p.id = tx.last_insert_rowid();
-            if let Some(router) = self.router {
-                // A problem is as urgent as the latest incident it links.
-                let priority: u8 = match p.incident_ids.last() {
-                    Some(id) => tx
-                        .prepare_cached("SELECT priority FROM incidents WHERE id = ?1")?
-                        .query_row([id], |r| r.get(0))
-                        .optional()?
-                        .unwrap_or(1),
-                    None => 1,
-                };
-                let rows = router.problem_rows(p, priority, self.labels_of(&p.host));
-                self.enqueue(&rows, p.opened_at_ms)?;
-            }
+            self.recorded
+                .borrow_mut()
+                .push(Recorded::ProblemOpened(p.clone()));
         } else {
             let n = tx
                 .prepare_cached(
@@ -1461,418 +1390,4 @@ fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Incident, StoreErro
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::incidents::Opening;
-
-    fn opening(host: &str) -> Opening {
-        Opening {
-            origin: crate::incidents::Origin::Rule,
-            rule: "cpu_high".into(),
-            host: host.into(),
-            labels: Labels::from([("core".into(), "0".into())]),
-            impact: 1,
-            urgency: 2,
-            summary: "cpu".into(),
-            description: "d".into(),
-            value: Some(0.95),
-            threshold: Some(0.9),
-            started_ms: 1_000,
-        }
-    }
-
-    #[test]
-    fn incident_round_trip_with_timeline() {
-        let mut s = Store::in_memory().unwrap();
-        let mut i = Incident::open(opening("web-01"), 2_000);
-        s.save_incident(&mut i, 0).unwrap();
-        assert_eq!(i.id, 1);
-        let n = i.events.len();
-        i.acknowledge("alice", Some("on it".into()), 3_000).unwrap();
-        s.save_incident(&mut i, n).unwrap();
-        let n = i.events.len();
-        i.restore(4_000);
-        s.save_incident(&mut i, n).unwrap();
-        assert_eq!(s.incident(1).unwrap(), i);
-        assert_eq!(s.incidents(Some(IncidentState::Resolved), 10).unwrap(), [i]);
-        assert!(s.live_incidents().unwrap().is_empty());
-        assert!(matches!(s.incident(9), Err(StoreError::NotFound(9))));
-    }
-
-    #[test]
-    fn at_most_one_live_incident_per_fingerprint() {
-        let mut s = Store::in_memory().unwrap();
-        let mut a = Incident::open(opening("web-01"), 2_000);
-        s.save_incident(&mut a, 0).unwrap();
-        let mut dup = Incident::open(opening("web-01"), 3_000);
-        assert!(matches!(
-            s.save_incident(&mut dup, 0),
-            Err(StoreError::Sqlite(_))
-        ));
-        // Once resolved, a new incident for the same fingerprint may open.
-        a.restore(4_000);
-        s.save_incident(&mut a, 1).unwrap();
-        let mut b = Incident::open(opening("web-01"), 5_000);
-        b.id = 0;
-        s.save_incident(&mut b, 0).unwrap();
-        assert_eq!(s.live_incidents().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn reopening_the_file_keeps_everything_and_does_not_remigrate() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("data/vedette.db");
-        {
-            let mut s = Store::open(&path).unwrap();
-            let mut i = Incident::open(opening("web-01"), 2_000);
-            s.save_incident(&mut i, 0).unwrap();
-            s.save_hosts(&[HostRecord {
-                host: "web-01".into(),
-                labels: Labels::from([("env".into(), "prod".into())]),
-                boot_id: "b1".into(),
-                last_seq: crate::state::MAX_SEQ,
-                last_seen_ms: 9_000,
-                interval_ms: 10_000,
-                retired_boots: vec![u128::MAX, 1],
-            }])
-            .unwrap();
-        }
-        let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        assert_eq!(s.live_incidents().unwrap().len(), 1);
-        let hosts = s.hosts().unwrap();
-        assert_eq!(
-            (hosts[0].last_seq, hosts[0].labels["env"].as_str()),
-            (crate::state::MAX_SEQ, "prod"),
-            "the largest seq the protocol allows survives exactly"
-        );
-        assert_eq!(hosts[0].retired_boots, vec![u128::MAX, 1]);
-    }
-
-    #[test]
-    fn version_5_marks_alertmanager_incidents_by_origin_not_by_label() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vedette.db");
-        {
-            // A version 4 store, as the previous release left it.
-            let mut c = Connection::open(&path).unwrap();
-            let tx = c.transaction().unwrap();
-            for sql in &MIGRATIONS[..4] {
-                tx.execute_batch(sql).unwrap();
-            }
-            tx.pragma_update(None, "user_version", 4).unwrap();
-            for (fp, labels) in [
-                ("a", r#"{"source":"alertmanager","job":"x"}"#),
-                ("b", r#"{"mountpoint":"/"}"#),
-            ] {
-                tx.execute(
-                    "INSERT INTO incidents (fingerprint, rule, host, labels, state, priority, impact,
-                       urgency, summary, description, started_at, detected_at, occurrences)
-                     VALUES (?1, 'r', 'h', ?2, 'open', 3, 2, 2, 's', 'd', 1, 2, 1)",
-                    params![fp, labels],
-                )
-                .unwrap();
-            }
-            tx.execute(
-                "INSERT INTO hosts (host, labels, boot_id, last_seq, last_seen, interval_ms)
-                 VALUES ('h', '{}', 'b', 3, 1, 10000)",
-                [],
-            )
-            .unwrap();
-            tx.commit().unwrap();
-        }
-        let s = Store::open(&path).unwrap();
-        let origins: Vec<Origin> = s
-            .live_incidents()
-            .unwrap()
-            .iter()
-            .map(|i| i.origin)
-            .collect();
-        assert_eq!(origins, vec![Origin::Alertmanager, Origin::Rule]);
-        assert_eq!(s.hosts().unwrap()[0].retired_boots, Vec::<u128>::new());
-    }
-
-    #[test]
-    fn newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vedette.db");
-        Store::open(&path).unwrap();
-        let c = Connection::open(&path).unwrap();
-        c.pragma_update(None, "user_version", 99).unwrap();
-        drop(c);
-        let e = Store::open(&path).err().unwrap();
-        assert!(matches!(e, StoreError::TooNew { found: 99, .. }), "{e}");
-        assert!(e.to_string().contains("upgrade vedette-collector"));
-    }
-
-    #[test]
-    fn counts_for_counter_restore() {
-        let mut s = Store::in_memory().unwrap();
-        for host in ["a", "b", "c"] {
-            let mut i = Incident::open(opening(host), 2_000);
-            s.save_incident(&mut i, 0).unwrap();
-            if host != "c" {
-                i.restore(3_000);
-                s.save_incident(&mut i, 1).unwrap();
-            }
-        }
-        let counts = s.incident_counts().unwrap();
-        let get = |res: Option<&str>| {
-            counts
-                .iter()
-                .find(|c| c.resolution.as_deref() == res)
-                .map(|c| c.count)
-        };
-        assert_eq!(get(None), Some(3));
-        assert_eq!(get(Some("auto")), Some(2));
-        assert_eq!(get(Some("manual")), None);
-    }
-
-    #[test]
-    fn long_forgotten_hosts_leave_with_their_history() {
-        let mut s = Store::in_memory().unwrap();
-        let host = |name: &str, last_seen_ms| HostRecord {
-            host: name.into(),
-            labels: Labels::new(),
-            boot_id: "b".into(),
-            last_seq: 1,
-            last_seen_ms,
-            interval_ms: 10_000,
-            retired_boots: Vec::new(),
-        };
-        s.save_hosts(&[host("old", 1_000), host("new", 9_000)])
-            .unwrap();
-        let row = |h: &str| AvailabilityRow {
-            host: h.into(),
-            check: String::new(),
-            at_ms: 1_000,
-            state: Avail::Up,
-        };
-        s.write(|tx| tx.insert_availability(&[row("old"), row("new")]))
-            .unwrap();
-        assert_eq!(s.prune_hosts(5_000).unwrap(), 1);
-        assert!(s.host("old").unwrap().is_none());
-        assert_eq!(s.host("new").unwrap().unwrap().last_seen_ms, 9_000);
-        assert!(s.availability_of("old", 0).unwrap().is_empty());
-        assert_eq!(s.availability_of("new", 0).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn availability_keeps_the_state_at_the_horizon_and_prunes_the_rest() {
-        let mut s = Store::in_memory().unwrap();
-        let row = |check: &str, at_ms, state| AvailabilityRow {
-            host: "h".into(),
-            check: check.into(),
-            at_ms,
-            state,
-        };
-        let rows = [
-            row("", 10, Avail::Up),
-            row("", 20, Avail::Down),
-            row("", 40, Avail::Up),
-            row("api", 5, Avail::Down),
-        ];
-        s.write(|tx| tx.insert_availability(&rows)).unwrap();
-        let at = |s: &Store| {
-            s.availability(30)
-                .unwrap()
-                .iter()
-                .map(|r| (r.check.clone(), r.at_ms))
-                .collect::<Vec<_>>()
-        };
-        let seen = vec![
-            ("".to_string(), 20),
-            ("".to_string(), 40),
-            ("api".to_string(), 5),
-        ];
-        assert_eq!(at(&s), seen);
-        // Only the change before the horizon's own state goes.
-        assert_eq!(s.prune_availability(30).unwrap(), 1);
-        assert_eq!(at(&s), seen);
-    }
-
-    fn routed_store(hook_min_priority: u8) -> (Store, Arc<std::sync::atomic::AtomicUsize>) {
-        use crate::notify::{Kind, Receiver, Route, DEFAULT_GIVE_UP_AFTER, DEFAULT_TIMEOUT};
-        let mut s = Store::in_memory().unwrap();
-        let receiver = |name: &str, kind: Kind, min_priority: u8| Receiver {
-            name: name.into(),
-            kind,
-            route: Route {
-                min_priority,
-                ..Route::default()
-            },
-            max_backoff: std::time::Duration::from_secs(60),
-            give_up_after: DEFAULT_GIVE_UP_AFTER,
-            timeout: DEFAULT_TIMEOUT,
-        };
-        let router = Router {
-            receivers: vec![
-                receiver(
-                    "hook",
-                    Kind::Webhook {
-                        url: "http://127.0.0.1:9/".into(),
-                        secret: None,
-                    },
-                    hook_min_priority,
-                ),
-                receiver(
-                    "am",
-                    Kind::Alertmanager {
-                        url: "http://127.0.0.1:9/".into(),
-                    },
-                    5,
-                ),
-            ],
-        };
-        let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let w = Arc::clone(&woken);
-        s.set_router(
-            Arc::new(router),
-            Arc::new(move || {
-                w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }),
-        )
-        .unwrap();
-        (s, woken)
-    }
-
-    #[test]
-    fn transitions_fill_the_outbox_in_their_own_transaction() {
-        let (mut s, woken) = routed_store(5);
-        let mut i = Incident::open(opening("web-1"), 2_000);
-        s.save_incident(&mut i, 0).unwrap();
-        assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
-        let heads = s.outbox_heads("hook", 10).unwrap();
-        assert_eq!(heads.len(), 1);
-        assert_eq!(heads[0].event, Event::Opened);
-        assert_eq!(heads[0].next_at_ms, 2_000, "due at once");
-        // A transaction that fails leaves no row behind.
-        let n = i.events.len();
-        i.acknowledge("alice", None, 3_000).unwrap();
-        let failed: Result<(), StoreError> = s.write(|tx| {
-            tx.save_incident(&mut i, n)?;
-            Err(StoreError::Corrupt("boom".into()))
-        });
-        assert!(failed.is_err());
-        assert_eq!(
-            s.deliveries(&format!("incident:{}", i.id)).unwrap().len(),
-            2,
-            "opened ×2 receivers"
-        );
-        s.save_incident(&mut i, n).unwrap();
-        let d = s.deliveries(&format!("incident:{}", i.id)).unwrap();
-        let got: Vec<(&str, &str)> = d
-            .iter()
-            .map(|d| (d.receiver.as_str(), d.event.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("hook", "opened"),
-                ("am", "opened"),
-                ("hook", "acknowledged")
-            ],
-            "Alertmanager has no acknowledge"
-        );
-        // Saving the same events again enqueues nothing twice.
-        s.write(|tx| tx.save_incident(&mut i, n)).unwrap();
-        assert_eq!(
-            s.deliveries(&format!("incident:{}", i.id)).unwrap().len(),
-            3
-        );
-    }
-
-    #[test]
-    fn one_subject_goes_in_order_and_attempts_are_recorded() {
-        let (mut s, _) = routed_store(5);
-        let mut a = Incident::open(opening("web-1"), 2_000);
-        s.save_incident(&mut a, 0).unwrap();
-        let n = a.events.len();
-        a.acknowledge("alice", None, 3_000).unwrap();
-        s.save_incident(&mut a, n).unwrap();
-        let mut b = Incident::open(opening("web-2"), 4_000);
-        s.save_incident(&mut b, 0).unwrap();
-        let heads = s.outbox_heads("hook", 10).unwrap();
-        let got: Vec<(&str, Event)> = heads
-            .iter()
-            .map(|r| (r.subject.as_str(), r.event))
-            .collect();
-        assert_eq!(
-            got,
-            vec![("incident:1", Event::Opened), ("incident:2", Event::Opened)],
-            "the acknowledge waits for the open of its incident"
-        );
-        let first = heads[0].id;
-        s.record_attempt(
-            first,
-            5_000,
-            &Attempt::Retry {
-                error: "HTTP 503".into(),
-                next_at_ms: 9_000,
-            },
-        )
-        .unwrap();
-        let heads = s.outbox_heads("hook", 10).unwrap();
-        assert_eq!(heads[0].subject, "incident:2", "soonest due first");
-        assert_eq!((heads[1].attempts, heads[1].next_at_ms), (1, 9_000));
-        s.record_attempt(
-            first,
-            9_000,
-            &Attempt::Delivered {
-                external_id: Some("sys-1".into()),
-            },
-        )
-        .unwrap();
-        let heads = s.outbox_heads("hook", 10).unwrap();
-        let ack = heads.iter().find(|r| r.subject == "incident:1").unwrap();
-        assert_eq!(ack.event, Event::Acknowledged);
-        assert_eq!(
-            ack.external_id.as_deref(),
-            Some("sys-1"),
-            "what the receiver made is kept"
-        );
-        assert_eq!(
-            s.outbox_pending().unwrap(),
-            vec![("am".into(), 2, 2_000), ("hook".into(), 2, 3_000)]
-        );
-        let mut counts = s.notification_counts().unwrap();
-        counts.sort();
-        assert_eq!(
-            counts,
-            vec![
-                ("am".into(), "retried".into(), 0),
-                ("hook".into(), "delivered".into(), 1),
-                ("hook".into(), "retried".into(), 1),
-            ]
-        );
-    }
-
-    #[test]
-    fn firing_lists_what_alertmanager_must_keep_hearing() {
-        let (mut s, _) = routed_store(5);
-        let mut i = Incident::open(opening("web-1"), 2_000);
-        s.save_incident(&mut i, 0).unwrap();
-        assert!(s.firing("am").unwrap().is_empty(), "not delivered yet");
-        let open = s.outbox_heads("am", 1).unwrap()[0].id;
-        s.record_attempt(open, 2_100, &Attempt::Delivered { external_id: None })
-            .unwrap();
-        assert_eq!(s.firing("am").unwrap().len(), 1);
-        let n = i.events.len();
-        i.resolve("alice", None, 3_000).unwrap();
-        s.save_incident(&mut i, n).unwrap();
-        assert!(
-            s.firing("am").unwrap().is_empty(),
-            "a resolve is on its way"
-        );
-    }
-
-    #[test]
-    fn routing_by_priority_leaves_lower_priorities_out() {
-        let (mut s, woken) = routed_store(1);
-        let mut i = Incident::open(opening("web-1"), 2_000); // impact 1, urgency 2: P2
-        s.save_incident(&mut i, 0).unwrap();
-        assert!(s.outbox_heads("hook", 10).unwrap().is_empty());
-        assert_eq!(s.outbox_heads("am", 10).unwrap().len(), 1);
-        assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
-    }
-}
+mod tests;

@@ -52,6 +52,7 @@ fn harness_with(db: &Path, now: i64, yaml: &str) -> Harness {
     let engine = Engine::new(
         config.engine_setup(),
         store,
+        None,
         state.clone(),
         metrics.clone(),
         now,
@@ -1419,7 +1420,10 @@ fn a_live_incident_the_engine_did_not_know_is_carried_on_not_duplicated() {
         },
         T0,
     );
-    h.engine.store.save_incident(&mut stray, 0).unwrap();
+    h.engine
+        .store
+        .write(|tx| tx.save_incident(&mut stray, 0))
+        .unwrap();
     h.push(
         "web-01",
         T0 + S,

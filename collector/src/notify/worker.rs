@@ -10,10 +10,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::send::{self, Delivered, Failure, Outgoing};
+use super::Wake;
 use super::{backoff, Kind, Receiver, Router};
 use crate::metrics::Metrics;
 use crate::outbox::{Attempt, OutboxRow};
-use crate::store::{Store, StoreError, Wake};
+use crate::store::{Store, StoreError};
 use vedette_protocol::clock::now_ms;
 
 /// Deliveries in flight per receiver (each for a different incident).
