@@ -182,19 +182,17 @@ fn pushes_without_a_valid_token_or_host_are_refused_and_change_nothing() {
     let _b = token_agent(dir.path(), "agent-b", "web-01", &c.url);
     // No token at all: 401.
     let _n = agent(dir.path(), "agent-n", "e2e-notoken", &c.url, "");
+    // The two agents start together but race: wait for both outcomes.
     wait_for(
-        "three refused pushes",
+        "three forbidden and one unauthorized push",
         Duration::from_secs(20),
         &c.daemon.log,
         || {
-            c.metric("vedette_ingest_batches_total{outcome=\"forbidden\"}")
-                .filter(|n| *n >= 3.0)
+            let forbidden = c.metric("vedette_ingest_batches_total{outcome=\"forbidden\"}")?;
+            let unauthorized =
+                c.metric("vedette_ingest_batches_total{outcome=\"unauthorized\"}")?;
+            (forbidden >= 3.0 && unauthorized >= 1.0).then_some(())
         },
-    );
-    assert!(
-        c.metric("vedette_ingest_batches_total{outcome=\"unauthorized\"}")
-            .unwrap()
-            >= 1.0
     );
     // Outcomes are published from 0, so "none accepted" is a 0, not a gap.
     assert_eq!(
