@@ -1,6 +1,6 @@
 //! The collector's HTTP face, one router on one listener:
 //!
-//! - `POST /api/v1/push` — agent batches ([`crate::ingest`]).
+//! - `POST /api/v1/push` — agent batches ([`push`]).
 //! - `GET /api/v1/incidents[?state=open|acknowledged|resolved|closed][&limit=N]`
 //! - `GET /api/v1/incidents/{id}`
 //! - `POST /api/v1/incidents/{id}/ack`, `POST /api/v1/incidents/{id}/resolve`
@@ -65,7 +65,7 @@ impl AppState {
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/push", post(crate::ingest::push))
+        .route("/api/v1/push", post(push::push))
         .merge(api_router())
         .route(
             "/api/v1/alertmanager",
@@ -236,7 +236,7 @@ fn authorize(app: &AppState, headers: &HeaderMap, need: Role) -> Result<Caller, 
             ))
         };
     }
-    let Some(token) = crate::ingest::bearer(headers) else {
+    let Some(token) = push::bearer(headers) else {
         return Err(ApiError::Unauthorized(
             "missing bearer token; send `Authorization: Bearer <api token>`".into(),
         ));
@@ -675,7 +675,7 @@ async fn services_list(
 
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(want) = &app.config().metrics_token {
-        let given = crate::ingest::bearer(&headers).map(token_digest);
+        let given = push::bearer(&headers).map(token_digest);
         if !given.is_some_and(|d| want.matches(&d)) {
             return ApiError::Unauthorized(
                 "/metrics needs `Authorization: Bearer <metrics_token>` (Prometheus: `authorization: {credentials_file: …}`)"
@@ -723,6 +723,8 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
     }
     Ok("ready\n")
 }
+
+mod push;
 
 #[cfg(test)]
 mod tests;

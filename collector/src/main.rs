@@ -280,12 +280,15 @@ async fn async_main(cli: Cli) -> ExitCode {
                 Some(path) => {
                     let (tx, requests) = tokio::sync::mpsc::channel(1);
                     let path = path.clone();
-                    (Some(tx), Some(vedette_collector::Reload { path, requests }))
+                    (
+                        Some(tx),
+                        Some(vedette_collector::app::Reload { path, requests }),
+                    )
                 }
                 None => (None, None),
             };
             tokio::spawn(vedette_daemon::signals(token.clone(), reload_tx));
-            match vedette_collector::run(config, token, reload).await {
+            match vedette_collector::app::run(config, token, reload).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

@@ -15,7 +15,7 @@ use axum::Json;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use vedette_protocol::{Encoding, ErrorBody, Rejection, RejectionKind};
 
-use crate::api::AppState;
+use super::AppState;
 use crate::config::{token_digest, AgentToken};
 use crate::engine::{ApplyError, SubmitError};
 use crate::metrics::IngestOutcome;
