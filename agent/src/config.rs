@@ -15,6 +15,7 @@ use vedette_protocol::{is_valid_name, Limits};
 use vedette_yaml::{ConfigError, Diagnostics};
 
 use crate::checks::{CheckSpec, RawCheck};
+use crate::sample::settings::{self, HostMetrics, RawHostMetrics};
 
 /// The embedded default configuration (`vedette-agent` with no `--config`).
 pub const EMBEDDED: &str = include_str!("../default.yaml");
@@ -47,81 +48,6 @@ pub struct Config {
 pub struct SpoolConfig {
     pub dir: PathBuf,
     pub max_bytes: u64,
-}
-
-/// Host sampling settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostMetrics {
-    /// Deadline of each source (cpu, memory, filesystems, …) per sample.
-    pub timeout: Duration,
-    /// Report memory and CPU against the container's cgroup limits.
-    pub cgroup: CgroupMode,
-    pub mountpoints: Filter,
-    pub fstypes: Filter,
-    pub devices: Filter,
-    pub interfaces: Filter,
-}
-
-/// Whether memory ratios use the cgroup's limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CgroupMode {
-    /// When the agent runs in a container (`/.dockerenv`, `/run/.containerenv`,
-    /// or `container=` in its environment) and the cgroup has a limit.
-    Auto,
-    On,
-    Off,
-}
-
-/// Include/exclude regular expressions over one name. A name passes when it
-/// matches an include (or there are none) and no exclude.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    include: Vec<regex_lite::Regex>,
-    exclude: Vec<regex_lite::Regex>,
-}
-
-impl PartialEq for Filter {
-    fn eq(&self, other: &Filter) -> bool {
-        let pats =
-            |v: &[regex_lite::Regex]| v.iter().map(|r| r.as_str().to_string()).collect::<Vec<_>>();
-        pats(&self.include) == pats(&other.include) && pats(&self.exclude) == pats(&other.exclude)
-    }
-}
-
-impl Filter {
-    /// True when `name` is to be reported.
-    pub fn allows(&self, name: &str) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|r| r.is_match(name)))
-            && !self.exclude.iter().any(|r| r.is_match(name))
-    }
-
-    /// Compiles the patterns; `at` names the include and exclude keys.
-    fn build(
-        include: &[String],
-        exclude: &[String],
-        at: [&str; 2],
-        diag: &mut Diagnostics,
-    ) -> Filter {
-        let mut compile = |pats: &[String], key: &str| {
-            pats.iter()
-                .enumerate()
-                .filter_map(|(i, p)| match regex_lite::Regex::new(p) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        diag.push(
-                            &format!("{key}[{i}]"),
-                            format!("not a regular expression: {e}"),
-                        );
-                        None
-                    }
-                })
-                .collect()
-        };
-        let include = compile(include, at[0]);
-        let exclude = compile(exclude, at[1]);
-        Filter { include, exclude }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,111 +96,6 @@ fn default_spool_dir() -> PathBuf {
 
 fn default_spool_bytes() -> String {
     "64MiB".into()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHostMetrics {
-    #[serde(default = "default_source_timeout", with = "humantime_serde")]
-    timeout: Duration,
-    #[serde(default = "default_cgroup")]
-    cgroup: CgroupMode,
-    #[serde(default)]
-    filesystems: RawFilesystems,
-    #[serde(default)]
-    interfaces: RawInterfaces,
-}
-
-impl Default for RawHostMetrics {
-    fn default() -> Self {
-        RawHostMetrics {
-            timeout: default_source_timeout(),
-            cgroup: default_cgroup(),
-            filesystems: RawFilesystems::default(),
-            interfaces: RawInterfaces::default(),
-        }
-    }
-}
-
-fn default_source_timeout() -> Duration {
-    Duration::from_secs(2)
-}
-
-fn default_cgroup() -> CgroupMode {
-    CgroupMode::Auto
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFilesystems {
-    #[serde(default)]
-    include_mountpoints: Vec<String>,
-    #[serde(default = "default_exclude_mountpoints")]
-    exclude_mountpoints: Vec<String>,
-    #[serde(default)]
-    include_fstypes: Vec<String>,
-    #[serde(default = "default_exclude_fstypes")]
-    exclude_fstypes: Vec<String>,
-    #[serde(default)]
-    include_devices: Vec<String>,
-    #[serde(default)]
-    exclude_devices: Vec<String>,
-}
-
-impl Default for RawFilesystems {
-    fn default() -> Self {
-        RawFilesystems {
-            include_mountpoints: Vec::new(),
-            exclude_mountpoints: default_exclude_mountpoints(),
-            include_fstypes: Vec::new(),
-            exclude_fstypes: default_exclude_fstypes(),
-            include_devices: Vec::new(),
-            exclude_devices: Vec::new(),
-        }
-    }
-}
-
-/// Kernel and container plumbing mounted from real filesystems.
-pub fn default_exclude_mountpoints() -> Vec<String> {
-    vec![
-        "^/(dev|proc|sys)(/|$)".into(),
-        "^/etc/(hostname|hosts|resolv\\.conf)$".into(),
-    ]
-}
-
-/// One anchored pattern of every pseudo filesystem type.
-pub fn default_exclude_fstypes() -> Vec<String> {
-    vec![format!(
-        "^({})$",
-        crate::sample::PSEUDO_FILESYSTEMS
-            .iter()
-            .map(|f| f.replace('.', "\\."))
-            .collect::<Vec<_>>()
-            .join("|")
-    )]
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInterfaces {
-    #[serde(default)]
-    include: Vec<String>,
-    #[serde(default = "default_exclude_interfaces")]
-    exclude: Vec<String>,
-}
-
-impl Default for RawInterfaces {
-    fn default() -> Self {
-        RawInterfaces {
-            include: Vec::new(),
-            exclude: default_exclude_interfaces(),
-        }
-    }
-}
-
-/// Loopback and container veth pairs.
-pub fn default_exclude_interfaces() -> Vec<String> {
-    vec!["^lo$".into(), "^veth".into()]
 }
 
 #[derive(Debug, Deserialize)]
@@ -471,52 +292,7 @@ impl Config {
             }
         };
 
-        let hm = &raw.host_metrics;
-        if hm.timeout < Duration::from_millis(10) {
-            diag.push("host_metrics.timeout", "must be at least 10ms");
-        }
-        let fs = &hm.filesystems;
-        let host_metrics = HostMetrics {
-            // A source may never hold up a sample past the next one.
-            timeout: hm.timeout.min(raw.interval),
-            cgroup: hm.cgroup,
-            mountpoints: Filter::build(
-                &fs.include_mountpoints,
-                &fs.exclude_mountpoints,
-                [
-                    "host_metrics.filesystems.include_mountpoints",
-                    "host_metrics.filesystems.exclude_mountpoints",
-                ],
-                &mut diag,
-            ),
-            fstypes: Filter::build(
-                &fs.include_fstypes,
-                &fs.exclude_fstypes,
-                [
-                    "host_metrics.filesystems.include_fstypes",
-                    "host_metrics.filesystems.exclude_fstypes",
-                ],
-                &mut diag,
-            ),
-            devices: Filter::build(
-                &fs.include_devices,
-                &fs.exclude_devices,
-                [
-                    "host_metrics.filesystems.include_devices",
-                    "host_metrics.filesystems.exclude_devices",
-                ],
-                &mut diag,
-            ),
-            interfaces: Filter::build(
-                &hm.interfaces.include,
-                &hm.interfaces.exclude,
-                [
-                    "host_metrics.interfaces.include",
-                    "host_metrics.interfaces.exclude",
-                ],
-                &mut diag,
-            ),
-        };
+        let host_metrics = settings::validate(&raw.host_metrics, raw.interval, &mut diag);
 
         let checks = crate::checks::validate(&raw.checks, raw.interval, &mut diag);
 

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use vedette_agent::app::ConfigSource;
 use vedette_agent::config::{Config, EMBEDDED};
-use vedette_agent::ConfigSource;
 
 const EX_USAGE: u8 = 64;
 
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            let batch = runtime.block_on(vedette_agent::once(&config));
+            let batch = runtime.block_on(vedette_agent::app::once(&config));
             match serde_json::to_string_pretty(&batch) {
                 Ok(json) => {
                     println!("{json}");
@@ -129,7 +129,7 @@ fn main() -> ExitCode {
                 let token = CancellationToken::new();
                 let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
                 tokio::spawn(vedette_daemon::signals(token.clone(), Some(reload_tx)));
-                match vedette_agent::run(config, source, token, reload_rx).await {
+                match vedette_agent::app::run(config, source, token, reload_rx).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("vedette-agent: {e:#}");

@@ -28,6 +28,7 @@ use vedette_protocol::clock::now_ms;
 use vedette_protocol::{Batch, ErrorBody, PushAck};
 
 use crate::spool::Backlog;
+use crate::transport::describe_transport;
 
 /// The memory backlog's bound when the spool is off.
 pub const MEMORY_BACKLOG_BYTES: u64 = 16 << 20;
@@ -477,29 +478,6 @@ fn describe(e: &reqwest::Error) -> String {
         return format!("timeout after {}s", PUSH_TIMEOUT.as_secs());
     }
     describe_transport(e)
-}
-
-/// The innermost cause of a transport error, in an operator's words:
-/// `connect refused`, `TLS: …`, `redirect: …`, else the cause itself.
-/// Shared by pushes and `http` checks.
-pub fn describe_transport(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = s.to_string();
-        source = s.source();
-    }
-    if e.is_connect() && msg.to_ascii_lowercase().contains("refused") {
-        return "connect refused".into();
-    }
-    if e.is_redirect() {
-        return format!("redirect: {msg}");
-    }
-    let lower = msg.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        return format!("TLS: {msg}");
-    }
-    msg
 }
 
 #[cfg(test)]

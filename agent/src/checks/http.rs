@@ -24,7 +24,7 @@ use vedette_yaml::Diagnostics;
 use x509_cert::der::Decode;
 
 use super::Outcome;
-use crate::push::describe_transport;
+use crate::transport::describe_transport;
 
 /// Largest response body read for `body_contains`.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
