@@ -1,27 +1,54 @@
 //! vedette-collector: receives agent pushes, evaluates rules, and opens and
-//! resolves incidents on its own.
+//! resolves incidents on its own. ARCHITECTURE.md at the repository root is
+//! the tour; this is the map.
 //!
-//! # Layout
-//! - [`config`]: YAML → validated [`config::Config`] (listener, store, agent tokens, rules).
-//! - [`ingest`]: `POST /api/v1/push` — token, limits, decode, validate, then the engine.
-//! - [`engine`]: the single writer thread: applies batches to [`state`], evaluates
-//!   [`rules`], drives [`incidents`], persists through [`store`]; ticks every second.
-//!   Each subject's transition is its own unit of work: one the store refuses is
-//!   rolled back for that subject alone and retried; the rest go on.
-//! - [`state`]: latest value per series and each host's liveness, bounded by
-//!   `limits` and snapshotted (hosts behind `Arc`) for readers.
-//! - [`rules`]: pure threshold / heartbeat / check evaluation.
-//! - [`incidents`]: the pure ITIL incident lifecycle and priority.
-//! - [`store`]: SQLite (the only SQL), versioned migrations.
-//! - [`metrics`]: `/metrics` — own counters plus hosts' latest samples at scrape time.
-//! - [`api`]: the router: push, incidents, metrics, health.
-//! - [`http`]: the HTTP/1.1 server under it: header and request timeouts, graceful drain.
-//! - [`client`]: the `incidents` subcommand, a client of the REST API.
-//! - [`notify`]: receivers, routing, and the outbox delivery workers.
+//! # Layers
+//!
+//! Modules form layers, bottom first. A module uses only modules listed
+//! before it (earlier ones of its own layer included), never one after it:
+//! the domain knows nothing of storage or HTTP, the store nothing of routing
+//! or metrics, the engine nothing of configuration files or the API. The
+//! `architecture` test reads this list and fails on an upward `crate::` path.
+//!
+//! 1. domain: `incidents`, `rules`, `windows`, `availability`, `texts`, `outbox`, `views`
+//! 2. state: `state`, `kpi`
+//! 3. store: `store`
+//! 4. effects: `metrics`, `notify`
+//! 5. engine: `engine`
+//! 6. config: `config`, `tokens`
+//! 7. edge: `http`, `client`, `api`
+//! 8. app: `app`
+//!
+//! # Modules
+//! - [`incidents`]: the ITIL incident lifecycle, priority, fingerprints,
+//!   problems and the domain events a transaction records (pure).
+//! - [`rules`]: threshold, check and heartbeat rules and their evaluation (pure).
+//! - [`windows`]: planned work: maintenance windows and changes, their scopes (pure).
+//! - [`availability`]: up/down/unknown timelines and how they are tallied (pure).
+//! - [`texts`]: incident summary and description templates (pure).
+//! - [`outbox`]: the outbox's records: what a receiver is told, rows, attempts (pure).
+//! - [`views`]: the JSON shapes of domain records for the API and receivers (pure).
+//! - [`state`]: the latest value per series and each host's liveness, bounded
+//!   by `limits`, snapshotted (hosts behind `Arc`) for readers.
+//! - [`kpi`]: availability and error budgets of hosts and services, from state.
+//! - [`store`]: SQLite (the only SQL), versioned migrations; maps rows to
+//!   domain types and records a transaction's domain events.
+//! - [`metrics`]: `/metrics`: own counters and KPIs plus hosts' latest samples at scrape time.
+//! - [`notify`]: routing (domain events → outbox rows, in the transaction),
+//!   the requests each receiver kind makes, the delivery workers.
+//! - [`engine`]: the single writer: applies batches, ticks, commits
+//!   transitions (composition of everything above).
+//! - [`config`]: YAML → validated [`config::Config`]; builds the engine's
+//!   setup and the receivers.
 //! - [`tokens`]: `token new`: fresh agent tokens and the config edit that admits them.
+//! - [`http`]: the HTTP/1.1 server: header and request timeouts, graceful drain.
+//! - [`client`]: the `incidents` subcommand, a client of the REST API.
+//! - [`api`]: the router: push ([`api`]'s `push`), incidents, problems,
+//!   changes, metrics, health.
+//! - [`app`]: start, serve, reload on SIGHUP, drain on shutdown.
 //!
-//! Data flow: agent → ingest → engine → (state, rules → incidents → store) →
-//! push acknowledged; api reads the store; Prometheus scrapes metrics.
+//! A push travels api → engine (state, rules → incidents) → store + outbox
+//! in one transaction → metrics, and is acknowledged after the commit.
 
 pub mod api;
 pub mod app;

@@ -342,3 +342,4 @@ pub fn promtool_check(text: &str) -> String {
 }
 
 pub mod http;
+pub mod layers;

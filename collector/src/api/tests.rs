@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use super::*;
-use crate::Collector;
+use crate::app::Collector;
 
 const CONFIG: &str = "
 agents:
