@@ -1,0 +1,294 @@
+//! A push, applied: limits first (nothing of a refused batch is applied),
+//! then each sample and check result into state, the rules that can match
+//! each evaluated, availability changes noted, and the transitions they
+//! make committed before the push is acknowledged.
+
+use super::*;
+
+impl Engine {
+    /// Applies one validated batch received at `now_ms`: exactly once per
+    /// `(host, boot_id, seq)`. Transitions are persisted before returning.
+    pub fn apply(&mut self, batch: &Batch, now_ms: i64) -> Result<PushAck, ApplyError> {
+        self.apply_as(batch, None, now_ms)
+    }
+
+    /// [`Engine::apply`] for a batch pushed with agent token `token` (the
+    /// digest [`crate::config::AgentToken::id`]), which a new host is charged
+    /// to. A batch that would take the host or the collector past a limit
+    /// is refused whole, before anything changes.
+    pub fn apply_as(
+        &mut self,
+        batch: &Batch,
+        token: Option<u64>,
+        now_ms: i64,
+    ) -> Result<PushAck, ApplyError> {
+        let state = Arc::clone(&self.state);
+        let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
+        let st = &mut *guard;
+        let host_name = batch.agent.host.as_str();
+        // A host not in memory may be one the collector forgot: it comes
+        // back as the store remembers it, once this batch is taken.
+        let recalled = match st.hosts.contains_key(host_name) {
+            true => None,
+            false => self.recall(host_name, now_ms),
+        };
+        let known = st.hosts.get(host_name).map(|h| &**h).or(recalled.as_ref());
+        if known.is_some_and(|h| h.is_duplicate(&batch.agent.boot_id, batch.seq)) {
+            return Ok(PushAck {
+                accepted: 0,
+                ack_seq: batch.seq,
+            });
+        }
+        self.sweep_host(st, host_name, now_ms);
+        let known = st.hosts.get(host_name).map(|h| &**h).or(recalled.as_ref());
+        if let Err(l) = self.check_limits(st, known, batch, token) {
+            self.refused(host_name, &l);
+            return Err(l.into());
+        }
+        if !self.over_limit.is_empty() && self.over_limit.remove(host_name).is_some() {
+            tracing::info!(host = host_name, "pushes within the limits again");
+        }
+        let host = Arc::make_mut(
+            st.hosts
+                .entry(host_name.to_string())
+                .or_insert_with(|| Arc::new(recalled.unwrap_or_else(|| HostState::new(now_ms)))),
+        );
+        if let (Some(t), None) = (token, host.token) {
+            host.token = Some(t);
+            *st.hosts_per_token.entry(t).or_default() += 1;
+        }
+        if host.labels != batch.agent.labels {
+            if let Some(outbox) = self.outbox.as_mut() {
+                outbox.note_host_labels(host_name, &batch.agent.labels);
+            }
+        }
+        host.labels = batch.agent.labels.clone();
+        let before_seq = host.last_seq;
+        let before_boot = (host.boot_id != batch.agent.boot_id)
+            .then(|| (host.boot_id.clone(), host.retired_boots.clone()));
+        host.advance(&batch.agent.boot_id, batch.seq);
+        host.last_seen_ms = now_ms;
+        host.interval_ms = (batch.agent.interval_s * 1000.0) as i64;
+        host.dirty = true;
+        // Availability in the collector's clock: one clock for every
+        // subject, and an agent's skew shifts both edges of an outage alike.
+        let mut changed = Vec::new();
+        if let Some(at) = host.up.set(Avail::Up, now_ms) {
+            changed.push((String::new(), at, Avail::Up));
+        }
+        // Several results of one check in a batch are applied in order, but
+        // they all land on one instant: only the state the batch leaves there
+        // is written, one row per check whose state changed, not one per result.
+        let mut touched: HashMap<&str, (Avail, Option<i64>)> = HashMap::new();
+        for c in &batch.checks {
+            let tl = match host.check_up.get_mut(&c.name) {
+                Some(tl) => tl,
+                None => host.check_up.entry(c.name.clone()).or_default(),
+            };
+            let t = touched
+                .entry(c.name.as_str())
+                .or_insert((tl.current(), None));
+            if let Some(at) = tl.set(check_availability(c.status), now_ms) {
+                t.1 = Some(at);
+            }
+        }
+        for (name, (before, at)) in touched {
+            let now = host.check_up.get(name).map_or(before, Timeline::current);
+            if let (Some(at), true) = (at, now != before) {
+                changed.push((name.to_string(), at, now));
+            }
+        }
+        self.availability
+            .extend(
+                changed
+                    .into_iter()
+                    .map(|(check, at_ms, state)| AvailabilityRow {
+                        host: host_name.to_string(),
+                        check,
+                        at_ms,
+                        state,
+                    }),
+            );
+        let applies = self.host_rules(host_name, &batch.agent.labels);
+        let detail = |description: String, metric: &str, check: &str, message: &str| Detail {
+            host_labels: batch.agent.labels.clone(),
+            metric: metric.to_string(),
+            check: check.to_string(),
+            message: message.to_string(),
+            description,
+            impact_urgency: None,
+        };
+
+        let mut fired = Vec::new();
+        for &r in &self.index.absent_rules {
+            let key = AlertKey {
+                rule: r,
+                host: host_name.to_string(),
+                labels: Labels::new(),
+            };
+            if self.alerts.get(&key).map(|a| a.state) == Some(AlertState::Firing) {
+                let before = self.alerts.remove(&key);
+                fired.push(Fired {
+                    key,
+                    before,
+                    outcome: Outcome {
+                        verdict: Verdict::Clear {
+                            restored_ms: now_ms,
+                        },
+                        flapping: None,
+                    },
+                    percent: 0.0,
+                    detail: Detail::default(),
+                });
+            }
+        }
+        let flap = self.policy.flapping;
+        for s in &batch.samples {
+            let point = Point {
+                ts_ms: s.ts_ms,
+                value: s.value,
+            };
+            match host.set_point(&s.name, &s.labels, point) {
+                Stored::Kept => continue,
+                Stored::Created => st.series_total += 1,
+                Stored::Updated => {}
+            }
+            let Some(rule_ids) = self.index.by_metric.get(&s.name) else {
+                continue;
+            };
+            for &r in rule_ids {
+                let rule = &self.rules[r];
+                let RuleKind::Threshold(t) = &rule.kind else {
+                    continue;
+                };
+                if !applies[r] || !rule.selector.matches_labels(&s.labels) {
+                    continue;
+                }
+                let cond = Condition {
+                    breaching: t.breaches(s.value),
+                    cleared: t.clears(s.value),
+                };
+                let key = AlertKey {
+                    rule: r,
+                    host: host_name.to_string(),
+                    labels: s.labels.clone(),
+                };
+                let (outcome, percent, before) = observe(
+                    &mut self.alerts,
+                    &key,
+                    cond,
+                    rule.timing(),
+                    flap,
+                    s.value,
+                    s.ts_ms,
+                    now_ms,
+                );
+                if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
+                    let description = format!(
+                        "{}{} on {host_name} is {}",
+                        s.name,
+                        fmt_labels(&s.labels),
+                        s.value
+                    );
+                    fired.push(Fired {
+                        detail: detail(description, &s.name, "", ""),
+                        key,
+                        before,
+                        outcome,
+                        percent,
+                    });
+                }
+            }
+        }
+        for c in &batch.checks {
+            let exact = self.index.check_exact.get(&c.name).map(Vec::as_slice);
+            let candidates = exact
+                .unwrap_or_default()
+                .iter()
+                .chain(&self.index.check_globs);
+            let mut check_labels: Option<Labels> = None;
+            for &r in candidates {
+                let rule = &self.rules[r];
+                let RuleKind::Check(check) = &rule.kind else {
+                    continue;
+                };
+                if !applies[r] || (check.exact.is_none() && !check.matcher.is_match(&c.name)) {
+                    continue;
+                }
+                if !rule.selector.labels.is_empty() {
+                    let labels = check_labels.get_or_insert_with(|| {
+                        let mut l = c.labels.clone();
+                        l.insert("check".into(), c.name.clone());
+                        l
+                    });
+                    if !rule.selector.matches_labels(labels) {
+                        continue;
+                    }
+                }
+                let breaching = check.breaches(c.status);
+                let cond = Condition {
+                    breaching,
+                    cleared: !breaching,
+                };
+                let key = AlertKey {
+                    rule: r,
+                    host: host_name.to_string(),
+                    labels: Labels::from([("check".to_string(), c.name.clone())]),
+                };
+                let (outcome, percent, before) = observe(
+                    &mut self.alerts,
+                    &key,
+                    cond,
+                    rule.timing(),
+                    flap,
+                    status_value(c.status),
+                    c.ts_ms,
+                    now_ms,
+                );
+                if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
+                    let description = format!(
+                        "check {} on {host_name} is {}: {}",
+                        c.name,
+                        c.status.as_str(),
+                        c.message
+                    );
+                    fired.push(Fired {
+                        detail: detail(description, "", &c.name, &c.message),
+                        key,
+                        before,
+                        outcome,
+                        percent,
+                    });
+                }
+            }
+            let newer = host
+                .checks
+                .get(&c.name)
+                .is_none_or(|old| old.ts_ms <= c.ts_ms);
+            if newer {
+                host.checks.insert(c.name.clone(), c.clone());
+            }
+        }
+        drop(guard);
+        if let Err(e) = self.act_each(fired, Stage::Push, now_ms, true) {
+            // Not acknowledged, so the agent sends this batch again: it must
+            // not look like a repeat then.
+            let mut st = state.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(host) = st.hosts.get_mut(host_name) {
+                let host = Arc::make_mut(host);
+                host.last_seq = before_seq;
+                if let Some((boot_id, retired)) = before_boot {
+                    host.boot_id = boot_id;
+                    host.retired_boots = retired;
+                }
+            }
+            return Err(e.into());
+        }
+        let accepted = batch.samples.len() + batch.checks.len();
+        self.metrics.ingest_samples.inc_by(accepted as u64);
+        Ok(PushAck {
+            accepted,
+            ack_seq: batch.seq,
+        })
+    }
+}
