@@ -120,7 +120,7 @@ impl Engine {
                 labels,
             };
             let counted = if a.firing {
-                if self.live.contains_key(&key) {
+                if self.book.is_live(&key) {
                     out.unchanged += 1;
                     continue;
                 }
@@ -139,12 +139,12 @@ impl Engine {
                     ..Detail::default()
                 };
                 self.fire(&key, started, 1.0, detail, 0.0, now_ms)
-                    .map(|()| match self.live.contains_key(&key) {
+                    .map(|()| match self.book.is_live(&key) {
                         true => &mut out.opened,
                         // Suppressed by a window.
                         false => &mut out.unchanged,
                     })
-            } else if self.live.contains_key(&key) || self.suppressed.contains_key(&key) {
+            } else if self.book.is_live(&key) || self.suppressed.contains_key(&key) {
                 self.clear(&key, now_ms, now_ms).map(|()| &mut out.resolved)
             } else {
                 out.unchanged += 1;

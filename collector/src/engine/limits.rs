@@ -130,7 +130,7 @@ impl Engine {
                 new_names.insert(name);
             }
             let live = rule.is_some_and(|rule| {
-                self.live.contains_key(&AlertKey {
+                self.book.is_live(&AlertKey {
                     rule,
                     host: host.clone(),
                     labels: labels.clone(),
@@ -154,11 +154,7 @@ impl Engine {
                 ),
             });
         }
-        let live = self
-            .live
-            .values()
-            .filter(|i| i.origin == Origin::Alertmanager)
-            .count();
+        let live = self.book.count_live(Origin::Alertmanager);
         if live + new_live.len() > limits.external_alerts {
             return Err(Limited {
                 limit: Limit::ExternalAlerts,

@@ -114,7 +114,7 @@ impl Engine {
                     host: host.to_string(),
                     labels: labels.clone(),
                 };
-                if !self.live.contains_key(&key) {
+                if !self.book.is_live(&key) {
                     self.alerts.remove(&key);
                 }
             }
@@ -162,7 +162,7 @@ impl Engine {
         drop(guard);
         let names: HashSet<&str> = gone.iter().map(String::as_str).collect();
         self.alerts
-            .retain(|k, _| !names.contains(k.host.as_str()) || self.live.contains_key(k));
+            .retain(|k, _| !names.contains(k.host.as_str()) || self.book.is_live(k));
         self.suppressed
             .retain(|k, _| !names.contains(k.host.as_str()));
         tracing::info!(

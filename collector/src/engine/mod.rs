@@ -1,15 +1,21 @@
 //! The engine: the collector's single writer. It applies validated batches to
 //! [`State`], evaluates the rules that can match each sample, turns verdicts
-//! into incident transitions, and persists each transition before the push
-//! that caused it is acknowledged.
+//! into incident transitions, and commits each transition (with the outbox
+//! rows it makes) before the push that caused it is acknowledged.
 //!
 //! [`Engine`] is synchronous and takes the time as an argument, so tests drive
-//! it exactly. [`spawn`] runs it on a dedicated thread (SQLite is blocking)
-//! that reads commands from a bounded queue and ticks every second for
-//! time-only transitions (`for` and `resolve_after` elapsed, heartbeats
-//! missing, windows ending, resolved incidents closing); [`EngineHandle`] is
-//! the async side. A full queue is reported as busy so ingest can answer 429
-//! instead of buffering without bound.
+//! it exactly; [`spawn`] runs it on its own thread ([`runner`]). One concept
+//! per file, each an `impl Engine` block over the state declared here:
+//!
+//! - [`apply`]: a push, applied; [`limits`]: what a push may make it hold;
+//!   [`index`]: which rules look at which samples.
+//! - [`transitions`]: verdicts → incidents (open, reopen, adopt, restore,
+//!   flap, close); [`book`]: the live-incident book and its invariants.
+//! - [`problems`]: recurrence → problems; [`planned`]: maintenance and
+//!   changes, suppressions; [`liveness`]: heartbeats, availability, forgetting.
+//! - [`external`]: Alertmanager's alerts; [`operator`]: what people do.
+//! - [`faults`]: each subject's failure is its own (rolled back, counted,
+//!   logged once, retried).
 //!
 //! Invariants: at most one live incident per alert (rule + host + labels);
 //! a breach within `reopen_within` of resolution reopens the same incident;
@@ -17,8 +23,8 @@
 //! in the store; hosts known from the store get one full heartbeat period
 //! after start before `absent_for` can fire, so the collector's own outage
 //! does not open a storm of `host_down` incidents. Every transition and what
-//! it implies (the problem it opens, the change it fails) commit in one
-//! transaction.
+//! it implies (the problem it opens, the change it fails, the notifications)
+//! commit in one transaction ([`Engine::commit`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +51,8 @@ use crate::store::{AvailabilityRow, Store, StoreError, Suppression, Tx};
 use crate::texts::{Context, Texts};
 use crate::windows::{Change, ChangeOutcome, Maintenance, Phase, Scope, ScopeSpec};
 
+mod apply;
+mod book;
 mod external;
 mod faults;
 mod index;
@@ -60,11 +68,10 @@ pub use self::external::{external_priority, ExternalAlert, ExternalOutcome, EXTE
 pub use self::planned::NewChange;
 pub use self::runner::{spawn, EngineHandle, SubmitError, QUEUE_CAPACITY};
 
+use self::book::Book;
+use self::external::external_identity;
 use self::faults::{Subject, FAULTS_CAP};
 use self::index::{rekey, HostRules, RuleIndex};
-mod apply;
-
-use self::external::external_identity;
 use self::liveness::{check_availability, restore_availability, status_value};
 use self::planned::{engine_changes, Suppressed};
 use self::transitions::{fmt_labels, observe};
@@ -181,12 +188,8 @@ pub struct Engine {
     index: RuleIndex,
     host_rules: HashMap<String, HostRules>,
     alerts: HashMap<AlertKey, Alert>,
-    live: HashMap<AlertKey, Incident>,
-    live_ids: HashMap<i64, AlertKey>,
-    /// Resolved, not yet closed, by id.
-    resolved: HashMap<i64, Incident>,
-    /// The newest resolved incident of each alert: what a breach reopens.
-    last_resolved: HashMap<AlertKey, i64>,
+    /// Live and resolved incidents by alert and id.
+    book: Book,
     /// Detections and reopenings per fingerprint within the problem window.
     recurrences: HashMap<String, VecDeque<(i64, i64)>>,
     /// Open problems by fingerprint.
@@ -299,10 +302,7 @@ impl Engine {
             index,
             host_rules: HashMap::new(),
             alerts: HashMap::new(),
-            live: HashMap::new(),
-            live_ids: HashMap::new(),
-            resolved: HashMap::new(),
-            last_resolved: HashMap::new(),
+            book: Book::default(),
             recurrences: HashMap::new(),
             problems: HashMap::new(),
             changes: engine_changes(&mut { store.changes(true, usize::MAX >> 1)? }),
@@ -346,14 +346,11 @@ impl Engine {
                 .incidents_open
                 .with_label_values(&[incident.priority_label(), &incident.rule])
                 .inc();
-            engine.live_ids.insert(incident.id, key.clone());
-            engine.live.insert(key, incident);
+            engine.book.open(key, incident);
         }
         for incident in resolved {
-            if let Some(key) = engine.key_of(&incident) {
-                engine.last_resolved.insert(key, incident.id);
-            }
-            engine.resolved.insert(incident.id, incident);
+            let key = engine.key_of(&incident);
+            engine.book.restore_resolved(key, incident);
         }
         if let Some((_, within)) = engine.policy.problem_after {
             let since = now_ms.saturating_sub(duration_ms(within));
@@ -384,7 +381,7 @@ impl Engine {
         if incident.resolve(SYSTEM_ACTOR, Some(note), now_ms).is_ok() {
             self.commit(|tx| tx.save_incident(&mut incident, n))?;
             self.count_resolved(&incident);
-            self.resolved.insert(incident.id, incident);
+            self.book.restore_resolved(None, incident);
         }
         Ok(())
     }
@@ -422,10 +419,8 @@ impl Engine {
             .collect();
         let remap = |k: AlertKey| map[k.rule].map(|rule| AlertKey { rule, ..k });
         rekey(&mut self.alerts, remap);
-        rekey(&mut self.last_resolved, remap);
         rekey(&mut self.suppressed, remap);
-        let orphans = rekey(&mut self.live, remap);
-        self.live_ids = self.live.iter().map(|(k, i)| (i.id, k.clone())).collect();
+        let orphans = self.book.rekey(remap);
         self.index = index;
         self.host_rules.clear();
         self.rules = rules;

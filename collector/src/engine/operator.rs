@@ -11,14 +11,14 @@ impl Engine {
         note: Option<String>,
         now_ms: i64,
     ) -> Result<Incident, ActionError> {
-        let Some(key) = self.live_ids.get(&id).cloned() else {
+        let Some(key) = self.book.key_of(id).cloned() else {
             return Err(self.not_live(id, |i| i.acknowledge(actor, None, now_ms)));
         };
-        let incident = self.live.get(&key).ok_or(ActionError::NotFound(id))?;
+        let incident = self.book.live(&key).ok_or(ActionError::NotFound(id))?;
         let (mut next, n) = (incident.clone(), incident.events.len());
         next.acknowledge(actor, note, now_ms)?;
         self.commit(|tx| tx.save_incident(&mut next, n))?;
-        self.live.insert(key, next.clone());
+        self.book.update_live(&key, next.clone());
         Ok(next)
     }
 
@@ -31,10 +31,10 @@ impl Engine {
         note: Option<String>,
         now_ms: i64,
     ) -> Result<Incident, ActionError> {
-        let Some(key) = self.live_ids.get(&id).cloned() else {
+        let Some(key) = self.book.key_of(id).cloned() else {
             return Err(self.not_live(id, |i| i.resolve(actor, None, now_ms)));
         };
-        let incident = self.live.get(&key).ok_or(ActionError::NotFound(id))?;
+        let incident = self.book.live(&key).ok_or(ActionError::NotFound(id))?;
         let (mut next, n) = (incident.clone(), incident.events.len());
         next.resolve(actor, note, now_ms)?;
         self.commit(|tx| tx.save_incident(&mut next, n))?;

@@ -219,7 +219,7 @@ impl Engine {
         percent: f64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        if self.live.contains_key(key) {
+        if self.book.is_live(key) {
             return Ok(());
         }
         let opening = self.opening(key, started_ms, value, &detail);
@@ -255,9 +255,8 @@ impl Engine {
         // Reopen the newest resolved incident of this alert if it is recent enough.
         let reopen_ms = duration_ms(self.policy.reopen_within);
         let previous = self
-            .last_resolved
-            .get(key)
-            .and_then(|id| self.resolved.get(id))
+            .book
+            .last_resolved(key)
             .filter(|i| {
                 i.resolved_at_ms
                     .is_some_and(|t| now_ms.saturating_sub(t) < reopen_ms)
@@ -352,26 +351,14 @@ impl Engine {
             }
         }
         if let Some(p) = problem {
-            for id in &p.incident_ids {
-                if let Some(i) = self.resolved.get_mut(id) {
-                    i.problem_id = Some(p.id);
-                }
-                if let Some(k) = self.live_ids.get(id) {
-                    if let Some(i) = self.live.get_mut(k) {
-                        i.problem_id = Some(p.id);
-                    }
-                }
-            }
+            self.book.link_problem(&p.incident_ids, p.id);
             if !self.problems.contains_key(&fp) {
                 tracing::warn!(id = p.id, fingerprint = %fp, incidents = p.incident_ids.len(), "problem opened: the incident keeps recurring");
                 self.metrics.problems_open.inc();
             }
             self.problems.insert(fp, p);
         }
-        self.resolved.remove(&incident.id);
-        self.last_resolved.remove(key);
-        self.live_ids.insert(incident.id, key.clone());
-        self.live.insert(key.clone(), incident);
+        self.book.open(key.clone(), incident);
         Ok(())
     }
 
@@ -399,7 +386,7 @@ impl Engine {
             && incident.host == key.host
             && incident.labels == key.labels
             && incident.origin == origin;
-        if !same || self.live_ids.contains_key(&incident.id) {
+        if !same || self.book.key_of(incident.id).is_some() {
             return false;
         }
         tracing::warn!(id = incident.id, rule = %incident.rule, host = %incident.host, "the store held a live incident for this alert the engine did not know; it carries on with it instead of opening a second one");
@@ -407,8 +394,7 @@ impl Engine {
             .incidents_open
             .with_label_values(&[incident.priority_label(), &incident.rule])
             .inc();
-        self.live_ids.insert(incident.id, key.clone());
-        self.live.insert(key.clone(), incident);
+        self.book.open(key.clone(), incident);
         true
     }
 
@@ -425,7 +411,7 @@ impl Engine {
             // Cleared inside its window: planned, nothing to open.
             return Ok(());
         }
-        if let Some(incident) = self.live.get(key) {
+        if let Some(incident) = self.book.live(key) {
             if self.alerts.get(key).is_some_and(|a| a.flapping) {
                 // While flapping the incident stays open; it resolves when
                 // flapping stops with the condition clear.
@@ -439,10 +425,7 @@ impl Engine {
             return Ok(());
         }
         // Resolved by hand while still breaching: record when it cleared.
-        let Some(id) = self.last_resolved.get(key).copied() else {
-            return Ok(());
-        };
-        let Some(incident) = self.resolved.get(&id) else {
+        let Some(incident) = self.book.last_resolved(key) else {
             return Ok(());
         };
         if incident.restored_at_ms.is_some() {
@@ -451,7 +434,7 @@ impl Engine {
         let (mut next, n) = (incident.clone(), incident.events.len());
         next.restore_at(restored_ms, now_ms);
         self.commit(|tx| tx.save_incident(&mut next, n))?;
-        self.resolved.insert(id, next);
+        self.book.update_resolved(next);
         Ok(())
     }
 
@@ -462,7 +445,7 @@ impl Engine {
         percent: f64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let Some(incident) = self.live.get(key) else {
+        let Some(incident) = self.book.live(key) else {
             return Ok(());
         };
         let mut next = incident.clone();
@@ -483,7 +466,7 @@ impl Engine {
         if settled_clear {
             self.retire(key, next);
         } else {
-            self.live.insert(key.clone(), next);
+            self.book.update_live(key, next);
         }
         Ok(())
     }
@@ -492,8 +475,8 @@ impl Engine {
     pub(super) fn close_resolved(&mut self, now_ms: i64) {
         let close_ms = duration_ms(self.policy.close_after);
         let due: Vec<i64> = self
-            .resolved
-            .values()
+            .book
+            .all_resolved()
             .filter(|i| {
                 i.resolved_at_ms
                     .is_some_and(|t| now_ms.saturating_sub(t) >= close_ms)
@@ -501,7 +484,7 @@ impl Engine {
             .map(|i| i.id)
             .collect();
         for id in due {
-            let Some(incident) = self.resolved.get(&id) else {
+            let Some(incident) = self.book.resolved(id) else {
                 continue;
             };
             let mut next = incident.clone();
@@ -513,8 +496,7 @@ impl Engine {
                 }
                 self.succeeded(Subject::Incident(id));
             }
-            self.resolved.remove(&id);
-            self.last_resolved.retain(|_, v| *v != id);
+            self.book.close(id);
         }
     }
 
@@ -575,11 +557,8 @@ impl Engine {
     /// A live incident was resolved (and saved): it leaves the live set and
     /// becomes what a new breach of its alert reopens.
     pub(super) fn retire(&mut self, key: &AlertKey, resolved: Incident) {
-        self.live.remove(key);
-        self.live_ids.remove(&resolved.id);
         self.count_closed_live(&resolved);
-        self.last_resolved.insert(key.clone(), resolved.id);
-        self.resolved.insert(resolved.id, resolved);
+        self.book.retire(key, resolved);
     }
 
     /// A live incident stopped being live.
