@@ -1,6 +1,6 @@
 //! The collector's HTTP face, one router on one listener:
 //!
-//! - `POST /api/v1/push` — agent batches ([`push`]).
+//! - `POST /api/v1/push` — agent batches (`push`).
 //! - `GET /api/v1/incidents[?state=open|acknowledged|resolved|closed][&limit=N]`
 //! - `GET /api/v1/incidents/{id}`
 //! - `POST /api/v1/incidents/{id}/ack`, `POST /api/v1/incidents/{id}/resolve`

@@ -43,7 +43,7 @@
 //! - [`tokens`]: `token new`: fresh agent tokens and the config edit that admits them.
 //! - [`http`]: the HTTP/1.1 server: header and request timeouts, graceful drain.
 //! - [`client`]: the `incidents` subcommand, a client of the REST API.
-//! - [`api`]: the router: push ([`api`]'s `push`), incidents, problems,
+//! - [`api`]: the router: push (`api::push`), incidents, problems,
 //!   changes, metrics, health.
 //! - [`app`]: start, serve, reload on SIGHUP, drain on shutdown.
 //!

@@ -4,17 +4,17 @@
 //! rows it makes) before the push that caused it is acknowledged.
 //!
 //! [`Engine`] is synchronous and takes the time as an argument, so tests drive
-//! it exactly; [`spawn`] runs it on its own thread ([`runner`]). One concept
+//! it exactly; [`spawn`] runs it on its own thread (`runner`). One concept
 //! per file, each an `impl Engine` block over the state declared here:
 //!
-//! - [`apply`]: a push, applied; [`limits`]: what a push may make it hold;
-//!   [`index`]: which rules look at which samples.
-//! - [`transitions`]: verdicts → incidents (open, reopen, adopt, restore,
-//!   flap, close); [`book`]: the live-incident book and its invariants.
-//! - [`problems`]: recurrence → problems; [`planned`]: maintenance and
-//!   changes, suppressions; [`liveness`]: heartbeats, availability, forgetting.
-//! - [`external`]: Alertmanager's alerts; [`operator`]: what people do.
-//! - [`faults`]: each subject's failure is its own (rolled back, counted,
+//! - `apply`: a push, applied; `limits`: what a push may make it hold;
+//!   `index`: which rules look at which samples.
+//! - `transitions`: verdicts → incidents (open, reopen, adopt, restore,
+//!   flap, close); `book`: the live-incident book and its invariants.
+//! - `problems`: recurrence → problems; `planned`: maintenance and
+//!   changes, suppressions; `liveness`: heartbeats, availability, forgetting.
+//! - `external`: Alertmanager's alerts; `operator`: what people do.
+//! - `faults`: each subject's failure is its own (rolled back, counted,
 //!   logged once, retried).
 //!
 //! Invariants: at most one live incident per alert (rule + host + labels);
@@ -24,7 +24,7 @@
 //! after start before `absent_for` can fire, so the collector's own outage
 //! does not open a storm of `host_down` incidents. Every transition and what
 //! it implies (the problem it opens, the change it fails, the notifications)
-//! commit in one transaction ([`Engine::commit`]).
+//! commit in one transaction (`Engine::commit`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
