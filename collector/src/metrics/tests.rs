@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::incidents::Labels;
 use crate::state::HostRecord;

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn cpu(for_s: u64) -> Threshold {

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn ctx<'a>(labels: &'a BTreeMap<String, String>) -> Context<'a> {

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn ms(rfc3339: &str) -> i64 {

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::notify::{Route, DEFAULT_TIMEOUT};
 use crate::outbox::Event;
