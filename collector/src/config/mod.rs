@@ -1,0 +1,355 @@
+//! Collector configuration: YAML → raw serde structs → validated [`Config`].
+//!
+//! Every problem is collected with its path and position
+//! (`collector.yaml:12:5: rules[1].above: must be a finite number`), so one
+//! `check-config` run shows them all. A file without `rules` gets the embedded
+//! default rules; `rules: []` means none.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use vedette_protocol::{is_valid_name, Status};
+use vedette_yaml::{ConfigError, Diagnostics};
+
+use crate::availability::Mode;
+use crate::engine::{Bounds, IncidentPolicy, Setup};
+use crate::kpi::{Reporting, Service, FORGET_AFTER, FORGET_SERIES_AFTER};
+use crate::notify::{Kind, Receiver, Route, Router, Secret};
+use crate::rules::{
+    CheckRule, Direction, FlapThresholds, Matcher, Rule, RuleKind, Selector, Threshold, Trigger,
+};
+use crate::state::StateLimits;
+use crate::texts::Texts;
+use crate::windows::{Maintenance, Recurrence, Scope, ScopeSpec, Slot};
+
+mod access;
+mod limits;
+mod planned;
+mod receivers;
+mod rules;
+mod services;
+
+use self::access::{agent, token_sha, RawAgent, RawApiToken, RawSecretToken};
+pub use self::access::{token_digest, AgentToken, ApiToken, MetricsToken, Role};
+pub use self::limits::HttpLimits;
+use self::limits::{http_limits, state_limits, RawHttp, RawLimits};
+use self::planned::{maintenance, RawMaintenance};
+use self::receivers::{receiver, RawReceiver};
+use self::rules::{default_rules, incident_policy, validate_rules, RawIncidents, RawRule};
+use self::services::{service, RawService};
+
+/// The embedded default configuration (`vedette-collector` with no `--config`).
+pub const EMBEDDED: &str = include_str!("../../default.yaml");
+
+/// A validated collector configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The one HTTP listener (push, API, metrics).
+    pub listen: SocketAddr,
+    /// Where the SQLite store lives.
+    pub data_dir: PathBuf,
+    /// Agent tokens and the hosts each may push as. Empty: any host may push
+    /// (allowed only on a loopback listener).
+    pub agents: Vec<AgentToken>,
+    pub rules: Vec<Rule>,
+    /// The rules' `summary`/`description` templates.
+    pub texts: Arc<Texts>,
+    /// Incident lifecycle settings (`incidents:`).
+    pub incidents: IncidentPolicy,
+    /// API tokens. Empty: the API is open, and only a loopback listener is allowed to serve it.
+    pub api_tokens: Vec<ApiToken>,
+    /// Recurring maintenance windows.
+    pub maintenance: Vec<Maintenance>,
+    /// How long a client may take to send its request (`http:`).
+    pub http: HttpLimits,
+    /// Services, maintenance and host expiry, as the reports need them.
+    pub reporting: Arc<Reporting>,
+    /// Notification receivers (`notify:`).
+    pub notify: Arc<Router>,
+    /// What agents and Alertmanager can make the collector hold (`limits:`).
+    pub limits: StateLimits,
+    /// A series not reported this long is released (`forget_series_after`).
+    pub forget_series_after: Duration,
+    /// SHA-256 of the bearer token `/metrics` asks for (`metrics_token`);
+    /// None: `/metrics` is open.
+    pub metrics_token: Option<MetricsToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+    #[serde(default)]
+    rules: Option<Vec<RawRule>>,
+    #[serde(default)]
+    incidents: RawIncidents,
+    #[serde(default)]
+    api_tokens: Vec<RawApiToken>,
+    #[serde(default)]
+    maintenance: Vec<RawMaintenance>,
+    #[serde(default)]
+    services: Vec<RawService>,
+    #[serde(default, with = "humantime_serde")]
+    forget_hosts_after: Option<Duration>,
+    #[serde(default)]
+    notify: Vec<RawReceiver>,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default, with = "humantime_serde")]
+    forget_series_after: Option<Duration>,
+    metrics_token: Option<RawSecretToken>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9850))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./vedette-data")
+}
+
+impl Config {
+    /// The embedded default.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_yaml("<embedded>", EMBEDDED)
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let (file, text) = vedette_yaml::read(path)?;
+        Config::from_yaml(&file, &text)
+    }
+
+    /// Parses and validates `text`; `file` names it in diagnostics.
+    pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = vedette_yaml::parse(file, text)?;
+        let mut diag = Diagnostics::new(text);
+        let agents = raw
+            .agents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| agent(a, &format!("agents[{i}]"), &mut diag))
+            .collect::<Vec<_>>();
+        if agents.is_empty() && !raw.listen.ip().is_loopback() {
+            diag.push(
+                "listen",
+                format!(
+                    "{} is not a loopback address and no agent tokens are configured; \
+                     add `agents:` with tokens, or listen on 127.0.0.1",
+                    raw.listen
+                ),
+            );
+        }
+        let mut texts = Texts::default();
+        let rules = match &raw.rules {
+            Some(rules) => validate_rules(rules, &mut texts, &mut diag),
+            None => default_rules(&mut texts),
+        };
+        let incidents = incident_policy(&raw.incidents, &mut diag);
+        let mut names = HashSet::new();
+        let api_tokens = raw
+            .api_tokens
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let path = format!("api_tokens[{i}]");
+                unique_name(&t.name, &path, &mut names, &mut diag, || {
+                    format!(
+                        "token name '{}' is used twice; names identify who did what",
+                        t.name
+                    )
+                });
+                let sha256 = token_sha(
+                    t.token.as_deref(),
+                    t.token_file.as_deref(),
+                    t.token_sha256.as_deref(),
+                    &path,
+                    &mut diag,
+                )?;
+                Some(ApiToken {
+                    name: t.name.clone(),
+                    sha256,
+                    role: t.role,
+                })
+            })
+            .collect();
+        let maintenance: Vec<Maintenance> = raw
+            .maintenance
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| maintenance(m, &format!("maintenance[{i}]"), &mut diag))
+            .collect();
+        let mut names = HashSet::new();
+        let services = raw
+            .services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let path = format!("services[{i}]");
+                unique_name(&s.name, &path, &mut names, &mut diag, || {
+                    format!("service '{}' is defined twice", s.name)
+                });
+                service(s, &path, &mut diag)
+            })
+            .collect();
+        let forget_after = raw.forget_hosts_after.unwrap_or(FORGET_AFTER);
+        if forget_after < Duration::from_secs(60) {
+            diag.push(
+                "forget_hosts_after",
+                "must be at least 1m (hosts silent that long disappear from /metrics)",
+            );
+        }
+        let http = http_limits(&raw.http, &mut diag);
+        let limits = state_limits(&raw.limits, &mut diag);
+        let forget_series_after = raw.forget_series_after.unwrap_or(FORGET_SERIES_AFTER);
+        if forget_series_after < Duration::from_secs(60) {
+            diag.push(
+                "forget_series_after",
+                "must be at least 1m (and above the longest interval any series is sent at)",
+            );
+        }
+        let metrics_token = raw.metrics_token.as_ref().and_then(|t| {
+            token_sha(
+                t.token.as_deref(),
+                t.token_file.as_deref(),
+                t.token_sha256.as_deref(),
+                "metrics_token",
+                &mut diag,
+            )
+            .map(|sha256| MetricsToken { sha256 })
+        });
+        let mut names = HashSet::new();
+        let receivers = raw
+            .notify
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let path = format!("notify[{i}]");
+                unique_name(&r.name, &path, &mut names, &mut diag, || {
+                    format!("receiver '{}' is defined twice", r.name)
+                });
+                receiver(r, &path, &mut diag)
+            })
+            .collect();
+        let reporting = Arc::new(Reporting {
+            services,
+            maintenance: maintenance.clone(),
+            forget_after,
+        });
+        diag.finish(
+            file,
+            Config {
+                listen: raw.listen,
+                data_dir: raw.data_dir,
+                agents,
+                rules,
+                texts: Arc::new(texts),
+                incidents,
+                api_tokens,
+                maintenance,
+                http,
+                reporting,
+                notify: Arc::new(Router { receivers }),
+                limits,
+                forget_series_after,
+                metrics_token,
+            },
+        )
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("vedette.db")
+    }
+}
+
+/// Reports `<path>.name` when empty or already in `names`.
+fn unique_name<'a>(
+    name: &'a str,
+    path: &str,
+    names: &mut HashSet<&'a str>,
+    diag: &mut Diagnostics,
+    twice: impl FnOnce() -> String,
+) {
+    if name.trim().is_empty() {
+        diag.push(&format!("{path}.name"), "must not be empty");
+    } else if !names.insert(name) {
+        diag.push(&format!("{path}.name"), twice());
+    }
+}
+
+fn globs(patterns: &[String], path: &str, diag: &mut Diagnostics) -> Option<globset::GlobSet> {
+    let mut set = globset::GlobSetBuilder::new();
+    for (i, h) in patterns.iter().enumerate() {
+        match globset::Glob::new(h) {
+            Ok(g) => {
+                set.add(g);
+            }
+            Err(e) => {
+                diag.push(&format!("{path}[{i}]"), format!("bad glob: {e}"));
+                return None;
+            }
+        }
+    }
+    match set.build() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            diag.push(path, format!("bad globs: {e}"));
+            None
+        }
+    }
+}
+
+fn matchers(
+    raw: &BTreeMap<String, String>,
+    path: &str,
+    diag: &mut Diagnostics,
+) -> Vec<(String, Matcher)> {
+    raw.iter()
+        .filter_map(|(k, v)| match Matcher::parse(v) {
+            Ok(m) => Some((k.clone(), m)),
+            Err(e) => {
+                diag.push(&format!("{path}.{k}"), e);
+                None
+            }
+        })
+        .collect()
+}
+
+impl Config {
+    /// The engine's part of this configuration.
+    pub fn engine_setup(&self) -> Setup {
+        let c = self;
+        Setup {
+            rules: c.rules.clone(),
+            texts: Arc::clone(&c.texts),
+            policy: c.incidents.clone(),
+            maintenance: c.maintenance.clone(),
+            heartbeat: c.rules.iter().find_map(|r| match r.kind {
+                RuleKind::Absent { after } => Some(after),
+                _ => None,
+            }),
+            bounds: Bounds {
+                limits: c.limits,
+                forget_series_after: c.forget_series_after,
+                forget_hosts_after: c.reporting.forget_after,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! `reporting:` services — availability targets over groups of hosts and checks.
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub(super) name: String,
+    pub(super) target: f64,
+    #[serde(default)]
+    pub(super) hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) host_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) checks: Vec<String>,
+    #[serde(default = "default_mode")]
+    pub(super) mode: Mode,
+}
+
+pub(super) fn default_mode() -> Mode {
+    Mode::All
+}
+
+pub(super) fn service(raw: &RawService, path: &str, diag: &mut Diagnostics) -> Option<Service> {
+    if !(raw.target > 0.0 && raw.target < 1.0) {
+        diag.push(
+            &format!("{path}.target"),
+            format!(
+                "{} is not a ratio between 0 and 1 (exclusive); write 99.9 % as 0.999",
+                raw.target
+            ),
+        );
+    }
+    if raw.checks.is_empty() {
+        diag.push(
+            &format!("{path}.checks"),
+            "give the check names (or globs) the service is made of",
+        );
+    }
+    let scope = match Scope::new(ScopeSpec {
+        hosts: raw.hosts.clone(),
+        host_labels: raw.host_labels.clone(),
+    }) {
+        Ok(s) => Some(s),
+        Err((field, msg)) => {
+            // Scope names its fields `scope.…`; a service has them at top level.
+            let field = field.trim_start_matches("scope").trim_start_matches('.');
+            let at = if field.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            diag.push(&at, msg);
+            None
+        }
+    };
+    let check_set = globs(&raw.checks, &format!("{path}.checks"), diag)?;
+    Some(Service {
+        name: raw.name.clone(),
+        target: raw.target,
+        scope: scope?,
+        checks: raw.checks.clone(),
+        check_set,
+        mode: raw.mode,
+    })
+}
