@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::availability::{self, merge, Mode, Tally, Timeline, BURN_WINDOWS, HORIZON, WINDOWS};
 use crate::incidents::Labels;
 use crate::state::{HostState, State};
-use crate::windows::{Maintenance, Scope};
+use crate::windows::{Maintenance, PlannedSpan, Scope};
 use vedette_protocol::clock::duration_ms;
 
 /// A configured service: the checks it is made of and its SLA target.
@@ -64,7 +64,7 @@ impl Default for Reporting {
 /// computed once per report and then asked per host.
 pub struct Planned<'a> {
     maintenance: Vec<(&'a Scope, Vec<(i64, i64)>)>,
-    changes: &'a [(Scope, i64, i64)],
+    changes: &'a [PlannedSpan],
 }
 
 impl<'a> Planned<'a> {
@@ -89,9 +89,9 @@ impl<'a> Planned<'a> {
                 spans.extend_from_slice(occ);
             }
         }
-        for (scope, s, e) in self.changes {
-            if scope.covers(host, labels) {
-                spans.push((*s, *e));
+        for c in self.changes {
+            if c.scope.covers(host, labels) {
+                spans.push((c.start_ms, c.end_ms));
             }
         }
         merge(spans)

@@ -21,7 +21,7 @@ pub use vedette_protocol::MAX_SEQ;
 
 use crate::availability::Timeline;
 use crate::incidents::Labels;
-use crate::windows::Scope;
+use crate::windows::PlannedSpan;
 
 /// How many earlier boots of a host are remembered (their batches are repeats).
 pub const RETIRED_BOOTS: usize = 16;
@@ -353,7 +353,7 @@ pub struct State {
     /// The collector itself: up while running, down between runs.
     pub runs: Timeline,
     /// Changes within the availability horizon: `(scope, start, end)`.
-    pub changes: Vec<(Scope, i64, i64)>,
+    pub changes: Vec<PlannedSpan>,
 }
 
 impl State {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::incidents::{Incident, IncidentState, Labels, Problem, ProblemState};
 use crate::outbox::DeliveryRow;
-use crate::windows::{Change, ChangeOutcome, Phase, ScopeSpec};
+use crate::windows::{Change, ChangeOutcome, Phase, ScopeSpec, WindowKind};
 
 /// An incident as the API serves it (a contract: DESIGN.md → endpoints).
 #[derive(Debug, Serialize)]
@@ -215,7 +215,7 @@ pub struct SuppressionView {
     pub host: String,
     pub labels: Labels,
     pub summary: String,
-    pub window_kind: &'static str,
+    pub window_kind: WindowKind,
     pub window: String,
     pub change_id: Option<i64>,
 }

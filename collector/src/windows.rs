@@ -273,5 +273,58 @@ impl Change {
     }
 }
 
+/// What kind of planned window suppressed a breach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKind {
+    Change,
+    Maintenance,
+}
+
+impl WindowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowKind::Change => "change",
+            WindowKind::Maintenance => "maintenance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WindowKind> {
+        [WindowKind::Change, WindowKind::Maintenance]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// The planned window covering a host now, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveWindow {
+    pub kind: WindowKind,
+    /// The change's title or the maintenance window's name.
+    pub name: String,
+    pub change_id: Option<i64>,
+    /// When it ends.
+    pub until_ms: i64,
+}
+
+/// When a change's scope was (or will be) under planned work: what
+/// availability counts as planned time.
+#[derive(Debug, Clone)]
+pub struct PlannedSpan {
+    pub scope: Scope,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl From<&Change> for PlannedSpan {
+    fn from(c: &Change) -> PlannedSpan {
+        PlannedSpan {
+            scope: c.scope.clone(),
+            start_ms: c.start_ms,
+            end_ms: c.end_ms,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

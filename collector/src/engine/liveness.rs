@@ -75,7 +75,7 @@ pub(super) fn restore_availability(
         .changes(false, usize::MAX >> 1)?
         .into_iter()
         .filter(|c| c.end_ms > since)
-        .map(|c| (c.scope, c.start_ms, c.end_ms))
+        .map(|c| PlannedSpan::from(&c))
         .collect();
     *state.write().unwrap_or_else(|p| p.into_inner()) = st;
     Ok((run, unknown))
@@ -257,7 +257,7 @@ impl Engine {
                     .for_each(|t| t.prune(now_ms - horizon));
             }
             st.runs.prune(now_ms - horizon);
-            st.changes.retain(|c| c.2 > now_ms - horizon);
+            st.changes.retain(|c| c.end_ms > now_ms - horizon);
             // Records of hosts forgotten and silent past the horizon: no
             // window shows them, and an attacker's made-up hosts go too.
             let forgotten_ms = horizon.max(duration_ms(self.bounds.forget_hosts_after));

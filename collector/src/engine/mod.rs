@@ -49,7 +49,7 @@ use crate::rules::{
 use crate::state::{HostState, Limit, Limited, Point, State, StateLimits, Stored};
 use crate::store::{AvailabilityRow, Store, StoreError, Suppression, Tx};
 use crate::texts::{Context, Texts};
-use crate::windows::{Change, ChangeOutcome, Maintenance, Phase, Scope, ScopeSpec};
+use crate::windows::{Change, ChangeOutcome, Maintenance, Phase, PlannedSpan, Scope, ScopeSpec};
 
 mod apply;
 mod book;

@@ -102,7 +102,7 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .changes
-            .push((change.scope.clone(), change.start_ms, change.end_ms));
+            .push(PlannedSpan::from(&change));
         self.changes.push(change.clone());
         Ok(change)
     }

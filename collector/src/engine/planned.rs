@@ -3,6 +3,7 @@
 //! a change whose scope breaches within `verify_for` after it ends fails.
 
 use super::*;
+use crate::windows::{ActiveWindow, WindowKind};
 
 /// A breach a window suppressed: it opens an incident when the window ends
 /// if it is still breaching then.
@@ -37,16 +38,26 @@ impl Engine {
         host: &str,
         labels: &Labels,
         now_ms: i64,
-    ) -> Option<(&'static str, String, Option<i64>, i64)> {
+    ) -> Option<ActiveWindow> {
         for c in &self.changes {
             if c.phase(now_ms) == Phase::InProgress && c.scope.covers(host, labels) {
-                return Some(("change", c.title.clone(), Some(c.id), c.end_ms));
+                return Some(ActiveWindow {
+                    kind: WindowKind::Change,
+                    name: c.title.clone(),
+                    change_id: Some(c.id),
+                    until_ms: c.end_ms,
+                });
             }
         }
         for m in &self.maintenance {
             if m.scope.covers(host, labels) {
                 if let Some((_, end)) = m.active_at(now_ms) {
-                    return Some(("maintenance", m.name.clone(), None, end));
+                    return Some(ActiveWindow {
+                        kind: WindowKind::Maintenance,
+                        name: m.name.clone(),
+                        change_id: None,
+                        until_ms: end,
+                    });
                 }
             }
         }

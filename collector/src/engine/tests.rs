@@ -6,7 +6,7 @@ use vedette_protocol::{AgentInfo, CheckKind, CheckResult, Sample, Status};
 use super::*;
 use crate::config::Config;
 use crate::incidents::{IncidentState, ProblemState};
-use crate::windows::{ChangeOutcome, ScopeSpec};
+use crate::windows::{ChangeOutcome, ScopeSpec, WindowKind};
 
 const T0: i64 = 1_763_700_000_000;
 const S: i64 = 1000;
@@ -945,7 +945,7 @@ fn a_change_suppresses_breaches_in_scope_and_fails_if_it_breaks_things() {
     assert_eq!(sup.len(), 1);
     assert_eq!(
         (sup[0].host.as_str(), sup[0].window_kind, sup[0].change_id),
-        ("web-01", "change", Some(c.id))
+        ("web-01", WindowKind::Change, Some(c.id))
     );
     assert_eq!(
         h.metrics.suppressed.with_label_values(&["d"]).get(),
@@ -1038,7 +1038,7 @@ fn maintenance_windows_suppress_only_their_scope_and_time() {
     let sup = h.engine.store.suppressions(10).unwrap();
     assert_eq!(
         (sup[0].window_kind, sup[0].window_name.as_str()),
-        ("maintenance", "patching")
+        (WindowKind::Maintenance, "patching")
     );
     // The breach clears inside the window: nothing ever opens for db-01.
     h.push_labelled("db-01", db, start + 20 * S, &[("d", &[], 0.5)]);

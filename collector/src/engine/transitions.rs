@@ -223,9 +223,7 @@ impl Engine {
             return Ok(());
         }
         let opening = self.opening(key, started_ms, value, &detail);
-        if let Some((kind, name, change_id, until_ms)) =
-            self.window_for(&key.host, &detail.host_labels, now_ms)
-        {
+        if let Some(window) = self.window_for(&key.host, &detail.host_labels, now_ms) {
             let mut s = Suppression {
                 id: 0,
                 at_ms: now_ms,
@@ -234,9 +232,9 @@ impl Engine {
                 host: key.host.clone(),
                 labels: key.labels.clone(),
                 summary: opening.summary.clone(),
-                window_kind: kind,
-                window_name: name,
-                change_id,
+                window_kind: window.kind,
+                window_name: window.name,
+                change_id: window.change_id,
             };
             self.commit(|tx| tx.insert_suppression(&mut s))?;
             tracing::info!(rule = %s.rule, host = %s.host, window = %s.window_name, "breach suppressed by a planned window");
@@ -244,7 +242,7 @@ impl Engine {
             self.suppressed.insert(
                 key.clone(),
                 Suppressed {
-                    until_ms,
+                    until_ms: window.until_ms,
                     started_ms,
                     value,
                     detail,

@@ -1,6 +1,7 @@
 //! Changes and the breaches planned windows suppressed.
 
 use super::*;
+use crate::windows::WindowKind;
 
 /// A breach that a window suppressed.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,8 +13,7 @@ pub struct Suppression {
     pub host: String,
     pub labels: Labels,
     pub summary: String,
-    /// `change` or `maintenance`.
-    pub window_kind: &'static str,
+    pub window_kind: WindowKind,
     /// The change's title or the maintenance window's name.
     pub window_name: String,
     pub change_id: Option<i64>,
@@ -121,11 +121,9 @@ impl Store {
                 labels: serde_json::from_str(&labels)
                     .map_err(|e| StoreError::Corrupt(format!("suppression {id} labels: {e}")))?,
                 summary,
-                window_kind: if kind == "change" {
-                    "change"
-                } else {
-                    "maintenance"
-                },
+                window_kind: WindowKind::parse(&kind).ok_or_else(|| {
+                    StoreError::Corrupt(format!("suppression {id} window_kind '{kind}'"))
+                })?,
                 window_name,
                 change_id,
             });
@@ -182,7 +180,7 @@ impl Tx<'_> {
                 s.host,
                 json(&s.labels)?,
                 s.summary,
-                s.window_kind,
+                s.window_kind.as_str(),
                 s.window_name,
                 s.change_id
             ])?;
