@@ -4,6 +4,7 @@
 //! make committed before the push is acknowledged.
 
 use super::*;
+use vedette_protocol::CheckResult;
 
 impl Engine {
     /// Applies one validated batch received at `now_ms`: exactly once per
@@ -26,6 +27,58 @@ impl Engine {
         let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
         let st = &mut *guard;
         let host_name = batch.agent.host.as_str();
+        let recalled = match self.admit(st, batch, token, now_ms)? {
+            Admission::Duplicate => {
+                return Ok(PushAck {
+                    accepted: 0,
+                    ack_seq: batch.seq,
+                })
+            }
+            Admission::Admitted(recalled) => recalled,
+        };
+        let host =
+            Arc::make_mut(st.hosts.entry(host_name.to_string()).or_insert_with(|| {
+                Arc::new(recalled.map_or_else(|| HostState::new(now_ms), |h| *h))
+            }));
+        let rollback = self.identify(host, &mut st.hosts_per_token, batch, token, now_ms);
+        self.note_availability(host, batch, now_ms);
+        let applies = self.host_rules(host_name, &batch.agent.labels);
+        let mut fired = self.heartbeats_back(host_name, now_ms);
+        self.evaluate_samples(
+            host,
+            &mut st.series_total,
+            batch,
+            &applies,
+            now_ms,
+            &mut fired,
+        );
+        self.evaluate_checks(host, batch, &applies, now_ms, &mut fired);
+        drop(guard);
+        if let Err(e) = self.act_each(fired, Stage::Push, now_ms, true) {
+            // Not acknowledged, so the agent sends this batch again: it must
+            // not look like a repeat then.
+            rollback.undo(&self.state, host_name);
+            return Err(e.into());
+        }
+        let accepted = batch.samples.len() + batch.checks.len();
+        self.metrics.ingest_samples.inc_by(accepted as u64);
+        Ok(PushAck {
+            accepted,
+            ack_seq: batch.seq,
+        })
+    }
+
+    /// Whether the batch is taken: a repeat of one applied, refused over a
+    /// limit (nothing changes), or admitted, with the host as the store
+    /// remembers it when the collector had forgotten it.
+    fn admit(
+        &mut self,
+        st: &mut State,
+        batch: &Batch,
+        token: Option<u64>,
+        now_ms: i64,
+    ) -> Result<Admission, Limited> {
+        let host_name = batch.agent.host.as_str();
         // A host not in memory may be one the collector forgot: it comes
         // back as the store remembers it, once this batch is taken.
         let recalled = match st.hosts.contains_key(host_name) {
@@ -34,44 +87,57 @@ impl Engine {
         };
         let known = st.hosts.get(host_name).map(|h| &**h).or(recalled.as_ref());
         if known.is_some_and(|h| h.is_duplicate(&batch.agent.boot_id, batch.seq)) {
-            return Ok(PushAck {
-                accepted: 0,
-                ack_seq: batch.seq,
-            });
+            return Ok(Admission::Duplicate);
         }
         self.sweep_host(st, host_name, now_ms);
         let known = st.hosts.get(host_name).map(|h| &**h).or(recalled.as_ref());
         if let Err(l) = self.check_limits(st, known, batch, token) {
             self.refused(host_name, &l);
-            return Err(l.into());
+            return Err(l);
         }
         if !self.over_limit.is_empty() && self.over_limit.remove(host_name).is_some() {
             tracing::info!(host = host_name, "pushes within the limits again");
         }
-        let host = Arc::make_mut(
-            st.hosts
-                .entry(host_name.to_string())
-                .or_insert_with(|| Arc::new(recalled.unwrap_or_else(|| HostState::new(now_ms)))),
-        );
+        Ok(Admission::Admitted(recalled.map(Box::new)))
+    }
+
+    /// Takes the batch's identity into the host: its token (charged once),
+    /// labels, `(boot_id, seq)`, interval, last seen. Returns how to undo
+    /// the sequence if the batch's transitions cannot be committed.
+    fn identify(
+        &mut self,
+        host: &mut HostState,
+        hosts_per_token: &mut HashMap<u64, usize>,
+        batch: &Batch,
+        token: Option<u64>,
+        now_ms: i64,
+    ) -> Rollback {
         if let (Some(t), None) = (token, host.token) {
             host.token = Some(t);
-            *st.hosts_per_token.entry(t).or_default() += 1;
+            *hosts_per_token.entry(t).or_default() += 1;
         }
         if host.labels != batch.agent.labels {
             if let Some(outbox) = self.outbox.as_mut() {
-                outbox.note_host_labels(host_name, &batch.agent.labels);
+                outbox.note_host_labels(&batch.agent.host, &batch.agent.labels);
             }
+            host.labels = batch.agent.labels.clone();
         }
-        host.labels = batch.agent.labels.clone();
-        let before_seq = host.last_seq;
-        let before_boot = (host.boot_id != batch.agent.boot_id)
-            .then(|| (host.boot_id.clone(), host.retired_boots.clone()));
+        let rollback = Rollback {
+            seq: host.last_seq,
+            boot: (host.boot_id != batch.agent.boot_id)
+                .then(|| (host.boot_id.clone(), host.retired_boots.clone())),
+        };
         host.advance(&batch.agent.boot_id, batch.seq);
         host.last_seen_ms = now_ms;
         host.interval_ms = (batch.agent.interval_s * 1000.0) as i64;
         host.dirty = true;
-        // Availability in the collector's clock: one clock for every
-        // subject, and an agent's skew shifts both edges of an outage alike.
+        rollback
+    }
+
+    /// Notes the host up and each check's availability. In the collector's
+    /// clock: one clock for every subject, and an agent's skew shifts both
+    /// edges of an outage alike.
+    fn note_availability(&mut self, host: &mut HostState, batch: &Batch, now_ms: i64) {
         let mut changed = Vec::new();
         if let Some(at) = host.up.set(Avail::Up, now_ms) {
             changed.push((String::new(), at, Avail::Up));
@@ -98,27 +164,22 @@ impl Engine {
                 changed.push((name.to_string(), at, now));
             }
         }
+        let host_name = &batch.agent.host;
         self.availability
             .extend(
                 changed
                     .into_iter()
                     .map(|(check, at_ms, state)| AvailabilityRow {
-                        host: host_name.to_string(),
+                        host: host_name.clone(),
                         check,
                         at_ms,
                         state,
                     }),
             );
-        let applies = self.host_rules(host_name, &batch.agent.labels);
-        let detail = |description: String, metric: &str, check: &str, message: &str| Detail {
-            host_labels: batch.agent.labels.clone(),
-            metric: metric.to_string(),
-            check: check.to_string(),
-            message: message.to_string(),
-            description,
-            impact_urgency: None,
-        };
+    }
 
+    /// A push from a host whose heartbeat rule is firing clears it.
+    fn heartbeats_back(&mut self, host_name: &str, now_ms: i64) -> Vec<Fired> {
         let mut fired = Vec::new();
         for &r in &self.index.absent_rules {
             let key = AlertKey {
@@ -142,7 +203,21 @@ impl Engine {
                 });
             }
         }
-        let flap = self.policy.flapping;
+        fired
+    }
+
+    /// Stores each sample's point and evaluates the threshold rules that
+    /// look at its metric and apply to the host.
+    fn evaluate_samples(
+        &mut self,
+        host: &mut HostState,
+        series_total: &mut usize,
+        batch: &Batch,
+        applies: &[bool],
+        now_ms: i64,
+        fired: &mut Vec<Fired>,
+    ) {
+        let host_name = batch.agent.host.as_str();
         for s in &batch.samples {
             let point = Point {
                 ts_ms: s.ts_ms,
@@ -150,7 +225,7 @@ impl Engine {
             };
             match host.set_point(&s.name, &s.labels, point) {
                 Stored::Kept => continue,
-                Stored::Created => st.series_total += 1,
+                Stored::Created => *series_total += 1,
                 Stored::Updated => {}
             }
             let Some(rule_ids) = self.index.by_metric.get(&s.name) else {
@@ -173,25 +248,22 @@ impl Engine {
                     host: host_name.to_string(),
                     labels: s.labels.clone(),
                 };
+                let (timing, flap) = (rule.timing(), self.policy.flapping);
                 let (outcome, percent, before) = observe(
                     &mut self.alerts,
                     &key,
                     cond,
-                    rule.timing(),
+                    timing,
                     flap,
                     s.value,
                     s.ts_ms,
                     now_ms,
                 );
                 if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
-                    let description = format!(
-                        "{}{} on {host_name} is {}",
-                        s.name,
-                        fmt_labels(&s.labels),
-                        s.value
-                    );
+                    let labels = fmt_labels(&s.labels);
+                    let description = format!("{}{labels} on {host_name} is {}", s.name, s.value);
                     fired.push(Fired {
-                        detail: detail(description, &s.name, "", ""),
+                        detail: detail(batch, description, &s.name, "", ""),
                         key,
                         before,
                         outcome,
@@ -200,67 +272,20 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Evaluates the check rules that match each result and apply to the
+    /// host, and keeps each check's newest result.
+    fn evaluate_checks(
+        &mut self,
+        host: &mut HostState,
+        batch: &Batch,
+        applies: &[bool],
+        now_ms: i64,
+        fired: &mut Vec<Fired>,
+    ) {
         for c in &batch.checks {
-            let exact = self.index.check_exact.get(&c.name).map(Vec::as_slice);
-            let candidates = exact
-                .unwrap_or_default()
-                .iter()
-                .chain(&self.index.check_globs);
-            let mut check_labels: Option<Labels> = None;
-            for &r in candidates {
-                let rule = &self.rules[r];
-                let RuleKind::Check(check) = &rule.kind else {
-                    continue;
-                };
-                if !applies[r] || (check.exact.is_none() && !check.matcher.is_match(&c.name)) {
-                    continue;
-                }
-                if !rule.selector.labels.is_empty() {
-                    let labels = check_labels.get_or_insert_with(|| {
-                        let mut l = c.labels.clone();
-                        l.insert("check".into(), c.name.clone());
-                        l
-                    });
-                    if !rule.selector.matches_labels(labels) {
-                        continue;
-                    }
-                }
-                let breaching = check.breaches(c.status);
-                let cond = Condition {
-                    breaching,
-                    cleared: !breaching,
-                };
-                let key = AlertKey {
-                    rule: r,
-                    host: host_name.to_string(),
-                    labels: Labels::from([("check".to_string(), c.name.clone())]),
-                };
-                let (outcome, percent, before) = observe(
-                    &mut self.alerts,
-                    &key,
-                    cond,
-                    rule.timing(),
-                    flap,
-                    status_value(c.status),
-                    c.ts_ms,
-                    now_ms,
-                );
-                if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
-                    let description = format!(
-                        "check {} on {host_name} is {}: {}",
-                        c.name,
-                        c.status.as_str(),
-                        c.message
-                    );
-                    fired.push(Fired {
-                        detail: detail(description, "", &c.name, &c.message),
-                        key,
-                        before,
-                        outcome,
-                        percent,
-                    });
-                }
-            }
+            self.evaluate_check(c, batch, applies, now_ms, fired);
             let newer = host
                 .checks
                 .get(&c.name)
@@ -269,26 +294,116 @@ impl Engine {
                 host.checks.insert(c.name.clone(), c.clone());
             }
         }
-        drop(guard);
-        if let Err(e) = self.act_each(fired, Stage::Push, now_ms, true) {
-            // Not acknowledged, so the agent sends this batch again: it must
-            // not look like a repeat then.
-            let mut st = state.write().unwrap_or_else(|p| p.into_inner());
-            if let Some(host) = st.hosts.get_mut(host_name) {
-                let host = Arc::make_mut(host);
-                host.last_seq = before_seq;
-                if let Some((boot_id, retired)) = before_boot {
-                    host.boot_id = boot_id;
-                    host.retired_boots = retired;
+    }
+
+    fn evaluate_check(
+        &mut self,
+        c: &CheckResult,
+        batch: &Batch,
+        applies: &[bool],
+        now_ms: i64,
+        fired: &mut Vec<Fired>,
+    ) {
+        let host_name = batch.agent.host.as_str();
+        let exact = self.index.check_exact.get(&c.name).map(Vec::as_slice);
+        let candidates = exact
+            .unwrap_or_default()
+            .iter()
+            .chain(&self.index.check_globs);
+        let mut check_labels: Option<Labels> = None;
+        for &r in candidates {
+            let rule = &self.rules[r];
+            let RuleKind::Check(check) = &rule.kind else {
+                continue;
+            };
+            if !applies[r] || (check.exact.is_none() && !check.matcher.is_match(&c.name)) {
+                continue;
+            }
+            if !rule.selector.labels.is_empty() {
+                let labels = check_labels.get_or_insert_with(|| {
+                    let mut l = c.labels.clone();
+                    l.insert("check".into(), c.name.clone());
+                    l
+                });
+                if !rule.selector.matches_labels(labels) {
+                    continue;
                 }
             }
-            return Err(e.into());
+            let breaching = check.breaches(c.status);
+            let cond = Condition {
+                breaching,
+                cleared: !breaching,
+            };
+            let key = AlertKey {
+                rule: r,
+                host: host_name.to_string(),
+                labels: Labels::from([("check".to_string(), c.name.clone())]),
+            };
+            let (timing, flap) = (rule.timing(), self.policy.flapping);
+            let (outcome, percent, before) = observe(
+                &mut self.alerts,
+                &key,
+                cond,
+                timing,
+                flap,
+                status_value(c.status),
+                c.ts_ms,
+                now_ms,
+            );
+            if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
+                let status = c.status.as_str();
+                let description =
+                    format!("check {} on {host_name} is {status}: {}", c.name, c.message);
+                fired.push(Fired {
+                    detail: detail(batch, description, "", &c.name, &c.message),
+                    key,
+                    before,
+                    outcome,
+                    percent,
+                });
+            }
         }
-        let accepted = batch.samples.len() + batch.checks.len();
-        self.metrics.ingest_samples.inc_by(accepted as u64);
-        Ok(PushAck {
-            accepted,
-            ack_seq: batch.seq,
-        })
+    }
+}
+
+/// What [`Engine::admit`] decided.
+enum Admission {
+    /// Already applied: acknowledged again, nothing changes.
+    Duplicate,
+    /// Taken, with the host as the store remembers it if it was forgotten.
+    Admitted(Option<Box<HostState>>),
+}
+
+/// How to put a host's sequence back when its batch was not committed, so
+/// the agent's retry is not taken for a repeat.
+struct Rollback {
+    seq: u64,
+    /// The boot id and retired boots before a new boot id, if it changed.
+    boot: Option<(String, Vec<u128>)>,
+}
+
+impl Rollback {
+    fn undo(self, state: &RwLock<State>, host_name: &str) {
+        let mut st = state.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(host) = st.hosts.get_mut(host_name) {
+            let host = Arc::make_mut(host);
+            host.last_seq = self.seq;
+            if let Some((boot_id, retired)) = self.boot {
+                host.boot_id = boot_id;
+                host.retired_boots = retired;
+            }
+        }
+    }
+}
+
+/// What an incident's texts are made from, for a verdict on this batch.
+fn detail(batch: &Batch, description: String, metric: &str, check: &str, message: &str) -> Detail {
+    Detail {
+        host_labels: batch.agent.labels.clone(),
+        metric: metric.to_string(),
+        check: check.to_string(),
+        message: message.to_string(),
+        description,
+        impact_urgency: None,
     }
 }
