@@ -366,4 +366,64 @@ impl Engine {
             None => Ok(()),
         }
     }
+
+    /// Hosts silent past their heartbeat rules' `absent_for` (counted from
+    /// no earlier than the collector's start).
+    pub(super) fn silences_due(&mut self, st: &State, now_ms: i64, fired: &mut Vec<Fired>) {
+        for (name, h) in &st.hosts {
+            let (labels, last_seen_ms, interval_ms) = (&h.labels, h.last_seen_ms, h.interval_ms);
+            // Every batch refreshes the host's cached rule set; a host
+            // restored from the store but not heard from yet has none.
+            let cached = self
+                .host_rules
+                .get(name)
+                .filter(|c| c.labels == *labels)
+                .map(|c| Arc::clone(&c.applies));
+            for &r in &self.index.absent_rules {
+                let RuleKind::Absent { after } = self.rules[r].kind else {
+                    continue;
+                };
+                let applies = match &cached {
+                    Some(a) => a[r],
+                    None => self.rules[r].selector.matches_host(name, labels),
+                };
+                if !applies {
+                    continue;
+                }
+                let key = AlertKey {
+                    rule: r,
+                    host: name.clone(),
+                    labels: Labels::new(),
+                };
+                let before = self.alerts.get(&key).copied();
+                let alert = self.alerts.entry(key.clone()).or_default();
+                let last_seen = last_seen_ms.max(self.grace_from_ms);
+                let verdict =
+                    rules::absent(after, &mut alert.state, last_seen, interval_ms, now_ms);
+                if alert.state == AlertState::Inactive {
+                    self.alerts.remove(&key);
+                }
+                if verdict != Verdict::Nothing {
+                    let silent = (now_ms.saturating_sub(last_seen_ms) / 1000).max(0) as u64;
+                    fired.push(Fired {
+                        detail: Detail {
+                            host_labels: labels.clone(),
+                            description: format!(
+                                "{name} has sent nothing for {}",
+                                humantime::format_duration(Duration::from_secs(silent))
+                            ),
+                            ..Detail::default()
+                        },
+                        key,
+                        before,
+                        outcome: Outcome {
+                            verdict,
+                            flapping: None,
+                        },
+                        percent: 0.0,
+                    });
+                }
+            }
+        }
+    }
 }

@@ -120,4 +120,56 @@ impl Engine {
             self.changes.retain(|x| x.id != c.id);
         }
     }
+
+    /// Records a breach a planned window suppressed; it opens an incident
+    /// when the window ends if it still breaches then.
+    pub(super) fn suppress(
+        &mut self,
+        key: &AlertKey,
+        window: ActiveWindow,
+        opening: &Opening,
+        breach: Suppressed,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut s = Suppression {
+            id: 0,
+            at_ms: now_ms,
+            fingerprint: crate::incidents::fingerprint(&opening.rule, &key.host, &key.labels),
+            rule: opening.rule.clone(),
+            host: key.host.clone(),
+            labels: key.labels.clone(),
+            summary: opening.summary.clone(),
+            window_kind: window.kind,
+            window_name: window.name,
+            change_id: window.change_id,
+        };
+        self.commit(|tx| tx.insert_suppression(&mut s))?;
+        tracing::info!(rule = %s.rule, host = %s.host, window = %s.window_name, "breach suppressed by a planned window");
+        self.metrics.suppressed.with_label_values(&[&s.rule]).inc();
+        self.suppressed.insert(key.clone(), breach);
+        Ok(())
+    }
+
+    /// The changes in verification whose scope a breach on `host` fails.
+    pub(super) fn changes_failed_by(
+        &self,
+        host: &str,
+        labels: &Labels,
+        now_ms: i64,
+    ) -> Vec<Change> {
+        self.changes
+            .iter()
+            .filter(|c| c.phase(now_ms) == Phase::Verifying && c.scope.covers(host, labels))
+            .cloned()
+            .collect()
+    }
+
+    /// Changes whose failure was just committed: decided, no longer watched.
+    pub(super) fn changes_failed(&mut self, failed: Vec<Change>) {
+        for c in failed {
+            tracing::warn!(change = c.id, title = %c.title, "change failed verification");
+            self.metrics.changes.with_label_values(&["failed"]).inc();
+            self.changes.retain(|x| x.id != c.id);
+        }
+    }
 }

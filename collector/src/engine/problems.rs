@@ -50,4 +50,26 @@ impl Engine {
             note: None,
         })
     }
+
+    /// Counts an occurrence of `incident`'s fingerprint (for the problem
+    /// window) and takes the problem it opened or grew, if any.
+    pub(super) fn recurred(&mut self, incident: &Incident, problem: Option<Problem>, now_ms: i64) {
+        let fp = &incident.fingerprint;
+        if let Some((_, within)) = self.policy.problem_after {
+            let q = self.recurrences.entry(fp.clone()).or_default();
+            q.push_back((now_ms, incident.id));
+            let since = now_ms.saturating_sub(duration_ms(within));
+            while q.front().is_some_and(|&(at, _)| at < since) {
+                q.pop_front();
+            }
+        }
+        if let Some(p) = problem {
+            self.book.link_problem(&p.incident_ids, p.id);
+            if !self.problems.contains_key(fp) {
+                tracing::warn!(id = p.id, fingerprint = %fp, incidents = p.incident_ids.len(), "problem opened: the incident keeps recurring");
+                self.metrics.problems_open.inc();
+            }
+            self.problems.insert(fp.clone(), p);
+        }
+    }
 }

@@ -93,105 +93,52 @@ impl Engine {
     /// The time-driven transitions due at `now_ms`.
     pub(super) fn due(&mut self, now_ms: i64) -> Vec<Fired> {
         let state = Arc::clone(&self.state);
+        let st = state.read().unwrap_or_else(|p| p.into_inner());
+        let mut fired = self.timers_due(&st, now_ms);
+        if !self.index.absent_rules.is_empty() {
+            self.silences_due(&st, now_ms, &mut fired);
+        }
+        fired
+    }
+
+    /// Alerts whose `for` or `resolve_after` elapsed, on hosts still reporting.
+    fn timers_due(&mut self, st: &State, now_ms: i64) -> Vec<Fired> {
         let mut fired = Vec::new();
-        {
-            let st = state.read().unwrap_or_else(|p| p.into_inner());
-            for (key, alert) in self.alerts.iter_mut() {
-                if !matches!(
-                    alert.state,
-                    AlertState::Pending { .. } | AlertState::Clearing { .. }
-                ) {
-                    continue;
-                }
-                // A host that stopped reporting says nothing about its series.
-                let Some(h) = st.hosts.get(&key.host) else {
-                    continue;
-                };
-                if now_ms.saturating_sub(h.last_seen_ms) > 3 * h.interval_ms.max(1000) {
-                    continue;
-                }
-                let before = Some(*alert);
-                let verdict = rules::elapse(self.rules[key.rule].timing(), alert, now_ms);
-                if verdict != Verdict::Nothing {
-                    fired.push(Fired {
-                        key: key.clone(),
-                        before,
-                        outcome: Outcome {
-                            verdict,
-                            flapping: None,
-                        },
-                        percent: alert.percent_state_change(),
-                        detail: Detail {
-                            host_labels: h.labels.clone(),
-                            metric: match &self.rules[key.rule].kind {
-                                RuleKind::Threshold(t) => t.metric.clone(),
-                                _ => String::new(),
-                            },
-                            check: key.labels.get("check").cloned().unwrap_or_default(),
-                            ..Detail::default()
-                        },
-                    });
-                }
+        for (key, alert) in self.alerts.iter_mut() {
+            if !matches!(
+                alert.state,
+                AlertState::Pending { .. } | AlertState::Clearing { .. }
+            ) {
+                continue;
             }
-            for (name, h) in st
-                .hosts
-                .iter()
-                .filter(|_| !self.index.absent_rules.is_empty())
-            {
-                let (labels, last_seen_ms, interval_ms) =
-                    (&h.labels, h.last_seen_ms, h.interval_ms);
-                // Every batch refreshes the host's cached rule set; a host
-                // restored from the store but not heard from yet has none.
-                let cached = self
-                    .host_rules
-                    .get(name)
-                    .filter(|c| c.labels == *labels)
-                    .map(|c| Arc::clone(&c.applies));
-                for &r in &self.index.absent_rules {
-                    let RuleKind::Absent { after } = self.rules[r].kind else {
-                        continue;
-                    };
-                    let applies = match &cached {
-                        Some(a) => a[r],
-                        None => self.rules[r].selector.matches_host(name, labels),
-                    };
-                    if !applies {
-                        continue;
-                    }
-                    let key = AlertKey {
-                        rule: r,
-                        host: name.clone(),
-                        labels: Labels::new(),
-                    };
-                    let before = self.alerts.get(&key).copied();
-                    let alert = self.alerts.entry(key.clone()).or_default();
-                    let last_seen = last_seen_ms.max(self.grace_from_ms);
-                    let verdict =
-                        rules::absent(after, &mut alert.state, last_seen, interval_ms, now_ms);
-                    if alert.state == AlertState::Inactive {
-                        self.alerts.remove(&key);
-                    }
-                    if verdict != Verdict::Nothing {
-                        let silent = (now_ms.saturating_sub(last_seen_ms) / 1000).max(0) as u64;
-                        fired.push(Fired {
-                            detail: Detail {
-                                host_labels: labels.clone(),
-                                description: format!(
-                                    "{name} has sent nothing for {}",
-                                    humantime::format_duration(Duration::from_secs(silent))
-                                ),
-                                ..Detail::default()
-                            },
-                            key,
-                            before,
-                            outcome: Outcome {
-                                verdict,
-                                flapping: None,
-                            },
-                            percent: 0.0,
-                        });
-                    }
-                }
+            // A host that stopped reporting says nothing about its series.
+            let Some(h) = st.hosts.get(&key.host) else {
+                continue;
+            };
+            if now_ms.saturating_sub(h.last_seen_ms) > 3 * h.interval_ms.max(1000) {
+                continue;
+            }
+            let before = Some(*alert);
+            let verdict = rules::elapse(self.rules[key.rule].timing(), alert, now_ms);
+            if verdict != Verdict::Nothing {
+                fired.push(Fired {
+                    key: key.clone(),
+                    before,
+                    outcome: Outcome {
+                        verdict,
+                        flapping: None,
+                    },
+                    percent: alert.percent_state_change(),
+                    detail: Detail {
+                        host_labels: h.labels.clone(),
+                        metric: match &self.rules[key.rule].kind {
+                            RuleKind::Threshold(t) => t.metric.clone(),
+                            _ => String::new(),
+                        },
+                        check: key.labels.get("check").cloned().unwrap_or_default(),
+                        ..Detail::default()
+                    },
+                });
             }
         }
         fired
@@ -224,31 +171,13 @@ impl Engine {
         }
         let opening = self.opening(key, started_ms, value, &detail);
         if let Some(window) = self.window_for(&key.host, &detail.host_labels, now_ms) {
-            let mut s = Suppression {
-                id: 0,
-                at_ms: now_ms,
-                fingerprint: crate::incidents::fingerprint(&opening.rule, &key.host, &key.labels),
-                rule: opening.rule.clone(),
-                host: key.host.clone(),
-                labels: key.labels.clone(),
-                summary: opening.summary.clone(),
-                window_kind: window.kind,
-                window_name: window.name,
-                change_id: window.change_id,
+            let breach = Suppressed {
+                until_ms: window.until_ms,
+                started_ms,
+                value,
+                detail,
             };
-            self.commit(|tx| tx.insert_suppression(&mut s))?;
-            tracing::info!(rule = %s.rule, host = %s.host, window = %s.window_name, "breach suppressed by a planned window");
-            self.metrics.suppressed.with_label_values(&[&s.rule]).inc();
-            self.suppressed.insert(
-                key.clone(),
-                Suppressed {
-                    until_ms: window.until_ms,
-                    started_ms,
-                    value,
-                    detail,
-                },
-            );
-            return Ok(());
+            return self.suppress(key, window, &opening, breach, now_ms);
         }
         // Reopen the newest resolved incident of this alert if it is recent enough.
         let reopen_ms = duration_ms(self.policy.reopen_within);
@@ -274,18 +203,7 @@ impl Engine {
         if self.alerts.get(key).is_some_and(|a| a.flapping) {
             incident.set_flapping(true, percent, now_ms);
         }
-        // Changes in verification whose scope this breach fails.
-        let failing: Vec<usize> = self
-            .changes
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                c.phase(now_ms) == Phase::Verifying
-                    && c.scope.covers(&key.host, &detail.host_labels)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let mut failed: Vec<Change> = failing.iter().map(|&i| self.changes[i].clone()).collect();
+        let mut failed = self.changes_failed_by(&key.host, &detail.host_labels, now_ms);
         // Problem: the Nth occurrence of this fingerprint within the window.
         let fp = incident.fingerprint.clone();
         let mut problem = self.problem_for(&fp, now_ms, &incident);
@@ -317,6 +235,15 @@ impl Engine {
             self.alerts.remove(key);
             return Err(e);
         }
+        self.count_opened(&incident, reopened);
+        self.changes_failed(failed);
+        self.recurred(&incident, problem, now_ms);
+        self.book.open(key.clone(), incident);
+        Ok(())
+    }
+
+    /// Logs and counts an incident just opened or reopened.
+    fn count_opened(&self, incident: &Incident, reopened: bool) {
         tracing::info!(
             id = incident.id,
             rule = %incident.rule,
@@ -325,39 +252,14 @@ impl Engine {
             occurrences = incident.occurrences,
             "incident {}", if reopened { "reopened" } else { "opened" }
         );
+        let labels = [incident.priority_label(), incident.rule.as_str()];
         if !reopened {
             self.metrics
                 .incidents_opened
-                .with_label_values(&[incident.priority_label(), &incident.rule])
+                .with_label_values(&labels)
                 .inc();
         }
-        self.metrics
-            .incidents_open
-            .with_label_values(&[incident.priority_label(), &incident.rule])
-            .inc();
-        for c in failed {
-            tracing::warn!(change = c.id, title = %c.title, "change failed verification");
-            self.metrics.changes.with_label_values(&["failed"]).inc();
-            self.changes.retain(|x| x.id != c.id);
-        }
-        if let Some((_, within)) = self.policy.problem_after {
-            let q = self.recurrences.entry(fp.clone()).or_default();
-            q.push_back((now_ms, incident.id));
-            let since = now_ms.saturating_sub(duration_ms(within));
-            while q.front().is_some_and(|&(at, _)| at < since) {
-                q.pop_front();
-            }
-        }
-        if let Some(p) = problem {
-            self.book.link_problem(&p.incident_ids, p.id);
-            if !self.problems.contains_key(&fp) {
-                tracing::warn!(id = p.id, fingerprint = %fp, incidents = p.incident_ids.len(), "problem opened: the incident keeps recurring");
-                self.metrics.problems_open.inc();
-            }
-            self.problems.insert(fp, p);
-        }
-        self.book.open(key.clone(), incident);
-        Ok(())
+        self.metrics.incidents_open.with_label_values(&labels).inc();
     }
 
     /// The store already holds a live incident with this alert's fingerprint
