@@ -38,8 +38,7 @@ use vedette_protocol::{Batch, PushAck, Status};
 
 use crate::availability::{self, Avail, Timeline};
 use crate::incidents::{
-    Incident, InvalidTransition, Labels, Opening, Origin, Problem, ProblemState, Resolution,
-    SYSTEM_ACTOR,
+    Incident, InvalidTransition, Labels, Opening, Origin, Problem, ProblemState, SYSTEM_ACTOR,
 };
 use crate::metrics::{Metrics, Stage};
 use crate::notify::{self, Outbox, Router, Wake};
@@ -329,6 +328,12 @@ impl Engine {
             }
         }
         for incident in live {
+            // Live in the store: open, until resolved below if its rule is gone.
+            engine
+                .metrics
+                .incidents_open
+                .with_label_values(&[incident.priority_label(), &incident.rule])
+                .inc();
             let Some(key) = engine.key_of(&incident) else {
                 engine.resolve_orphan(incident, now_ms)?;
                 continue;
@@ -341,11 +346,6 @@ impl Engine {
                     ..Alert::default()
                 },
             );
-            engine
-                .metrics
-                .incidents_open
-                .with_label_values(&[incident.priority_label(), &incident.rule])
-                .inc();
             engine.book.open(key, incident);
         }
         for incident in resolved {
@@ -380,7 +380,6 @@ impl Engine {
         // Live incidents can always be resolved.
         if incident.resolve(SYSTEM_ACTOR, Some(note), now_ms).is_ok() {
             self.commit(|tx| tx.save_incident(&mut incident, n))?;
-            self.count_resolved(&incident);
             self.book.restore_resolved(None, incident);
         }
         Ok(())
@@ -431,10 +430,6 @@ impl Engine {
         self.bounds = bounds;
         let orphans_resolved = orphans.len();
         for incident in orphans {
-            self.metrics
-                .incidents_open
-                .with_label_values(&[incident.priority_label(), &incident.rule])
-                .dec();
             self.resolve_orphan(incident, now_ms)?;
         }
         Ok(Reloaded {
@@ -490,9 +485,7 @@ impl Engine {
     ) -> Result<T, StoreError> {
         let (out, recorded) = notify::commit(&mut self.store, self.outbox.as_ref(), f)?;
         for r in &recorded {
-            r.observations()
-                .iter()
-                .for_each(|o| self.metrics.observe(o));
+            self.metrics.recorded(r);
         }
         Ok(out)
     }

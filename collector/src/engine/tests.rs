@@ -5,7 +5,7 @@ use vedette_protocol::{AgentInfo, CheckKind, CheckResult, Sample, Status};
 
 use super::*;
 use crate::config::Config;
-use crate::incidents::{IncidentState, ProblemState};
+use crate::incidents::{IncidentState, ProblemState, Resolution};
 use crate::windows::{ChangeOutcome, ScopeSpec, WindowKind};
 
 const T0: i64 = 1_763_700_000_000;
@@ -1761,4 +1761,58 @@ fn a_batch_flapping_one_series_a_thousand_times_writes_a_handful_of_transitions(
         kinds(&v[0])
     );
     assert!(v[0].flapping);
+}
+
+#[test]
+fn incidents_whose_rule_is_removed_leave_the_open_gauge_at_restart_and_at_reload() {
+    let gauge = |h: &Harness, rule: &str| {
+        let text = h.metrics.render(T0);
+        let open = format!("vedette_incidents_open{{priority=\"P3\",rule=\"{rule}\"}} ");
+        let resolved =
+            format!("vedette_incidents_resolved_total{{priority=\"P3\",resolution=\"manual\",rule=\"{rule}\"}} ");
+        let value = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix)?.parse::<f64>().ok())
+        };
+        (value(&open).unwrap_or(0.0), value(&resolved).unwrap_or(0.0))
+    };
+    let (_d, path) = db();
+    {
+        let mut h = harness(&path, T0);
+        h.push("web-01", T0, &[("filesystem_used_ratio", &[], 0.99)]);
+        assert_eq!(gauge(&h, "disk_full"), (1.0, 0.0));
+    }
+    // Restarted without `disk_full`: its live incident is resolved (by the
+    // collector, with a note: a manual resolution).
+    let without_disk = RULES.replace(
+        "  - name: disk_full\n    metric: filesystem_used_ratio\n    above: 0.9\n",
+        "",
+    );
+    assert_ne!(without_disk, RULES);
+    let mut h = harness_with(&path, T0 + S, &without_disk);
+    assert_eq!(
+        gauge(&h, "disk_full"),
+        (0.0, 1.0),
+        "resolved, not open, and never below zero"
+    );
+    // Opened again under a reloaded configuration, then the rule goes again.
+    let with = Config::from_yaml("t.yaml", RULES).unwrap().engine_setup();
+    let wake: Wake = Arc::new(|| {});
+    let router = Arc::new(Router::default());
+    h.engine
+        .reload(with, Arc::clone(&router), Arc::clone(&wake), T0 + 2 * S)
+        .unwrap();
+    h.seq = 1;
+    h.push(
+        "web-01",
+        T0 + 3 * S,
+        &[("filesystem_used_ratio", &[], 0.99)],
+    );
+    assert_eq!(gauge(&h, "disk_full").0, 1.0);
+    let without = Config::from_yaml("t.yaml", &without_disk)
+        .unwrap()
+        .engine_setup();
+    let r = h.engine.reload(without, router, wake, T0 + 4 * S).unwrap();
+    assert_eq!(r.orphans_resolved, 1);
+    assert_eq!(gauge(&h, "disk_full"), (0.0, 2.0));
 }

@@ -235,15 +235,16 @@ impl Engine {
             self.alerts.remove(key);
             return Err(e);
         }
-        self.count_opened(&incident, reopened);
+        self.log_opened(&incident, reopened);
         self.changes_failed(failed);
         self.recurred(&incident, problem, now_ms);
         self.book.open(key.clone(), incident);
         Ok(())
     }
 
-    /// Logs and counts an incident just opened or reopened.
-    fn count_opened(&self, incident: &Incident, reopened: bool) {
+    /// Logs an incident just opened or reopened (its counters follow its
+    /// timeline: [`Metrics::recorded`]).
+    fn log_opened(&self, incident: &Incident, reopened: bool) {
         tracing::info!(
             id = incident.id,
             rule = %incident.rule,
@@ -252,14 +253,6 @@ impl Engine {
             occurrences = incident.occurrences,
             "incident {}", if reopened { "reopened" } else { "opened" }
         );
-        let labels = [incident.priority_label(), incident.rule.as_str()];
-        if !reopened {
-            self.metrics
-                .incidents_opened
-                .with_label_values(&labels)
-                .inc();
-        }
-        self.metrics.incidents_open.with_label_values(&labels).inc();
     }
 
     /// The store already holds a live incident with this alert's fingerprint
@@ -457,24 +450,6 @@ impl Engine {
     /// A live incident was resolved (and saved): it leaves the live set and
     /// becomes what a new breach of its alert reopens.
     pub(super) fn retire(&mut self, key: &AlertKey, resolved: Incident) {
-        self.count_closed_live(&resolved);
         self.book.retire(key, resolved);
-    }
-
-    /// A live incident stopped being live.
-    pub(super) fn count_closed_live(&self, i: &Incident) {
-        self.metrics
-            .incidents_open
-            .with_label_values(&[i.priority_label(), &i.rule])
-            .dec();
-        self.count_resolved(i);
-    }
-
-    pub(super) fn count_resolved(&self, i: &Incident) {
-        let res = i.resolution.unwrap_or(Resolution::Auto).as_str();
-        self.metrics
-            .incidents_resolved
-            .with_label_values(&[i.priority_label(), &i.rule, res])
-            .inc();
     }
 }

@@ -28,7 +28,7 @@ use prometheus::{
 };
 
 use crate::availability::{Avail, WINDOWS};
-use crate::incidents::{priority_label, Kpi, Observation};
+use crate::incidents::{priority_label, EventKind, Kpi, Observation, Recorded, Resolution};
 use crate::kpi::{self, Planned, Reporting, ServiceReport};
 use crate::state::{Limit, State};
 
@@ -399,6 +399,38 @@ impl Metrics {
     }
 
     /// Records one incident KPI measurement.
+    /// Counts what a committed transaction recorded (a domain event): the
+    /// KPI measurements it makes and, from an incident's new timeline
+    /// entries, `vedette_incidents_opened_total` (opened), the
+    /// `vedette_incidents_open` gauge (opened or reopened: up; resolved:
+    /// down) and `vedette_incidents_resolved_total`.
+    pub fn recorded(&self, r: &Recorded) {
+        for o in r.observations() {
+            self.observe(&o);
+        }
+        let Recorded::Incident { incident: i, from } = r else {
+            return;
+        };
+        let labels = [i.priority_label(), i.rule.as_str()];
+        for e in i.events.iter().skip(*from) {
+            match e.kind {
+                EventKind::Opened => {
+                    self.incidents_opened.with_label_values(&labels).inc();
+                    self.incidents_open.with_label_values(&labels).inc();
+                }
+                EventKind::Reopened => self.incidents_open.with_label_values(&labels).inc(),
+                EventKind::Resolved => {
+                    self.incidents_open.with_label_values(&labels).dec();
+                    let res = i.resolution.unwrap_or(Resolution::Auto).as_str();
+                    self.incidents_resolved
+                        .with_label_values(&[labels[0], labels[1], res])
+                        .inc();
+                }
+                _ => {}
+            }
+        }
+    }
+
     pub fn observe(&self, o: &Observation) {
         let h = match o.kpi {
             Kpi::Detection => &self.kpi[0],
