@@ -28,41 +28,79 @@ pub async fn push(State(app): State<AppState>, headers: HeaderMap, body: Body) -
     response
 }
 
-async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutcome, Response) {
-    // Which hosts may this caller push as? None: any (no tokens, loopback only).
-    let config = app.config();
-    let allowed = if config.agents.is_empty() {
-        None
-    } else {
-        let Some(token) = bearer(headers) else {
-            return (
-                IngestOutcome::Unauthorized,
-                error(
-                    StatusCode::UNAUTHORIZED,
-                    "missing bearer token; send `Authorization: Bearer <agent token>`",
-                    None,
-                ),
-            );
-        };
-        let digest = token_digest(token);
-        // Check every token so the time taken does not reveal which matched.
-        let mut found = None;
-        for (i, t) in config.agents.iter().enumerate() {
-            if t.matches(&digest) && found.is_none() {
-                found = Some(i);
-            }
-        }
-        match found {
-            Some(i) => Some(&config.agents[i]),
-            None => {
-                return (
-                    IngestOutcome::Unauthorized,
-                    error(StatusCode::UNAUTHORIZED, "unknown agent token", None),
-                )
-            }
-        }
-    };
+/// A refused request: how it is counted and what the caller is told.
+struct Refused(Box<(IngestOutcome, Response)>);
 
+impl Refused {
+    fn new(outcome: IngestOutcome, response: Response) -> Refused {
+        Refused(Box::new((outcome, response)))
+    }
+}
+
+async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutcome, Response) {
+    match accept(app, headers, body).await {
+        Ok(answer) => answer,
+        Err(Refused(refused)) => *refused,
+    }
+}
+
+/// Each step refuses with its own answer before the next one runs.
+async fn accept(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(IngestOutcome, Response), Refused> {
+    let config = app.config();
+    let allowed = caller(&config.agents, headers)?;
+    let encoding = encoding(headers)?;
+    let bytes = read_body(body, app.limits.max_body_bytes).await?;
+    let batch = decode(app, bytes, encoding).await?;
+    if let Some(token) = allowed {
+        may_push_as(token, &batch.agent.host)?;
+    }
+    let host = batch.agent.host.clone();
+    let applied = app.engine.push(batch, allowed.map(AgentToken::id)).await;
+    Ok(answer(app, &host, applied))
+}
+
+/// Which agent token the caller holds. None: any host may push (no tokens
+/// are configured, so the listener is loopback only).
+fn caller<'c>(
+    agents: &'c [AgentToken],
+    headers: &HeaderMap,
+) -> Result<Option<&'c AgentToken>, Refused> {
+    if agents.is_empty() {
+        return Ok(None);
+    }
+    let Some(token) = bearer(headers) else {
+        return Err(Refused::new(
+            IngestOutcome::Unauthorized,
+            error(
+                StatusCode::UNAUTHORIZED,
+                "missing bearer token; send `Authorization: Bearer <agent token>`",
+                None,
+            ),
+        ));
+    };
+    let digest = token_digest(token);
+    // Check every token so the time taken does not reveal which matched.
+    let mut found = None;
+    for (i, t) in agents.iter().enumerate() {
+        if t.matches(&digest) && found.is_none() {
+            found = Some(i);
+        }
+    }
+    match found {
+        Some(i) => Ok(Some(&agents[i])),
+        None => Err(Refused::new(
+            IngestOutcome::Unauthorized,
+            error(StatusCode::UNAUTHORIZED, "unknown agent token", None),
+        )),
+    }
+}
+
+/// The body's encoding, once its content type is JSON (or unsaid).
+fn encoding(headers: &HeaderMap) -> Result<Encoding, Refused> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
         if !ct
@@ -70,87 +108,103 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutco
             .to_ascii_lowercase()
             .starts_with("application/json")
         {
-            return (
+            return Err(Refused::new(
                 IngestOutcome::Unsupported,
                 error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "content-type must be application/json",
                     None,
                 ),
-            );
+            ));
         }
     }
-    let encoding = match Encoding::from_header(
+    Encoding::from_header(
         headers
             .get(header::CONTENT_ENCODING)
             .map(|v| v.to_str().unwrap_or("?")),
-    ) {
-        Ok(e) => e,
-        Err(r) => return rejection(&r),
-    };
+    )
+    .map_err(|r| {
+        let (outcome, response) = rejection(&r);
+        Refused::new(outcome, response)
+    })
+}
 
-    let limit = app.limits.max_body_bytes;
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return (
-                IngestOutcome::TooLarge,
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("body is over the limit of {limit} bytes; send smaller batches"),
-                    None,
-                ),
-            )
-        }
-        Err(e) => {
-            return (
-                IngestOutcome::Invalid,
-                error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("reading body failed: {e}"),
-                    None,
-                ),
-            )
-        }
-    };
+/// The body, read up to `limit` bytes (413 past it).
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Refused> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Refused::new(
+            IngestOutcome::TooLarge,
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("body is over the limit of {limit} bytes; send smaller batches"),
+                None,
+            ),
+        )),
+        Err(e) => Err(Refused::new(
+            IngestOutcome::Invalid,
+            error(
+                StatusCode::BAD_REQUEST,
+                &format!("reading body failed: {e}"),
+                None,
+            ),
+        )),
+    }
+}
 
-    // Decoding is CPU work bounded by the limits; keep it off the reactor.
+/// Decodes and validates the batch (CPU work bounded by the limits, kept
+/// off the reactor).
+async fn decode(
+    app: &AppState,
+    bytes: axum::body::Bytes,
+    encoding: Encoding,
+) -> Result<vedette_protocol::Batch, Refused> {
     let limits = app.limits.clone();
     let decoded = tokio::task::spawn_blocking(move || {
         vedette_protocol::decode(&bytes, encoding, &limits, now_ms())
     })
     .await;
-    let batch = match decoded {
-        Ok(Ok(batch)) => batch,
-        Ok(Err(r)) => return rejection(&r),
+    match decoded {
+        Ok(Ok(batch)) => Ok(batch),
+        Ok(Err(r)) => {
+            let (outcome, response) = rejection(&r);
+            Err(Refused::new(outcome, response))
+        }
         Err(e) => {
             tracing::error!(error = %e, "decode task failed");
-            return (
+            Err(Refused::new(
                 IngestOutcome::Unavailable,
                 error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None),
-            );
-        }
-    };
-
-    if let Some(token) = allowed {
-        if !token.allows(&batch.agent.host) {
-            return (
-                IngestOutcome::Forbidden,
-                error(
-                    StatusCode::FORBIDDEN,
-                    &format!(
-                        "this token may not push as host '{}' (allowed: {})",
-                        batch.agent.host,
-                        token.hosts.join(", ")
-                    ),
-                    Some("agent.host"),
-                ),
-            );
+            ))
         }
     }
+}
 
-    let host = batch.agent.host.clone();
-    match app.engine.push(batch, allowed.map(AgentToken::id)).await {
+/// 403 unless `token` may push as `host`.
+fn may_push_as(token: &AgentToken, host: &str) -> Result<(), Refused> {
+    if token.allows(host) {
+        return Ok(());
+    }
+    Err(Refused::new(
+        IngestOutcome::Forbidden,
+        error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "this token may not push as host '{host}' (allowed: {})",
+                token.hosts.join(", ")
+            ),
+            Some("agent.host"),
+        ),
+    ))
+}
+
+/// The answer to a batch the engine was given.
+fn answer(
+    app: &AppState,
+    host: &str,
+    applied: Result<Result<vedette_protocol::PushAck, ApplyError>, SubmitError>,
+) -> (IngestOutcome, Response) {
+    match applied {
         Ok(Ok(ack)) => {
             let outcome = if ack.accepted == 0 {
                 IngestOutcome::Duplicate
