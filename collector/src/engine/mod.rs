@@ -274,25 +274,7 @@ impl Engine {
         let index = RuleIndex::of(&rules);
         let mut store = store;
         let (run, restored) = restore_availability(&mut store, &state, now_ms)?;
-        for o in store.kpi_observations()? {
-            metrics.observe(&o);
-        }
-        for c in store.incident_counts()? {
-            let p = crate::incidents::priority_label(c.priority);
-            match &c.resolution {
-                None => metrics
-                    .incidents_opened
-                    .with_label_values(&[p, &c.rule])
-                    .inc_by(c.count),
-                Some(res) => metrics
-                    .incidents_resolved
-                    .with_label_values(&[p, &c.rule, res])
-                    .inc_by(c.count),
-            }
-        }
-        for (outcome, n) in store.change_counts()? {
-            metrics.changes.with_label_values(&[&outcome]).inc_by(n);
-        }
+        restore_counters(&store, &metrics)?;
         let mut engine = Engine {
             rules,
             texts,
@@ -320,25 +302,33 @@ impl Engine {
             forgot_at_ms: now_ms,
             over_limit: HashMap::new(),
         };
-        let live = engine.store.live_incidents()?;
-        let resolved = engine.store.resolved_incidents()?;
+        engine.restore_incidents(now_ms)?;
+        engine.restore_problems(now_ms)?;
+        Ok(engine)
+    }
+
+    /// Live incidents from the store become their alerts' (firing); those
+    /// of a rule no longer configured are resolved. Resolved ones are what
+    /// new breaches reopen.
+    fn restore_incidents(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let live = self.store.live_incidents()?;
+        let resolved = self.store.resolved_incidents()?;
         for i in live.iter().chain(&resolved) {
             if i.origin == Origin::Alertmanager {
-                engine.external_rule(&i.rule);
+                self.external_rule(&i.rule);
             }
         }
         for incident in live {
             // Live in the store: open, until resolved below if its rule is gone.
-            engine
-                .metrics
+            self.metrics
                 .incidents_open
                 .with_label_values(&[incident.priority_label(), &incident.rule])
                 .inc();
-            let Some(key) = engine.key_of(&incident) else {
-                engine.resolve_orphan(incident, now_ms)?;
+            let Some(key) = self.key_of(&incident) else {
+                self.resolve_orphan(incident, now_ms)?;
                 continue;
             };
-            engine.alerts.insert(
+            self.alerts.insert(
                 key.clone(),
                 Alert {
                     state: AlertState::Firing,
@@ -346,30 +336,31 @@ impl Engine {
                     ..Alert::default()
                 },
             );
-            engine.book.open(key, incident);
+            self.book.open(key, incident);
         }
         for incident in resolved {
-            let key = engine.key_of(&incident);
-            engine.book.restore_resolved(key, incident);
+            let key = self.key_of(&incident);
+            self.book.restore_resolved(key, incident);
         }
-        if let Some((_, within)) = engine.policy.problem_after {
+        Ok(())
+    }
+
+    /// Recent occurrences (for the problem window) and open problems.
+    fn restore_problems(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        if let Some((_, within)) = self.policy.problem_after {
             let since = now_ms.saturating_sub(duration_ms(within));
-            for (fp, at, id) in engine.store.occurrences_since(since)? {
-                engine
-                    .recurrences
-                    .entry(fp)
-                    .or_default()
-                    .push_back((at, id));
+            for (fp, at, id) in self.store.occurrences_since(since)? {
+                self.recurrences.entry(fp).or_default().push_back((at, id));
             }
         }
-        for p in engine
+        for p in self
             .store
             .problems(Some(ProblemState::Open), usize::MAX >> 1)?
         {
-            engine.metrics.problems_open.inc();
-            engine.problems.insert(p.fingerprint.clone(), p);
+            self.metrics.problems_open.inc();
+            self.problems.insert(p.fingerprint.clone(), p);
         }
-        Ok(engine)
+        Ok(())
     }
 
     /// A live incident whose rule was removed from the configuration: nothing
@@ -489,6 +480,30 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// Counters continue across restarts: replayed from what the store holds.
+fn restore_counters(store: &Store, metrics: &Metrics) -> Result<(), StoreError> {
+    for o in store.kpi_observations()? {
+        metrics.observe(&o);
+    }
+    for c in store.incident_counts()? {
+        let p = crate::incidents::priority_label(c.priority);
+        match &c.resolution {
+            None => metrics
+                .incidents_opened
+                .with_label_values(&[p, &c.rule])
+                .inc_by(c.count),
+            Some(res) => metrics
+                .incidents_resolved
+                .with_label_values(&[p, &c.rule, res])
+                .inc_by(c.count),
+        }
+    }
+    for (outcome, n) in store.change_counts()? {
+        metrics.changes.with_label_values(&[&outcome]).inc_by(n);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
