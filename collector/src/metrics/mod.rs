@@ -169,190 +169,118 @@ impl Metrics {
     /// Registers every family; per-host and per-service families are read
     /// from `state` at scrape time as `reporting` says.
     pub fn new(state: Arc<RwLock<State>>, reporting: Arc<Reporting>) -> Metrics {
-        let registry = Registry::new();
-        let mut own = HashSet::new();
-        let mut reg = |c: Box<dyn Collector>| {
-            for d in c.desc() {
-                own.insert(d.fq_name.clone());
-            }
-            // Names are static and distinct, so registration cannot fail.
-            let _ = registry.register(c);
-        };
-        let incidents_open = IntGaugeVec::new(
-            Opts::new(
+        let mut f = Families::default();
+        let pr = &["priority", "rule"][..];
+        let m = Metrics {
+            kpi: kpi_histograms(&mut f),
+            incidents_open: f.gauge_vec(
                 "vedette_incidents_open",
                 "Live (open or acknowledged) incidents.",
+                pr,
             ),
-            &["priority", "rule"],
-        )
-        .expect("static metric definition");
-        let incidents_opened = IntCounterVec::new(
-            Opts::new("vedette_incidents_opened_total", "Incidents opened."),
-            &["priority", "rule"],
-        )
-        .expect("static metric definition");
-        let incidents_resolved = IntCounterVec::new(
-            Opts::new(
+            incidents_opened: f.counter_vec("vedette_incidents_opened_total", "Incidents opened.", pr),
+            incidents_resolved: f.counter_vec(
                 "vedette_incidents_resolved_total",
                 "Incidents resolved, automatically when the condition cleared or manually.",
+                &["priority", "rule", "resolution"],
             ),
-            &["priority", "rule", "resolution"],
-        )
-        .expect("static metric definition");
-        let ingest_batches = IntCounterVec::new(
-            Opts::new("vedette_ingest_batches_total", "Push requests by outcome."),
-            &["outcome"],
-        )
-        .expect("static metric definition");
-        let ingest_samples = IntCounter::new(
-            "vedette_ingest_samples_total",
-            "Samples and check results applied from accepted batches.",
-        )
-        .expect("static metric definition");
-        let ingest_limited = IntCounterVec::new(
-            Opts::new(
+            ingest_batches: f.counter_vec(
+                "vedette_ingest_batches_total",
+                "Push requests by outcome.",
+                &["outcome"],
+            ),
+            ingest_samples: f.add(
+                IntCounter::new(
+                    "vedette_ingest_samples_total",
+                    "Samples and check results applied from accepted batches.",
+                )
+                .expect("static metric definition"),
+            ),
+            ingest_limited: f.counter_vec(
                 "vedette_ingest_limited_total",
                 "Pushes and webhook calls refused whole because they would take what the collector holds past a limit, by limit (the keys of `limits:`).",
+                &["limit"],
             ),
-            &["limit"],
-        )
-        .expect("static metric definition");
-        let engine_errors = IntCounterVec::new(
-            Opts::new(
+            engine_errors: f.counter_vec(
                 "vedette_engine_errors_total",
                 "Failures the engine isolated, by stage: the failing subject was rolled back and is retried; every other subject went on.",
+                &["stage"],
             ),
-            &["stage"],
-        )
-        .expect("static metric definition");
-        let problems_open = IntGauge::new(
-            "vedette_problems_open",
-            "Open problems (recurring incidents of one fingerprint).",
-        )
-        .expect("static metric definition");
-        let changes = IntCounterVec::new(
-            Opts::new(
+            problems_open: f.add(
+                IntGauge::new(
+                    "vedette_problems_open",
+                    "Open problems (recurring incidents of one fingerprint).",
+                )
+                .expect("static metric definition"),
+            ),
+            changes: f.counter_vec(
                 "vedette_changes_total",
                 "Planned changes by outcome: failed when their scope breached within verify_for after the end.",
+                &["outcome"],
             ),
-            &["outcome"],
-        )
-        .expect("static metric definition");
-        let suppressed = IntCounterVec::new(
-            Opts::new(
+            suppressed: f.counter_vec(
                 "vedette_incidents_suppressed_total",
                 "Breaches that opened no incident because a change or maintenance window covered them.",
+                &["rule"],
             ),
-            &["rule"],
-        )
-        .expect("static metric definition");
-        let notifications = IntCounterVec::new(
-            Opts::new(
+            notifications: f.counter_vec(
                 "vedette_notifications_total",
                 "Delivery attempts by receiver and outcome: delivered, retried (failed, tried again later), rejected (refused for good by a 4xx), expired (undelivered after give_up_after).",
+                &["receiver", "outcome"],
             ),
-            &["receiver", "outcome"],
-        )
-        .expect("static metric definition");
-        let notification_queue = IntGaugeVec::new(
-            Opts::new(
+            notification_queue: f.gauge_vec(
                 "vedette_notification_queue_depth",
                 "Notifications waiting in the outbox, per receiver.",
+                &["receiver"],
             ),
-            &["receiver"],
-        )
-        .expect("static metric definition");
-        let notification_oldest = GaugeVec::new(
-            Opts::new(
-                "vedette_notification_oldest_pending_seconds",
-                "Age of the oldest notification waiting in the outbox (0 when none), per receiver.",
+            notification_oldest: f.add(
+                GaugeVec::new(
+                    Opts::new(
+                        "vedette_notification_oldest_pending_seconds",
+                        "Age of the oldest notification waiting in the outbox (0 when none), per receiver.",
+                    ),
+                    &["receiver"],
+                )
+                .expect("static metric definition"),
             ),
-            &["receiver"],
-        )
-        .expect("static metric definition");
-        let kpi = [
-            (
-                "vedette_incident_detection_seconds",
-                "Time to detect (MTTD): detected − started (first breaching sample), per incident.",
-            ),
-            (
-                "vedette_incident_acknowledge_seconds",
-                "Time to acknowledge (MTTA): acknowledged − detected (opened or reopened).",
-            ),
-            (
-                "vedette_incident_restore_seconds",
-                "Time to restore service (MTRS): restored (condition cleared) − started.",
-            ),
-            (
-                "vedette_incident_resolution_seconds",
-                "Time to resolve (MTTR): resolved − detected (opened or reopened).",
-            ),
-        ]
-        .map(|(name, help)| {
-            HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(KPI_BUCKETS.to_vec()),
-                &["priority"],
-            )
-            .expect("static metric definition")
-        });
-        for h in &kpi {
-            reg(Box::new(h.clone()));
-        }
-        reg(Box::new(problems_open.clone()));
-        reg(Box::new(changes.clone()));
-        reg(Box::new(suppressed.clone()));
-        reg(Box::new(notifications.clone()));
-        reg(Box::new(notification_queue.clone()));
-        reg(Box::new(notification_oldest.clone()));
-        reg(Box::new(incidents_open.clone()));
-        reg(Box::new(incidents_opened.clone()));
-        reg(Box::new(incidents_resolved.clone()));
-        reg(Box::new(ingest_batches.clone()));
-        reg(Box::new(ingest_samples.clone()));
-        reg(Box::new(engine_errors.clone()));
-        reg(Box::new(ingest_limited.clone()));
-        own.extend(HostsExport::FAMILIES.iter().map(|f| f.0.to_string()));
-        own.insert(WITHHELD.to_string());
-        // Series with a known, closed set of labels exist from the start at
-        // 0, so rate() and increase() see their first event.
-        for outcome in ["successful", "failed"] {
-            changes.with_label_values(&[outcome]);
-        }
-        for outcome in IngestOutcome::ALL {
-            ingest_batches.with_label_values(&[outcome.as_str()]);
-        }
-        for stage in Stage::ALL {
-            engine_errors.with_label_values(&[stage.as_str()]);
-        }
-        for limit in Limit::ALL {
-            ingest_limited.with_label_values(&[limit.as_str()]);
-        }
-        for p in 1..=5 {
-            for h in &kpi {
-                h.with_label_values(&[priority_label(p)]);
-            }
-        }
-        Metrics {
-            registry,
-            reserved: reserved_names(&own),
-            kpi,
+            reserved: HashSet::new(),
             hosts: HostsExport {
                 state,
                 reporting: RwLock::new(reporting),
             },
-            incidents_open,
-            incidents_opened,
-            incidents_resolved,
-            ingest_batches,
-            ingest_samples,
-            ingest_limited,
-            engine_errors,
-            problems_open,
-            changes,
-            suppressed,
-            notifications,
-            notification_queue,
-            notification_oldest,
+            registry: Registry::new(),
+        };
+        let Families { registry, mut own } = f;
+        own.extend(HostsExport::FAMILIES.iter().map(|f| f.0.to_string()));
+        own.insert(WITHHELD.to_string());
+        let m = Metrics {
+            registry,
+            reserved: reserved_names(&own),
+            ..m
+        };
+        m.start_at_zero();
+        m
+    }
+
+    /// Series with a known, closed set of labels exist from the start at 0,
+    /// so rate() and increase() see their first event.
+    fn start_at_zero(&self) {
+        for outcome in ["successful", "failed"] {
+            self.changes.with_label_values(&[outcome]);
+        }
+        for outcome in IngestOutcome::ALL {
+            self.ingest_batches.with_label_values(&[outcome.as_str()]);
+        }
+        for stage in Stage::ALL {
+            self.engine_errors.with_label_values(&[stage.as_str()]);
+        }
+        for limit in Limit::ALL {
+            self.ingest_limited.with_label_values(&[limit.as_str()]);
+        }
+        for p in 1..=5 {
+            for h in &self.kpi {
+                h.with_label_values(&[priority_label(p)]);
+            }
         }
     }
 
@@ -472,6 +400,61 @@ impl Metrics {
         self.hosts.write(now_ms, &self.reserved, &mut out);
         out
     }
+}
+
+/// The collector's own families, registered as they are made; their names
+/// are reserved (agent samples are never exported under them).
+#[derive(Default)]
+struct Families {
+    registry: Registry,
+    own: HashSet<String>,
+}
+
+impl Families {
+    fn add<C: Collector + Clone + 'static>(&mut self, c: C) -> C {
+        for d in c.desc() {
+            self.own.insert(d.fq_name.clone());
+        }
+        // Names are static and distinct, so registration cannot fail.
+        let _ = self.registry.register(Box::new(c.clone()));
+        c
+    }
+
+    fn counter_vec(&mut self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        let c = IntCounterVec::new(Opts::new(name, help), labels);
+        self.add(c.expect("static metric definition"))
+    }
+
+    fn gauge_vec(&mut self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        let g = IntGaugeVec::new(Opts::new(name, help), labels);
+        self.add(g.expect("static metric definition"))
+    }
+}
+
+/// The incident KPI histograms, in [`Kpi`] order.
+fn kpi_histograms(f: &mut Families) -> [HistogramVec; 4] {
+    [
+        (
+            "vedette_incident_detection_seconds",
+            "Time to detect (MTTD): detected − started (first breaching sample), per incident.",
+        ),
+        (
+            "vedette_incident_acknowledge_seconds",
+            "Time to acknowledge (MTTA): acknowledged − detected (opened or reopened).",
+        ),
+        (
+            "vedette_incident_restore_seconds",
+            "Time to restore service (MTRS): restored (condition cleared) − started.",
+        ),
+        (
+            "vedette_incident_resolution_seconds",
+            "Time to resolve (MTTR): resolved − detected (opened or reopened).",
+        ),
+    ]
+    .map(|(name, help)| {
+        let opts = HistogramOpts::new(name, help).buckets(KPI_BUCKETS.to_vec());
+        f.add(HistogramVec::new(opts, &["priority"]).expect("static metric definition"))
+    })
 }
 
 #[cfg(test)]
