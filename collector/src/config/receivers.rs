@@ -124,13 +124,35 @@ pub(super) fn http_url(
 }
 
 pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) -> Option<Receiver> {
-    let kind_name = match raw.kind {
+    let mut ok = no_foreign_keys(raw, path, diag);
+    let kind = kind(raw, path, diag);
+    let route = route(raw, path, diag, &mut ok);
+    let (max_backoff, give_up_after, timeout) = timing(raw, path, diag, &mut ok);
+    let (kind, route) = (kind?, route?);
+    if !ok {
+        return None;
+    }
+    Some(Receiver {
+        name: raw.name.clone(),
+        kind,
+        route,
+        max_backoff,
+        give_up_after,
+        timeout,
+    })
+}
+
+fn kind_name(kind: &RawKind) -> &'static str {
+    match kind {
         RawKind::Webhook => "webhook",
         RawKind::Alertmanager => "alertmanager",
         RawKind::PagerDuty => "pagerduty",
         RawKind::ServiceNow => "servicenow",
-    };
-    // Keys that belong to other kinds are mistakes worth naming.
+    }
+}
+
+/// Keys that belong to other kinds are mistakes worth naming; false if any.
+fn no_foreign_keys(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) -> bool {
     let allowed: &[&str] = match raw.kind {
         RawKind::Webhook => &["url", "secret"],
         RawKind::Alertmanager => &["url"],
@@ -157,23 +179,41 @@ pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) ->
         if set && !allowed.contains(&key) {
             diag.push(
                 &format!("{path}.{key}"),
-                format!("is not a setting of {kind_name} receivers"),
+                format!("is not a setting of {} receivers", kind_name(&raw.kind)),
             );
             ok = false;
         }
     }
-    let required = |s: Result<Option<Secret>, ()>, key: &str, diag: &mut Diagnostics| match s {
+    ok
+}
+
+/// A secret the kind needs (`key` or `key_file`), named when missing.
+fn required(
+    s: Result<Option<Secret>, ()>,
+    raw: &RawReceiver,
+    key: &str,
+    path: &str,
+    diag: &mut Diagnostics,
+) -> Option<Secret> {
+    match s {
         Ok(Some(s)) => Some(s),
         Ok(None) => {
             diag.push(
                 &format!("{path}.{key}"),
-                format!("{kind_name} receivers need `{key}` or `{key}_file`"),
+                format!(
+                    "{} receivers need `{key}` or `{key}_file`",
+                    kind_name(&raw.kind)
+                ),
             );
             None
         }
         Err(()) => None,
-    };
-    let kind = match raw.kind {
+    }
+}
+
+/// Where and how the receiver delivers, with its kind's own settings.
+fn kind(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) -> Option<Kind> {
+    Some(match raw.kind {
         RawKind::Webhook => {
             let url = http_url(raw.url.as_deref(), "url", path, diag);
             let secret = secret(
@@ -203,7 +243,7 @@ pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) ->
                 path,
                 diag,
             );
-            let routing_key = required(key, "routing_key", diag);
+            let routing_key = required(key, raw, "routing_key", path, diag);
             Kind::PagerDuty {
                 url: url?,
                 routing_key: routing_key?,
@@ -225,7 +265,7 @@ pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) ->
                 path,
                 diag,
             );
-            let password = required(pw, "password", diag);
+            let password = required(pw, raw, "password", path, diag);
             Kind::ServiceNow {
                 instance_url: instance_url?,
                 username: username?,
@@ -236,7 +276,11 @@ pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) ->
                     .unwrap_or_else(|| crate::notify::DEFAULT_CLOSE_CODE.to_string()),
             }
         }
-    };
+    })
+}
+
+/// `match:`: the lowest priority sent, the rules and host labels routed.
+fn route(raw: &RawReceiver, path: &str, diag: &mut Diagnostics, ok: &mut bool) -> Option<Route> {
     let min_priority = raw.route.min_priority.unwrap_or(5);
     if !(1..=5).contains(&min_priority) {
         diag.push(
@@ -245,7 +289,7 @@ pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) ->
                 "{min_priority} is not a priority; 1 (highest) … 5 (lowest): 2 sends P1 and P2"
             ),
         );
-        ok = false;
+        *ok = false;
     }
     let rules: Vec<String> = raw
         .route
@@ -260,6 +304,20 @@ pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) ->
         &format!("{path}.match.host_labels"),
         diag,
     );
+    Some(Route {
+        min_priority,
+        rules: rule_set?,
+        host_labels,
+    })
+}
+
+/// `max_backoff`, `give_up_after` and `timeout`, within their bounds.
+fn timing(
+    raw: &RawReceiver,
+    path: &str,
+    diag: &mut Diagnostics,
+    ok: &mut bool,
+) -> (Duration, Duration, Duration) {
     let max_backoff = raw
         .max_backoff
         .unwrap_or(crate::notify::DEFAULT_MAX_BACKOFF);
@@ -269,32 +327,18 @@ pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) ->
     let timeout = raw.timeout.unwrap_or(crate::notify::DEFAULT_TIMEOUT);
     if max_backoff < Duration::from_secs(1) {
         diag.push(&format!("{path}.max_backoff"), "must be at least 1s");
-        ok = false;
+        *ok = false;
     }
     if give_up_after < Duration::from_secs(60) {
         diag.push(
             &format!("{path}.give_up_after"),
             "must be at least 1m (a receiver restarting should not lose notifications)",
         );
-        ok = false;
+        *ok = false;
     }
     if timeout.is_zero() || timeout > Duration::from_secs(300) {
         diag.push(&format!("{path}.timeout"), "must be between 1ms and 5m");
-        ok = false;
+        *ok = false;
     }
-    if !ok {
-        return None;
-    }
-    Some(Receiver {
-        name: raw.name.clone(),
-        kind,
-        route: Route {
-            min_priority,
-            rules: rule_set?,
-            host_labels,
-        },
-        max_backoff,
-        give_up_after,
-        timeout,
-    })
+    (max_backoff, give_up_after, timeout)
 }
