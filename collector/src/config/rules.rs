@@ -218,82 +218,8 @@ pub(super) fn rule_kind(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Opti
         return None;
     }
     let at = |k: &str| format!("{path}.{k}");
-    let only_for = |diag: &mut Diagnostics, present: bool, key: &str, kind: &str| {
-        if present {
-            diag.push(&at(key), format!("applies only to {kind} rules"));
-        }
-    };
     if let Some(metric) = &r.metric {
-        if !is_valid_name(metric) {
-            diag.push(
-                &at("metric"),
-                format!("'{metric}' must match [A-Za-z_][A-Za-z0-9_]*"),
-            );
-        }
-        only_for(diag, r.status.is_some(), "status", "check");
-        only_for(diag, r.failures.is_some(), "failures", "check");
-        let (direction, threshold) = match (r.above, r.below) {
-            (Some(a), None) => (Direction::Above, a),
-            (None, Some(b)) => (Direction::Below, b),
-            _ => {
-                diag.push(
-                    path,
-                    "a metric rule needs exactly one of `above` or `below`",
-                );
-                return None;
-            }
-        };
-        let key = match direction {
-            Direction::Above => "above",
-            Direction::Below => "below",
-        };
-        if !threshold.is_finite() {
-            diag.push(&at(key), "must be a finite number");
-            return None;
-        }
-        let clear = match (direction, r.clear_below, r.clear_above) {
-            (Direction::Above, c, None) => {
-                let c = c.unwrap_or(threshold);
-                if !(c.is_finite() && c <= threshold) {
-                    diag.push(
-                        &at("clear_below"),
-                        format!("must be a finite number at or below `above` ({threshold})"),
-                    );
-                }
-                c
-            }
-            (Direction::Below, None, c) => {
-                let c = c.unwrap_or(threshold);
-                if !(c.is_finite() && c >= threshold) {
-                    diag.push(
-                        &at("clear_above"),
-                        format!("must be a finite number at or above `below` ({threshold})"),
-                    );
-                }
-                c
-            }
-            (Direction::Above, _, Some(_)) => {
-                diag.push(
-                    &at("clear_above"),
-                    "goes with `below`; use `clear_below` with `above`",
-                );
-                return None;
-            }
-            (Direction::Below, Some(_), _) => {
-                diag.push(
-                    &at("clear_below"),
-                    "goes with `above`; use `clear_above` with `below`",
-                );
-                return None;
-            }
-        };
-        return Some(RuleKind::Threshold(Threshold {
-            metric: metric.clone(),
-            direction,
-            threshold,
-            clear,
-            for_: r.for_.unwrap_or_default(),
-        }));
+        return threshold(r, metric, path, diag);
     }
     for (present, key) in [
         (r.above.is_some(), "above"),
@@ -301,17 +227,98 @@ pub(super) fn rule_kind(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Opti
         (r.clear_below.is_some(), "clear_below"),
         (r.clear_above.is_some(), "clear_above"),
     ] {
-        only_for(diag, present, key, "metric");
+        only_for(diag, path, present, key, "metric");
     }
     if let Some(after) = r.absent_for {
-        only_for(diag, r.status.is_some(), "status", "check");
-        only_for(diag, r.for_.is_some(), "for", "metric and check");
-        only_for(diag, r.failures.is_some(), "failures", "check");
+        only_for(diag, path, r.status.is_some(), "status", "check");
+        only_for(diag, path, r.for_.is_some(), "for", "metric and check");
+        only_for(diag, path, r.failures.is_some(), "failures", "check");
         if after.is_zero() {
             diag.push(&at("absent_for"), "must be more than 0");
         }
         return Some(RuleKind::Absent { after });
     }
+    check_rule(r, path, diag)
+}
+
+/// A threshold rule on `metric`: `above` or `below`, with its clear level.
+fn threshold(r: &RawRule, metric: &str, path: &str, diag: &mut Diagnostics) -> Option<RuleKind> {
+    let at = |k: &str| format!("{path}.{k}");
+    if !is_valid_name(metric) {
+        diag.push(
+            &at("metric"),
+            format!("'{metric}' must match [A-Za-z_][A-Za-z0-9_]*"),
+        );
+    }
+    only_for(diag, path, r.status.is_some(), "status", "check");
+    only_for(diag, path, r.failures.is_some(), "failures", "check");
+    let (direction, threshold) = match (r.above, r.below) {
+        (Some(a), None) => (Direction::Above, a),
+        (None, Some(b)) => (Direction::Below, b),
+        _ => {
+            diag.push(
+                path,
+                "a metric rule needs exactly one of `above` or `below`",
+            );
+            return None;
+        }
+    };
+    let key = match direction {
+        Direction::Above => "above",
+        Direction::Below => "below",
+    };
+    if !threshold.is_finite() {
+        diag.push(&at(key), "must be a finite number");
+        return None;
+    }
+    let clear = match (direction, r.clear_below, r.clear_above) {
+        (Direction::Above, c, None) => {
+            let c = c.unwrap_or(threshold);
+            if !(c.is_finite() && c <= threshold) {
+                diag.push(
+                    &at("clear_below"),
+                    format!("must be a finite number at or below `above` ({threshold})"),
+                );
+            }
+            c
+        }
+        (Direction::Below, None, c) => {
+            let c = c.unwrap_or(threshold);
+            if !(c.is_finite() && c >= threshold) {
+                diag.push(
+                    &at("clear_above"),
+                    format!("must be a finite number at or above `below` ({threshold})"),
+                );
+            }
+            c
+        }
+        (Direction::Above, _, Some(_)) => {
+            diag.push(
+                &at("clear_above"),
+                "goes with `below`; use `clear_below` with `above`",
+            );
+            return None;
+        }
+        (Direction::Below, Some(_), _) => {
+            diag.push(
+                &at("clear_below"),
+                "goes with `above`; use `clear_above` with `below`",
+            );
+            return None;
+        }
+    };
+    Some(RuleKind::Threshold(Threshold {
+        metric: metric.to_string(),
+        direction,
+        threshold,
+        clear,
+        for_: r.for_.unwrap_or_default(),
+    }))
+}
+
+/// A check rule: a name glob, the status that breaches, `for` or `failures`.
+fn check_rule(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Option<RuleKind> {
+    let at = |k: &str| format!("{path}.{k}");
     let pattern = r.check.clone().unwrap_or_default();
     let matcher = match globset::Glob::new(&pattern) {
         Ok(g) => g.compile_matcher(),
@@ -356,4 +363,14 @@ pub(super) fn rule_kind(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Opti
         status,
         trigger,
     }))
+}
+
+/// Pushes "applies only to `kind` rules" for `key` when it is given.
+fn only_for(diag: &mut Diagnostics, path: &str, present: bool, key: &str, kind: &str) {
+    if present {
+        diag.push(
+            &format!("{path}.{key}"),
+            format!("applies only to {kind} rules"),
+        );
+    }
 }
