@@ -190,3 +190,69 @@ pub(super) fn agent(raw: &RawAgent, path: &str, diag: &mut Diagnostics) -> Optio
         matcher,
     })
 }
+
+/// `agents:`. Without any, the listener must be loopback.
+pub(super) fn agents(raw: &RawConfig, diag: &mut Diagnostics) -> Vec<AgentToken> {
+    let agents = raw
+        .agents
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| agent(a, &format!("agents[{i}]"), diag))
+        .collect::<Vec<_>>();
+    if agents.is_empty() && !raw.listen.ip().is_loopback() {
+        diag.push(
+            "listen",
+            format!(
+                "{} is not a loopback address and no agent tokens are configured; \
+                 add `agents:` with tokens, or listen on 127.0.0.1",
+                raw.listen
+            ),
+        );
+    }
+    agents
+}
+
+/// `api_tokens:`, each name once (names identify who did what).
+pub(super) fn api_tokens(raw: &[RawApiToken], diag: &mut Diagnostics) -> Vec<ApiToken> {
+    let mut names = HashSet::new();
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let path = format!("api_tokens[{i}]");
+            unique_name(&t.name, &path, &mut names, diag, || {
+                format!(
+                    "token name '{}' is used twice; names identify who did what",
+                    t.name
+                )
+            });
+            let sha256 = token_sha(
+                t.token.as_deref(),
+                t.token_file.as_deref(),
+                t.token_sha256.as_deref(),
+                &path,
+                diag,
+            )?;
+            Some(ApiToken {
+                name: t.name.clone(),
+                sha256,
+                role: t.role,
+            })
+        })
+        .collect()
+}
+
+/// `metrics_token:`, if given.
+pub(super) fn metrics_token(
+    raw: Option<&RawSecretToken>,
+    diag: &mut Diagnostics,
+) -> Option<MetricsToken> {
+    let t = raw?;
+    token_sha(
+        t.token.as_deref(),
+        t.token_file.as_deref(),
+        t.token_sha256.as_deref(),
+        "metrics_token",
+        diag,
+    )
+    .map(|sha256| MetricsToken { sha256 })
+}

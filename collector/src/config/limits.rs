@@ -95,3 +95,22 @@ pub(super) fn http_limits(raw: &RawHttp, diag: &mut Diagnostics) -> HttpLimits {
         ),
     }
 }
+
+/// `forget_hosts_after` and `forget_series_after`, at least a minute each.
+pub(super) fn forgetting(raw: &RawConfig, diag: &mut Diagnostics) -> (Duration, Duration) {
+    let forget_after = raw.forget_hosts_after.unwrap_or(FORGET_AFTER);
+    if forget_after < Duration::from_secs(60) {
+        diag.push(
+            "forget_hosts_after",
+            "must be at least 1m (hosts silent that long disappear from /metrics)",
+        );
+    }
+    let forget_series_after = raw.forget_series_after.unwrap_or(FORGET_SERIES_AFTER);
+    if forget_series_after < Duration::from_secs(60) {
+        diag.push(
+            "forget_series_after",
+            "must be at least 1m (and above the longest interval any series is sent at)",
+        );
+    }
+    (forget_after, forget_series_after)
+}

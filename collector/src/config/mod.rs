@@ -35,14 +35,14 @@ mod receivers;
 mod rules;
 mod services;
 
-use self::access::{agent, token_sha, RawAgent, RawApiToken, RawSecretToken};
+use self::access::{agents, api_tokens, metrics_token, RawAgent, RawApiToken, RawSecretToken};
 pub use self::access::{token_digest, AgentToken, ApiToken, MetricsToken, Role};
 pub use self::limits::HttpLimits;
-use self::limits::{http_limits, state_limits, RawHttp, RawLimits};
+use self::limits::{forgetting, http_limits, state_limits, RawHttp, RawLimits};
 use self::planned::{maintenance, RawMaintenance};
-use self::receivers::{receiver, RawReceiver};
+use self::receivers::{receivers, RawReceiver};
 use self::rules::{default_rules, incident_policy, validate_rules, RawIncidents, RawRule};
-use self::services::{service, RawService};
+use self::services::{services, RawService};
 
 /// The embedded default configuration (`vedette-collector` with no `--config`).
 pub const EMBEDDED: &str = include_str!("../../default.yaml");
@@ -137,113 +137,26 @@ impl Config {
     pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = vedette_yaml::parse(file, text)?;
         let mut diag = Diagnostics::new(text);
-        let agents = raw
-            .agents
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| agent(a, &format!("agents[{i}]"), &mut diag))
-            .collect::<Vec<_>>();
-        if agents.is_empty() && !raw.listen.ip().is_loopback() {
-            diag.push(
-                "listen",
-                format!(
-                    "{} is not a loopback address and no agent tokens are configured; \
-                     add `agents:` with tokens, or listen on 127.0.0.1",
-                    raw.listen
-                ),
-            );
-        }
+        let agents = agents(&raw, &mut diag);
         let mut texts = Texts::default();
         let rules = match &raw.rules {
             Some(rules) => validate_rules(rules, &mut texts, &mut diag),
             None => default_rules(&mut texts),
         };
         let incidents = incident_policy(&raw.incidents, &mut diag);
-        let mut names = HashSet::new();
-        let api_tokens = raw
-            .api_tokens
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| {
-                let path = format!("api_tokens[{i}]");
-                unique_name(&t.name, &path, &mut names, &mut diag, || {
-                    format!(
-                        "token name '{}' is used twice; names identify who did what",
-                        t.name
-                    )
-                });
-                let sha256 = token_sha(
-                    t.token.as_deref(),
-                    t.token_file.as_deref(),
-                    t.token_sha256.as_deref(),
-                    &path,
-                    &mut diag,
-                )?;
-                Some(ApiToken {
-                    name: t.name.clone(),
-                    sha256,
-                    role: t.role,
-                })
-            })
-            .collect();
+        let api_tokens = api_tokens(&raw.api_tokens, &mut diag);
         let maintenance: Vec<Maintenance> = raw
             .maintenance
             .iter()
             .enumerate()
             .filter_map(|(i, m)| maintenance(m, &format!("maintenance[{i}]"), &mut diag))
             .collect();
-        let mut names = HashSet::new();
-        let services = raw
-            .services
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let path = format!("services[{i}]");
-                unique_name(&s.name, &path, &mut names, &mut diag, || {
-                    format!("service '{}' is defined twice", s.name)
-                });
-                service(s, &path, &mut diag)
-            })
-            .collect();
-        let forget_after = raw.forget_hosts_after.unwrap_or(FORGET_AFTER);
-        if forget_after < Duration::from_secs(60) {
-            diag.push(
-                "forget_hosts_after",
-                "must be at least 1m (hosts silent that long disappear from /metrics)",
-            );
-        }
+        let services = services(&raw.services, &mut diag);
+        let (forget_after, forget_series_after) = forgetting(&raw, &mut diag);
         let http = http_limits(&raw.http, &mut diag);
         let limits = state_limits(&raw.limits, &mut diag);
-        let forget_series_after = raw.forget_series_after.unwrap_or(FORGET_SERIES_AFTER);
-        if forget_series_after < Duration::from_secs(60) {
-            diag.push(
-                "forget_series_after",
-                "must be at least 1m (and above the longest interval any series is sent at)",
-            );
-        }
-        let metrics_token = raw.metrics_token.as_ref().and_then(|t| {
-            token_sha(
-                t.token.as_deref(),
-                t.token_file.as_deref(),
-                t.token_sha256.as_deref(),
-                "metrics_token",
-                &mut diag,
-            )
-            .map(|sha256| MetricsToken { sha256 })
-        });
-        let mut names = HashSet::new();
-        let receivers = raw
-            .notify
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                let path = format!("notify[{i}]");
-                unique_name(&r.name, &path, &mut names, &mut diag, || {
-                    format!("receiver '{}' is defined twice", r.name)
-                });
-                receiver(r, &path, &mut diag)
-            })
-            .collect();
+        let metrics_token = metrics_token(raw.metrics_token.as_ref(), &mut diag);
+        let receivers = receivers(&raw.notify, &mut diag);
         let reporting = Arc::new(Reporting {
             services,
             maintenance: maintenance.clone(),

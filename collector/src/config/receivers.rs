@@ -342,3 +342,18 @@ fn timing(
     }
     (max_backoff, give_up_after, timeout)
 }
+
+/// `notify:`, each receiver name once.
+pub(super) fn receivers(raw: &[RawReceiver], diag: &mut Diagnostics) -> Vec<Receiver> {
+    let mut names = HashSet::new();
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let path = format!("notify[{i}]");
+            unique_name(&r.name, &path, &mut names, diag, || {
+                format!("receiver '{}' is defined twice", r.name)
+            });
+            receiver(r, &path, diag)
+        })
+        .collect()
+}

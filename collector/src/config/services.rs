@@ -64,3 +64,18 @@ pub(super) fn service(raw: &RawService, path: &str, diag: &mut Diagnostics) -> O
         mode: raw.mode,
     })
 }
+
+/// `services:`, each name once.
+pub(super) fn services(raw: &[RawService], diag: &mut Diagnostics) -> Vec<Service> {
+    let mut names = HashSet::new();
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let path = format!("services[{i}]");
+            unique_name(&s.name, &path, &mut names, diag, || {
+                format!("service '{}' is defined twice", s.name)
+            });
+            service(s, &path, diag)
+        })
+        .collect()
+}
