@@ -5,6 +5,7 @@
 //! our own families reserve is withheld and counted.
 
 use super::*;
+use crate::state::HostState;
 
 /// Reads host state at scrape time.
 pub(super) struct HostsExport {
@@ -162,113 +163,52 @@ impl HostsExport {
     pub(super) fn write(&self, now_ms: i64, reserved: &HashSet<String>, out: &mut String) {
         let state = self.snapshot();
         let reporting = &*self.reporting();
-        let [mut host_up, mut check_up, mut host_ratio, mut host_unknown, mut check_ratio, mut check_unknown, mut svc_ratio, mut svc_unknown, mut svc_planned, mut svc_target, mut svc_budget, mut svc_burn, mut downtime] =
-            Self::FAMILIES.map(|(name, help)| Family::gauge(name, help));
-
+        let mut x = Exposition::new(reserved);
         let planned = Planned::new(reporting, &state, now_ms);
-        let mut samples: BTreeMap<String, Option<Family>> = BTreeMap::new();
-        let mut withheld = [0u64; 3];
         let hosts = kpi::visible_hosts(reporting, &state, now_ms);
         for &(host, h) in &hosts {
-            if let Some(v) = up_value(h.up.current()) {
-                host_up.add(&[("host", host)], [], v);
-            }
             let spans = planned.for_host(host, &h.labels);
-            for ((window, _), t) in WINDOWS.iter().zip(kpi::windows(&h.up, &spans, now_ms)) {
-                let l = [("host", host.as_str()), ("window", window)];
-                if let Some(r) = t.ratio() {
-                    host_ratio.add(&l, [], r);
-                }
-                host_unknown.add(&l, [], t.unknown_ms as f64 / 1000.0);
-            }
-            let mut checks: Vec<_> = h.check_up.iter().collect();
-            checks.sort_by(|a, b| a.0.cmp(b.0));
-            for (check, tl) in checks {
-                if let Some(v) = up_value(tl.current()) {
-                    check_up.add(&[("host", host), ("check", check)], [], v);
-                }
-                for ((window, _), t) in WINDOWS.iter().zip(kpi::windows(tl, &spans, now_ms)) {
-                    let l = [
-                        ("host", host.as_str()),
-                        ("check", check),
-                        ("window", window),
-                    ];
-                    if let Some(r) = t.ratio() {
-                        check_ratio.add(&l, [], r);
-                    }
-                    check_unknown.add(&l, [], t.unknown_ms as f64 / 1000.0);
-                }
-            }
-            for (name, labels, point) in h.series() {
-                let fq = format!("vedette_{name}");
-                let fam = samples.entry(fq).or_insert_with_key(|fq| {
-                    if reserved.contains(fq) || !lint::name_is_clean(fq) {
-                        return None;
-                    }
-                    Some(Family::new(
-                        fq,
-                        &format!("Latest {name} sample reported by each host's agent."),
-                        if name.ends_with("_total") {
-                            "counter"
-                        } else {
-                            "gauge"
-                        },
-                    ))
-                });
-                let Some(fam) = fam else {
-                    let why = if reserved.contains(&format!("vedette_{name}")) {
-                        0
-                    } else {
-                        1
-                    };
-                    withheld[why] += 1;
-                    continue;
-                };
-                if !labels.keys().all(|k| lint::label_is_clean(k)) {
-                    withheld[2] += 1;
-                    continue;
-                }
-                fam.add(
-                    &[("host", host)],
-                    labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    point.value,
-                );
-            }
+            x.availability(host, h, &spans, now_ms);
+            x.series(host, h);
         }
         for svc in kpi::services_of(reporting, &hosts, &planned, now_ms) {
-            let name = svc.name.as_str();
-            svc_target.add(&[("service", name)], [], svc.target);
-            for w in &svc.windows {
-                let l = [("service", name), ("window", w.window)];
-                if let Some(a) = w.availability {
-                    svc_ratio.add(&l, [], a);
-                }
-                if let Some(b) = w.error_budget_remaining {
-                    svc_budget.add(&l, [], b);
-                }
-                svc_unknown.add(&l, [], w.unknown_seconds);
-                svc_planned.add(&l, [], w.planned_seconds);
-            }
-            for (window, rate) in &svc.burn_rates {
-                if let Some(r) = rate {
-                    svc_burn.add(&[("service", name), ("window", window)], [], *r);
-                }
-            }
+            x.service(&svc);
         }
         for (&(window, _), secs) in WINDOWS.iter().zip(kpi::collector_downtime(&state, now_ms)) {
-            downtime.add(&[("window", window)], [], secs);
+            x.downtime.add(&[("window", window)], [], secs);
         }
-        let mut held = Family::gauge(
-            WITHHELD,
-            "Agent series left out of this exposition (still evaluated by rules), by reason: shadows_own (the name of one of the collector's own series), name_lint or label_lint (promtool's linter would refuse the name or a label name).",
-        );
-        for (reason, n) in ["shadows_own", "name_lint", "label_lint"]
-            .iter()
-            .zip(withheld)
-        {
-            held.add(&[("reason", reason)], [], n as f64);
-        }
-        for f in [
+        x.write_to(out);
+    }
+}
+
+/// One `/metrics` rendering of hosts and services, family by family.
+struct Exposition<'r> {
+    reserved: &'r HashSet<String>,
+    host_up: Family,
+    check_up: Family,
+    host_ratio: Family,
+    host_unknown: Family,
+    check_ratio: Family,
+    check_unknown: Family,
+    svc_ratio: Family,
+    svc_unknown: Family,
+    svc_planned: Family,
+    svc_target: Family,
+    svc_budget: Family,
+    svc_burn: Family,
+    downtime: Family,
+    /// Agent samples by family name; None: withheld.
+    samples: BTreeMap<String, Option<Family>>,
+    /// Series withheld: shadows_own, name_lint, label_lint.
+    withheld: [u64; 3],
+}
+
+impl<'r> Exposition<'r> {
+    fn new(reserved: &'r HashSet<String>) -> Exposition<'r> {
+        let [host_up, check_up, host_ratio, host_unknown, check_ratio, check_unknown, svc_ratio, svc_unknown, svc_planned, svc_target, svc_budget, svc_burn, downtime] =
+            HostsExport::FAMILIES.map(|(name, help)| Family::gauge(name, help));
+        Exposition {
+            reserved,
             host_up,
             check_up,
             host_ratio,
@@ -282,10 +222,133 @@ impl HostsExport {
             svc_budget,
             svc_burn,
             downtime,
-            held,
+            samples: BTreeMap::new(),
+            withheld: [0; 3],
+        }
+    }
+
+    /// The host's and its checks' up state and availability per window.
+    fn availability(&mut self, host: &str, h: &HostState, spans: &[(i64, i64)], now_ms: i64) {
+        if let Some(v) = up_value(h.up.current()) {
+            self.host_up.add(&[("host", host)], [], v);
+        }
+        for ((window, _), t) in WINDOWS.iter().zip(kpi::windows(&h.up, spans, now_ms)) {
+            let l = [("host", host), ("window", window)];
+            if let Some(r) = t.ratio() {
+                self.host_ratio.add(&l, [], r);
+            }
+            self.host_unknown.add(&l, [], t.unknown_ms as f64 / 1000.0);
+        }
+        let mut checks: Vec<_> = h.check_up.iter().collect();
+        checks.sort_by(|a, b| a.0.cmp(b.0));
+        for (check, tl) in checks {
+            if let Some(v) = up_value(tl.current()) {
+                self.check_up
+                    .add(&[("host", host), ("check", check)], [], v);
+            }
+            for ((window, _), t) in WINDOWS.iter().zip(kpi::windows(tl, spans, now_ms)) {
+                let l = [("host", host), ("check", check), ("window", window)];
+                if let Some(r) = t.ratio() {
+                    self.check_ratio.add(&l, [], r);
+                }
+                self.check_unknown.add(&l, [], t.unknown_ms as f64 / 1000.0);
+            }
+        }
+    }
+
+    /// The host's latest samples, each under `vedette_<name>` unless the
+    /// name or a label is withheld.
+    fn series(&mut self, host: &str, h: &HostState) {
+        let reserved = self.reserved;
+        for (name, labels, point) in h.series() {
+            let fq = format!("vedette_{name}");
+            let fam = self.samples.entry(fq).or_insert_with_key(|fq| {
+                if reserved.contains(fq) || !lint::name_is_clean(fq) {
+                    return None;
+                }
+                Some(Family::new(
+                    fq,
+                    &format!("Latest {name} sample reported by each host's agent."),
+                    if name.ends_with("_total") {
+                        "counter"
+                    } else {
+                        "gauge"
+                    },
+                ))
+            });
+            let Some(fam) = fam else {
+                let why = if reserved.contains(&format!("vedette_{name}")) {
+                    0
+                } else {
+                    1
+                };
+                self.withheld[why] += 1;
+                continue;
+            };
+            if !labels.keys().all(|k| lint::label_is_clean(k)) {
+                self.withheld[2] += 1;
+                continue;
+            }
+            fam.add(
+                &[("host", host)],
+                labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                point.value,
+            );
+        }
+    }
+
+    /// A service's target, availability, budget and burn rates per window.
+    fn service(&mut self, svc: &ServiceReport) {
+        let name = svc.name.as_str();
+        self.svc_target.add(&[("service", name)], [], svc.target);
+        for w in &svc.windows {
+            let l = [("service", name), ("window", w.window)];
+            if let Some(a) = w.availability {
+                self.svc_ratio.add(&l, [], a);
+            }
+            if let Some(b) = w.error_budget_remaining {
+                self.svc_budget.add(&l, [], b);
+            }
+            self.svc_unknown.add(&l, [], w.unknown_seconds);
+            self.svc_planned.add(&l, [], w.planned_seconds);
+        }
+        for (window, rate) in &svc.burn_rates {
+            if let Some(r) = rate {
+                self.svc_burn
+                    .add(&[("service", name), ("window", window)], [], *r);
+            }
+        }
+    }
+
+    fn write_to(self, out: &mut String) {
+        let mut held = Family::gauge(
+            WITHHELD,
+            "Agent series left out of this exposition (still evaluated by rules), by reason: shadows_own (the name of one of the collector's own series), name_lint or label_lint (promtool's linter would refuse the name or a label name).",
+        );
+        for (reason, n) in ["shadows_own", "name_lint", "label_lint"]
+            .iter()
+            .zip(self.withheld)
+        {
+            held.add(&[("reason", reason)], [], n as f64);
+        }
+        for f in [
+            &self.host_up,
+            &self.check_up,
+            &self.host_ratio,
+            &self.host_unknown,
+            &self.check_ratio,
+            &self.check_unknown,
+            &self.svc_ratio,
+            &self.svc_unknown,
+            &self.svc_planned,
+            &self.svc_target,
+            &self.svc_budget,
+            &self.svc_burn,
+            &self.downtime,
+            &held,
         ]
-        .iter()
-        .chain(samples.values().flatten())
+        .into_iter()
+        .chain(self.samples.values().flatten())
         {
             f.write_to(out);
         }
