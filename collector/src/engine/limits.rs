@@ -14,23 +14,48 @@ impl Engine {
         batch: &Batch,
         token: Option<u64>,
     ) -> Result<(), Limited> {
+        if let Some(t) = token {
+            self.check_hosts_per_token(st, host, &batch.agent.host, t)?;
+        }
+        self.check_series(st, host, batch)?;
+        self.check_checks(host, batch)
+    }
+
+    /// A token may bring in at most `hosts_per_token` hosts.
+    fn check_hosts_per_token(
+        &self,
+        st: &State,
+        host: Option<&HostState>,
+        name: &str,
+        t: u64,
+    ) -> Result<(), Limited> {
+        let limits = &self.bounds.limits;
+        let admitted = st.hosts_per_token.get(&t).copied().unwrap_or(0);
+        if host.is_none_or(|h| h.token.is_none()) && admitted >= limits.hosts_per_token {
+            return Err(Limited {
+                limit: Limit::HostsPerToken,
+                field: Some("agent.host"),
+                message: format!(
+                    "this agent token has brought in {admitted} hosts, the most limits.hosts_per_token allows; \
+                     host {name} is refused until some are forgotten (silent past forget_hosts_after) \
+                     or the collector's limit is raised"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// New series may not take the host past `series_per_host`, nor the
+    /// collector past `series_total` unless the host is within its share.
+    fn check_series(
+        &self,
+        st: &State,
+        host: Option<&HostState>,
+        batch: &Batch,
+    ) -> Result<(), Limited> {
         let limits = &self.bounds.limits;
         let name = batch.agent.host.as_str();
         let in_memory = st.hosts.contains_key(name);
-        if let Some(t) = token {
-            let admitted = st.hosts_per_token.get(&t).copied().unwrap_or(0);
-            if host.is_none_or(|h| h.token.is_none()) && admitted >= limits.hosts_per_token {
-                return Err(Limited {
-                    limit: Limit::HostsPerToken,
-                    field: Some("agent.host"),
-                    message: format!(
-                        "this agent token has brought in {admitted} hosts, the most limits.hosts_per_token allows; \
-                         host {name} is refused until some are forgotten (silent past forget_hosts_after) \
-                         or the collector's limit is raised"
-                    ),
-                });
-            }
-        }
         let have = host.map_or(0, HostState::series_len);
         let n = batch.samples.len();
         if have + n > limits.series_per_host || st.series_total + n > limits.series_total {
@@ -75,6 +100,13 @@ impl Engine {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// New check names may not take the host past `checks_per_host`.
+    fn check_checks(&self, host: Option<&HostState>, batch: &Batch) -> Result<(), Limited> {
+        let limits = &self.bounds.limits;
+        let name = batch.agent.host.as_str();
         let have = host.map_or(0, |h| h.check_up.len());
         if have + batch.checks.len() > limits.checks_per_host {
             let new: HashSet<&str> = batch
