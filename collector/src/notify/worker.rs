@@ -117,16 +117,8 @@ async fn run(
     mut wake: watch::Receiver<u64>,
     shutdown: CancellationToken,
 ) {
-    let client = match reqwest::Client::builder()
-        .timeout(r.timeout)
-        .user_agent(concat!("vedette-collector/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(receiver = %r.name, error = %e, "cannot build an HTTP client; notifications for this receiver stay queued");
-            return;
-        }
+    let Some(client) = http_client(&r) else {
+        return;
     };
     let client = Arc::new(client);
     let kind = Arc::new(r.kind.clone());
@@ -138,45 +130,7 @@ async fn run(
     let mut failing_since: Option<i64> = None;
     loop {
         let now = now_ms();
-        let mut next_due: Option<i64> = None;
-        let name = r.name.clone();
-        let limit = CONCURRENCY * 4 + inflight.len();
-        match db(&store, move |s| s.outbox_heads(&name, limit)).await {
-            Ok(heads) => {
-                for row in heads {
-                    if inflight.contains(&row.subject) {
-                        continue;
-                    }
-                    if row.next_at_ms > now {
-                        next_due = Some(next_due.map_or(row.next_at_ms, |t| t.min(row.next_at_ms)));
-                        continue;
-                    }
-                    if tasks.len() >= CONCURRENCY {
-                        continue;
-                    }
-                    inflight.insert(row.subject.clone());
-                    let (client, kind) = (Arc::clone(&client), Arc::clone(&kind));
-                    tasks.spawn(async move {
-                        let result = send::deliver(
-                            &client,
-                            &kind,
-                            Outgoing {
-                                event: row.event,
-                                key: &row.key,
-                                payload: &row.payload,
-                                external_id: row.external_id.as_deref(),
-                            },
-                        )
-                        .await;
-                        (row, result)
-                    });
-                }
-            }
-            Err(e) => {
-                tracing::warn!(receiver = %r.name, error = %e, "reading the outbox failed; trying again in 1s");
-                next_due = Some(now + 1000);
-            }
-        }
+        let next_due = dispatch(&r, &store, &client, &kind, &mut inflight, &mut tasks, now).await;
         let wait =
             Duration::from_millis(next_due.map_or(60_000, |t| (t - now).clamp(0, 60_000)) as u64);
         tokio::select! {
@@ -212,6 +166,73 @@ async fn run(
             }
         }
     }
+}
+
+/// The receiver's HTTP client (its timeout, our user agent).
+fn http_client(r: &Receiver) -> Option<reqwest::Client> {
+    match reqwest::Client::builder()
+        .timeout(r.timeout)
+        .user_agent(concat!("vedette-collector/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(receiver = %r.name, error = %e, "cannot build an HTTP client; notifications for this receiver stay queued");
+            None
+        }
+    }
+}
+
+/// Starts a delivery for each due head row whose subject has none in
+/// flight, up to [`CONCURRENCY`]; returns when the next row not yet due is.
+async fn dispatch(
+    r: &Receiver,
+    store: &Db,
+    client: &Arc<reqwest::Client>,
+    kind: &Arc<Kind>,
+    inflight: &mut HashSet<String>,
+    tasks: &mut JoinSet<(OutboxRow, Result<Delivered, Failure>)>,
+    now: i64,
+) -> Option<i64> {
+    let mut next_due: Option<i64> = None;
+    let name = r.name.clone();
+    let limit = CONCURRENCY * 4 + inflight.len();
+    let heads = match db(store, move |s| s.outbox_heads(&name, limit)).await {
+        Ok(heads) => heads,
+        Err(e) => {
+            tracing::warn!(receiver = %r.name, error = %e, "reading the outbox failed; trying again in 1s");
+            return Some(now + 1000);
+        }
+    };
+    for row in heads {
+        if inflight.contains(&row.subject) {
+            continue;
+        }
+        if row.next_at_ms > now {
+            next_due = Some(next_due.map_or(row.next_at_ms, |t| t.min(row.next_at_ms)));
+            continue;
+        }
+        if tasks.len() >= CONCURRENCY {
+            continue;
+        }
+        inflight.insert(row.subject.clone());
+        let (client, kind) = (Arc::clone(client), Arc::clone(kind));
+        tasks.spawn(async move {
+            let result = send::deliver(
+                &client,
+                &kind,
+                Outgoing {
+                    event: row.event,
+                    key: &row.key,
+                    payload: &row.payload,
+                    external_id: row.external_id.as_deref(),
+                },
+            )
+            .await;
+            (row, result)
+        });
+    }
+    next_due
 }
 
 async fn record(
