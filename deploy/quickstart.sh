@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Builds vedette and runs a collector plus a local agent on their embedded
 # defaults (collector on 127.0.0.1:9850, agent metrics on 127.0.0.1:9851),
-# with data under ./vedette-quickstart/. Ctrl-C stops both.
+# with their state and logs in ${XDG_STATE_HOME:-~/.local/state}/vedette-quickstart/
+# (VEDETTE_QUICKSTART_DIR to choose another; nothing is written in the source
+# tree but the build). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --locked -p vedette-collector -p vedette-agent
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
-work="${VEDETTE_QUICKSTART_DIR:-$PWD/vedette-quickstart}"
+work="${VEDETTE_QUICKSTART_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/vedette-quickstart}"
 mkdir -p "$work"
 cd "$work"
 
-"$bin/vedette-collector" 2>>collector.log &
+STATE_DIRECTORY="$work/collector" "$bin/vedette-collector" 2>>collector.log &
 collector=$!
 agent=""
 stop() {
@@ -34,7 +36,7 @@ for _ in $(seq 1 100); do
     fi
     sleep 0.1
 done
-"$bin/vedette-agent" 2>>agent.log &
+STATE_DIRECTORY="$work/agent" "$bin/vedette-agent" 2>>agent.log &
 agent=$!
 
 cat <<MSG
@@ -47,7 +49,7 @@ vedette is running: a collector and a local agent, on embedded defaults.
   agent      http://127.0.0.1:9851/metrics   (this host's latest sample, delivery health)
   health     http://127.0.0.1:9850/readyz
   logs       $work/collector.log, $work/agent.log
-  data       $work/vedette-data/vedette.db
+  data       $work/collector/vedette.db (the agent's spool: $work/agent/spool)
 
 Default rules: host_down (60 s silent), cpu_high, memory_high, disk_full, check_critical.
 Stop the agent (kill $agent) and host_down opens within about a minute.

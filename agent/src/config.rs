@@ -90,8 +90,9 @@ impl Default for RawSpool {
     }
 }
 
+/// `spool/` in the agent's state directory ([`vedette_daemon::state_dir`]).
 fn default_spool_dir() -> PathBuf {
-    "vedette-spool".into()
+    vedette_daemon::state_dir("vedette-agent").join("spool")
 }
 
 fn default_spool_bytes() -> String {

@@ -18,9 +18,10 @@ const EX_USAGE: u8 = 64;
 /// collector.
 ///
 /// With no --config it runs the embedded default: host metrics every 10 s,
-/// pushed to http://127.0.0.1:9850, unsent batches spooled in ./vedette-spool,
-/// local /metrics on 127.0.0.1:9851. Print it (every key, commented) with
-/// `default-config`.
+/// pushed to http://127.0.0.1:9850, unsent batches spooled in the agent's
+/// state directory ($STATE_DIRECTORY, /var/lib/vedette-agent as root, else
+/// ~/.local/state/vedette-agent), local /metrics on 127.0.0.1:9851. Print it
+/// (every key, commented) with `default-config`.
 ///
 /// Signals: SIGHUP re-reads the config file (checks start and stop without a
 /// restart; a broken file is refused and the running config kept); SIGTERM

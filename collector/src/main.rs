@@ -18,8 +18,10 @@ const EX_USAGE: u8 = 64;
 /// incidents on its own.
 ///
 /// With no --config it runs the embedded default: listen on 127.0.0.1:9850,
-/// SQLite under ./vedette-data/, the default rules (host_down, cpu_high,
-/// memory_high, disk_full, check_critical). Print it with `default-config`.
+/// SQLite in the collector's state directory ($STATE_DIRECTORY,
+/// /var/lib/vedette-collector as root, else ~/.local/state/vedette-collector),
+/// the default rules (host_down, cpu_high, memory_high, disk_full,
+/// check_critical). Print it with `default-config`.
 ///
 /// Endpoints: POST /api/v1/push, /api/v1/incidents, /api/v1/problems,
 /// /api/v1/changes, /api/v1/suppressions, GET /metrics, GET /healthz,

@@ -17,7 +17,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod state_dir;
 mod visible;
+
+pub use state_dir::state_dir;
 pub use visible::{is_hazard, visible, Visible};
 
 /// Sends service state to systemd.

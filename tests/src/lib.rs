@@ -101,6 +101,9 @@ impl Daemon {
             .arg(&cfg)
             .current_dir(dir)
             .env("RUST_LOG", "info")
+            // Defaults that keep state (the collector's data_dir, the
+            // agent's spool) stay inside the test's own directory.
+            .env("STATE_DIRECTORY", dir.join(format!("{name}-state")))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("cloning a file handle"))

@@ -109,7 +109,7 @@ fn embedded_default_spells_out_the_code_defaults() {
     assert_eq!(
         embedded.spool,
         Some(SpoolConfig {
-            dir: "vedette-spool".into(),
+            dir: vedette_daemon::state_dir("vedette-agent").join("spool"),
             max_bytes: 64 << 20
         })
     );

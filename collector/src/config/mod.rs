@@ -117,8 +117,9 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9850))
 }
 
+/// The collector's state directory ([`vedette_daemon::state_dir`]).
 fn default_data_dir() -> PathBuf {
-    PathBuf::from("./vedette-data")
+    vedette_daemon::state_dir("vedette-collector")
 }
 
 impl Config {
