@@ -23,7 +23,7 @@ use crate::sample::Timeouts;
 
 /// What the endpoint shows: shared with the sampling loop and delivery.
 #[derive(Default)]
-pub struct Exported {
+pub(crate) struct Exported {
     pub latest: Mutex<Vec<Sample>>,
     pub stats: Arc<Stats>,
     /// Per-source deadline misses.
@@ -33,7 +33,11 @@ pub struct Exported {
 }
 
 /// Serves `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, exported: Arc<Exported>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    exported: Arc<Exported>,
+    shutdown: CancellationToken,
+) {
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -85,7 +89,7 @@ fn handle<B>(req: &Request<B>, exported: &Exported) -> Response<Full<Bytes>> {
 }
 
 /// The Prometheus text exposition of the latest sample and delivery counters.
-pub fn render(exported: &Exported) -> String {
+pub(crate) fn render(exported: &Exported) -> String {
     let s = &exported.stats;
     let mut out = String::new();
     out.push_str("# HELP vedette_agent_push_total Push attempts to the collector by outcome.\n");

@@ -12,17 +12,17 @@
 //! 4. app: `app`
 //!
 //! # Modules
-//! - [`transport`]: an HTTP error in an operator's words.
-//! - [`spool`]: the crash-safe on-disk backlog of unacknowledged batches.
+//! - `transport`: an HTTP error in an operator's words.
+//! - `spool`: the crash-safe on-disk backlog of unacknowledged batches.
 //! - [`checks`]: availability checks (http, tcp, dns, process, systemd,
 //!   command), each owning its configuration, each on its own schedule.
-//! - [`sample`]: host health, one file per source (cpu, memory, filesystems,
+//! - `sample`: host health, one file per source (cpu, memory, filesystems,
 //!   network, pressure, kernel), each under its own deadline; owns
-//!   `host_metrics:` ([`sample::settings`]).
+//!   `host_metrics:` (`sample::settings`).
 //! - [`config`]: YAML → validated [`config::Config`] (host, labels,
 //!   collector, interval, listen), delegating `checks:` and `host_metrics:`.
-//! - [`push`]: delivery — gzip batches, backoff with jitter, outage logging.
-//! - [`exporter`]: the local `/metrics` and `/healthz`.
+//! - `push`: delivery — gzip batches, backoff with jitter, outage logging.
+//! - `exporter`: the local `/metrics` and `/healthz`.
 //! - [`app`]: the sampling loop and the delivery task, reload, drain.
 //!
 //! Data flow: every `interval` the sampling loop takes a sample (each source
@@ -36,8 +36,8 @@
 pub mod app;
 pub mod checks;
 pub mod config;
-pub mod exporter;
-pub mod push;
-pub mod sample;
-pub mod spool;
-pub mod transport;
+mod exporter;
+mod push;
+mod sample;
+mod spool;
+mod transport;

@@ -31,17 +31,17 @@ use crate::spool::Backlog;
 use crate::transport::describe_transport;
 
 /// The memory backlog's bound when the spool is off.
-pub const MEMORY_BACKLOG_BYTES: u64 = 16 << 20;
+pub(crate) const MEMORY_BACKLOG_BYTES: u64 = 16 << 20;
 /// How long one push may take.
-pub const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown may spend delivering what is queued.
-pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest collector answer read.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Delivery counters, read by the local `/metrics`.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub ok: AtomicU64,
     pub retried: AtomicU64,
     pub rejected: AtomicU64,
@@ -52,7 +52,7 @@ pub struct Stats {
 
 /// Why a push did not succeed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PushError {
+pub(crate) enum PushError {
     /// Try again later (after `after`, if the collector said so).
     #[error("{reason}")]
     Retry {
@@ -66,13 +66,13 @@ pub enum PushError {
 
 /// The retry cap for an agent pushing every `interval`: three intervals, at
 /// most a minute, so delivery resumes soon after the collector returns.
-pub fn max_backoff(interval: Duration) -> Duration {
+pub(crate) fn max_backoff(interval: Duration) -> Duration {
     (interval * 3).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// Full-jitter exponential backoff: uniform in `[0, min(cap, 1s · 2^attempt)]`,
 /// at least 100 ms.
-pub fn backoff(attempt: u32, cap: Duration, rng: &mut impl Rng) -> Duration {
+pub(crate) fn backoff(attempt: u32, cap: Duration, rng: &mut impl Rng) -> Duration {
     let ceiling = Duration::from_secs(1)
         .saturating_mul(1u32 << attempt.min(16))
         .min(cap);
@@ -81,7 +81,7 @@ pub fn backoff(attempt: u32, cap: Duration, rng: &mut impl Rng) -> Duration {
 }
 
 /// Maps a collector answer to the protocol's outcome.
-pub fn classify(
+pub(crate) fn classify(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
@@ -121,7 +121,7 @@ pub fn classify(
 
 /// What the sampling loop tells delivery.
 #[derive(Debug)]
-pub enum Msg {
+pub(crate) enum Msg {
     /// A new batch to deliver.
     Batch(Batch),
     /// A reloaded config points elsewhere (or carries a new token).
@@ -129,7 +129,7 @@ pub enum Msg {
 }
 
 /// Encodes a batch as the gzip JSON body of a push.
-pub fn encode(batch: &Batch) -> Result<Vec<u8>, String> {
+pub(crate) fn encode(batch: &Batch) -> Result<Vec<u8>, String> {
     let json = serde_json::to_vec(batch).map_err(|e| format!("cannot encode batch: {e}"))?;
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(json.len() / 4),
@@ -141,7 +141,7 @@ pub fn encode(batch: &Batch) -> Result<Vec<u8>, String> {
 }
 
 /// Decodes a spooled body.
-pub fn decode(body: &[u8]) -> Result<Batch, String> {
+pub(crate) fn decode(body: &[u8]) -> Result<Batch, String> {
     let mut json = Vec::new();
     std::io::Read::read_to_end(
         &mut std::io::Read::take(flate2::read::GzDecoder::new(body), 64 << 20),
@@ -153,7 +153,7 @@ pub fn decode(body: &[u8]) -> Result<Batch, String> {
 
 /// Pushes batches to one collector, oldest first, keeping what it cannot
 /// deliver in a [`Backlog`].
-pub struct Delivery {
+pub(crate) struct Delivery {
     client: reqwest::Client,
     url: Url,
     token: Option<String>,
@@ -168,7 +168,7 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(
+    pub(crate) fn new(
         url: Url,
         token: Option<String>,
         interval: Duration,
@@ -199,7 +199,7 @@ impl Delivery {
     }
 
     /// Sends one batch, stamping `sent_at_ms` now.
-    pub async fn send(&self, batch: &mut Batch) -> Result<PushAck, PushError> {
+    pub(crate) async fn send(&self, batch: &mut Batch) -> Result<PushAck, PushError> {
         batch.sent_at_ms = now_ms();
         let body = encode(batch).map_err(|reason| PushError::Rejected { status: 0, reason })?;
         let mut req = self
@@ -410,7 +410,7 @@ impl Delivery {
     /// Takes batches from `rx` and delivers them until shutdown. Then
     /// everything unsent is in the backlog: on disk it waits for the next
     /// start; in memory, delivery gets [`FLUSH_TIMEOUT`] to send it.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         if !self.backlog.is_empty() {
             tracing::info!(
                 batches = self.backlog.len(),

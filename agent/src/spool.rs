@@ -31,12 +31,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Largest record accepted (a batch is at most 1 MiB compressed).
-pub const MAX_RECORD_BYTES: u32 = 8 << 20;
+pub(crate) const MAX_RECORD_BYTES: u32 = 8 << 20;
 const HEADER: u64 = 8;
 
 /// What opening a spool found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     /// Records waiting.
     pub records: u64,
     /// Bytes cut off the end of the newest segment (a torn write).
@@ -56,7 +56,7 @@ struct Segment {
 
 /// A bounded, crash-safe FIFO of byte records.
 #[derive(Debug)]
-pub struct Backlog {
+pub(crate) struct Backlog {
     store: Store,
     max_bytes: u64,
     /// Records dropped because the backlog was full or damaged.
@@ -130,7 +130,7 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
 
 impl Backlog {
     /// A backlog in memory only: lost on restart.
-    pub fn memory(max_bytes: u64) -> Backlog {
+    pub(crate) fn memory(max_bytes: u64) -> Backlog {
         Backlog {
             store: Store::Memory {
                 queue: VecDeque::new(),
@@ -143,7 +143,7 @@ impl Backlog {
 
     /// Opens (creating it if needed) the spool in `dir`, recovering what a
     /// crash left.
-    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<(Backlog, Recovery)> {
+    pub(crate) fn open(dir: &Path, max_bytes: u64) -> io::Result<(Backlog, Recovery)> {
         std::fs::create_dir_all(dir)?;
         let lock = OpenOptions::new()
             .create(true)
@@ -253,19 +253,19 @@ impl Backlog {
     }
 
     /// Records waiting.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match &self.store {
             Store::Memory { queue, .. } => queue.len() as u64,
             Store::Disk(d) => d.segments.iter().map(|s| s.records).sum(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Bytes held (on disk: the segment files).
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         match &self.store {
             Store::Memory { bytes, .. } => *bytes,
             Store::Disk(d) => d.segments.iter().map(|s| s.bytes).sum(),
@@ -273,13 +273,13 @@ impl Backlog {
     }
 
     /// True when records survive a restart.
-    pub fn is_durable(&self) -> bool {
+    pub(crate) fn is_durable(&self) -> bool {
         matches!(self.store, Store::Disk(_))
     }
 
     /// Appends a record, dropping the oldest to stay under `max_bytes`.
     /// Returns how many records were dropped to make room.
-    pub fn push(&mut self, payload: &[u8]) -> io::Result<u64> {
+    pub(crate) fn push(&mut self, payload: &[u8]) -> io::Result<u64> {
         let need = HEADER + payload.len() as u64;
         if payload.is_empty() || payload.len() as u64 > u64::from(MAX_RECORD_BYTES) {
             return Err(io::Error::new(
@@ -340,7 +340,7 @@ impl Backlog {
     }
 
     /// The oldest record, without consuming it.
-    pub fn peek(&mut self) -> io::Result<Option<Vec<u8>>> {
+    pub(crate) fn peek(&mut self) -> io::Result<Option<Vec<u8>>> {
         match &mut self.store {
             Store::Memory { queue, .. } => Ok(queue.front().cloned()),
             Store::Disk(d) => loop {
@@ -382,7 +382,7 @@ impl Backlog {
     }
 
     /// Consumes the oldest record (after the collector acknowledged it).
-    pub fn pop(&mut self) -> io::Result<()> {
+    pub(crate) fn pop(&mut self) -> io::Result<()> {
         if let Store::Memory { queue, bytes } = &mut self.store {
             if let Some(old) = queue.pop_front() {
                 *bytes -= HEADER + old.len() as u64;

@@ -4,7 +4,7 @@
 /// The innermost cause of a transport error, in an operator's words:
 /// `connect refused`, `TLS: …`, `redirect: …`, else the cause itself.
 /// Shared by pushes and `http` checks.
-pub fn describe_transport(e: &reqwest::Error) -> String {
+pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

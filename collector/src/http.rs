@@ -29,11 +29,11 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::HttpLimits;
 
 /// The read buffer for a request's head (request line and headers).
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Serves `app` on `listener` until `shutdown`, then waits for requests in
 /// flight to finish.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,

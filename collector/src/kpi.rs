@@ -45,10 +45,10 @@ pub struct Reporting {
 }
 
 /// Default of `forget_hosts_after`.
-pub const FORGET_AFTER: Duration = Duration::from_secs(7 * 86_400);
+pub(crate) const FORGET_AFTER: Duration = Duration::from_secs(7 * 86_400);
 
 /// Default of `forget_series_after`.
-pub const FORGET_SERIES_AFTER: Duration = Duration::from_secs(3_600);
+pub(crate) const FORGET_SERIES_AFTER: Duration = Duration::from_secs(3_600);
 
 impl Default for Reporting {
     fn default() -> Self {
@@ -62,13 +62,13 @@ impl Default for Reporting {
 
 /// Planned time (changes and maintenance occurrences) within the horizon,
 /// computed once per report and then asked per host.
-pub struct Planned<'a> {
+pub(crate) struct Planned<'a> {
     maintenance: Vec<(&'a Scope, Vec<(i64, i64)>)>,
     changes: &'a [PlannedSpan],
 }
 
 impl<'a> Planned<'a> {
-    pub fn new(reporting: &'a Reporting, state: &'a State, now_ms: i64) -> Planned<'a> {
+    pub(crate) fn new(reporting: &'a Reporting, state: &'a State, now_ms: i64) -> Planned<'a> {
         let from = now_ms - duration_ms(HORIZON);
         Planned {
             maintenance: reporting
@@ -82,7 +82,7 @@ impl<'a> Planned<'a> {
     }
 
     /// The planned spans covering `host`, merged.
-    pub fn for_host(&self, host: &str, labels: &Labels) -> Vec<(i64, i64)> {
+    pub(crate) fn for_host(&self, host: &str, labels: &Labels) -> Vec<(i64, i64)> {
         let mut spans = Vec::new();
         for (scope, occ) in &self.maintenance {
             if scope.covers(host, labels) {
@@ -148,17 +148,17 @@ pub struct ServiceReport {
 }
 
 /// True when `host` is still reported (heard from within `forget_after`).
-pub fn visible(h: &HostState, reporting: &Reporting, now_ms: i64) -> bool {
+pub(crate) fn visible(h: &HostState, reporting: &Reporting, now_ms: i64) -> bool {
     now_ms.saturating_sub(h.last_seen_ms) < duration_ms(reporting.forget_after)
 }
 
 /// `timeline` (with its planned spans) over every window.
-pub fn windows(timeline: &Timeline, planned: &[(i64, i64)], now_ms: i64) -> [Tally; 4] {
+pub(crate) fn windows(timeline: &Timeline, planned: &[(i64, i64)], now_ms: i64) -> [Tally; 4] {
     WINDOWS.map(|(_, w)| availability::tally(timeline, planned, now_ms - duration_ms(w), now_ms))
 }
 
 /// The hosts still reported (see [`visible`]), sorted by name.
-pub fn visible_hosts<'a>(
+pub(crate) fn visible_hosts<'a>(
     reporting: &Reporting,
     state: &'a State,
     now_ms: i64,
@@ -174,14 +174,14 @@ pub fn visible_hosts<'a>(
 }
 
 /// Every configured service at `now_ms`.
-pub fn services(reporting: &Reporting, state: &State, now_ms: i64) -> Vec<ServiceReport> {
+pub(crate) fn services(reporting: &Reporting, state: &State, now_ms: i64) -> Vec<ServiceReport> {
     let planned = Planned::new(reporting, state, now_ms);
     let hosts = visible_hosts(reporting, state, now_ms);
     services_of(reporting, &hosts, &planned, now_ms)
 }
 
 /// [`services`] over hosts and planned time the caller already has.
-pub fn services_of(
+pub(crate) fn services_of(
     reporting: &Reporting,
     hosts: &[(&String, &HostState)],
     planned: &Planned,
@@ -246,6 +246,6 @@ fn service(
 }
 
 /// The collector's own downtime (between runs) per window, in seconds.
-pub fn collector_downtime(state: &State, now_ms: i64) -> [f64; 4] {
+pub(crate) fn collector_downtime(state: &State, now_ms: i64) -> [f64; 4] {
     windows(&state.runs, &[], now_ms).map(|t| t.down_ms as f64 / 1000.0)
 }

@@ -22,50 +22,50 @@
 //! # Modules
 //! - [`incidents`]: the ITIL incident lifecycle, priority, fingerprints,
 //!   problems and the domain events a transaction records (pure).
-//! - [`rules`]: threshold, check and heartbeat rules and their evaluation (pure).
-//! - [`windows`]: planned work: maintenance windows and changes, their scopes (pure).
+//! - `rules`: threshold, check and heartbeat rules and their evaluation (pure).
+//! - `windows`: planned work: maintenance windows and changes, their scopes (pure).
 //! - [`availability`]: up/down/unknown timelines and how they are tallied (pure).
-//! - [`texts`]: incident summary and description templates (pure).
-//! - [`outbox`]: the outbox's records: what a receiver is told, rows, attempts (pure).
-//! - [`views`]: the JSON shapes of domain records for the API and receivers (pure).
+//! - `texts`: incident summary and description templates (pure).
+//! - `outbox`: the outbox's records: what a receiver is told, rows, attempts (pure).
+//! - `views`: the JSON shapes of domain records for the API and receivers (pure).
 //! - [`state`]: the latest value per series and each host's liveness, bounded
 //!   by `limits`, snapshotted (hosts behind `Arc`) for readers.
-//! - [`kpi`]: availability and error budgets of hosts and services, from state.
+//! - `kpi`: availability and error budgets of hosts and services, from state.
 //! - [`store`]: SQLite (the only SQL), versioned migrations; maps rows to
 //!   domain types and records a transaction's domain events.
 //! - [`metrics`]: `/metrics`: own counters and KPIs plus hosts' latest samples at scrape time.
-//! - [`notify`]: routing (domain events → outbox rows, in the transaction),
+//! - `notify`: routing (domain events → outbox rows, in the transaction),
 //!   the requests each receiver kind makes, the delivery workers.
 //! - [`engine`]: the single writer: applies batches, ticks, commits
 //!   transitions (composition of everything above).
 //! - [`config`]: YAML → validated [`config::Config`]; builds the engine's
 //!   setup and the receivers.
 //! - [`tokens`]: `token new`: fresh agent tokens and the config edit that admits them.
-//! - [`http`]: the HTTP/1.1 server: header and request timeouts, graceful drain.
+//! - `http`: the HTTP/1.1 server: header and request timeouts, graceful drain.
 //! - [`client`]: the `incidents` subcommand, a client of the REST API.
-//! - [`api`]: the router: push (`api::push`), incidents, problems,
+//! - `api`: the router: push (`api::push`), incidents, problems,
 //!   changes, metrics, health.
 //! - [`app`]: start, serve, reload on SIGHUP, drain on shutdown.
 //!
 //! A push travels api → engine (state, rules → incidents) → store + outbox
 //! in one transaction → metrics, and is acknowledged after the commit.
 
-pub mod api;
+mod api;
 pub mod app;
 pub mod availability;
 pub mod client;
 pub mod config;
 pub mod engine;
-pub mod http;
+mod http;
 pub mod incidents;
-pub mod kpi;
+mod kpi;
 pub mod metrics;
-pub mod notify;
-pub mod outbox;
-pub mod rules;
+mod notify;
+mod outbox;
+mod rules;
 pub mod state;
 pub mod store;
-pub mod texts;
+mod texts;
 pub mod tokens;
-pub mod views;
-pub mod windows;
+mod views;
+mod windows;

@@ -21,8 +21,8 @@
 //!   documented shapes in tests) and how answers are classified.
 //! - [`worker`]: the async delivery loop.
 
-pub mod send;
-pub mod worker;
+pub(crate) mod send;
+pub(crate) mod worker;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -135,11 +135,11 @@ pub struct Receiver {
     pub timeout: Duration,
 }
 
-pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(300);
-pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_CLOSE_CODE: &str = "Solved (Permanently)";
-pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_CLOSE_CODE: &str = "Solved (Permanently)";
+pub(crate) const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// The configured receivers, as the store needs them to fill the outbox.
 #[derive(Debug, Clone, Default)]
@@ -238,7 +238,7 @@ impl Router {
 /// so a transition and what it tells receivers commit together or not at
 /// all; once committed, wakes the workers if rows were added. Returns `f`'s
 /// value and the transaction's domain events.
-pub fn commit<T>(
+pub(crate) fn commit<T>(
     store: &mut Store,
     outbox: Option<&Outbox>,
     f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
@@ -259,7 +259,7 @@ pub fn commit<T>(
 }
 
 /// Wakes the delivery workers.
-pub type Wake = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// Turns a transaction's domain events into outbox rows, in that same
 /// transaction, so a transition and what it tells receivers commit
@@ -351,7 +351,7 @@ fn body(event: Event, view: impl Serialize) -> String {
 /// The wait before attempt `attempts + 1`: 1 s doubled per failed attempt,
 /// capped at `max`, then jittered down to half at random (so receivers
 /// coming back are not hit by every collector at once).
-pub fn backoff(attempts: u32, max: Duration, jitter: f64) -> Duration {
+pub(crate) fn backoff(attempts: u32, max: Duration, jitter: f64) -> Duration {
     let base = Duration::from_secs(1)
         .saturating_mul(1u32 << attempts.saturating_sub(1).min(30))
         .min(max);

@@ -226,7 +226,7 @@ pub struct Timing {
 
 /// Where one alert stands.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum AlertState {
+pub(crate) enum AlertState {
     Inactive,
     /// Breaching, waiting out `for` (or for enough `failures`).
     Pending {
@@ -249,7 +249,7 @@ pub enum AlertState {
 }
 
 /// How many evaluations the flapping detector looks back over (Nagios: 21).
-pub const FLAP_WINDOW: u32 = 21;
+pub(crate) const FLAP_WINDOW: u32 = 21;
 
 /// Flapping thresholds, percent state change.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -269,7 +269,7 @@ impl Default for FlapThresholds {
 
 /// One alert: its state, the recent results for `failures`, and the flap history.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Alert {
+pub(crate) struct Alert {
     pub state: AlertState,
     /// Bit i set: the i-th most recent result breached (bit 0 = newest).
     pub recent: u64,
@@ -295,7 +295,7 @@ impl Default for Alert {
 impl Alert {
     /// True when nothing about this alert needs remembering: inactive, no
     /// breach in the recent results or the flap window.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.state == AlertState::Inactive
             && self.recent == 0
             && self.history == 0
@@ -303,7 +303,7 @@ impl Alert {
     }
 
     /// The weighted percent state change over the flap window.
-    pub fn percent_state_change(&self) -> f64 {
+    pub(crate) fn percent_state_change(&self) -> f64 {
         let n = u32::from(self.evaluations).min(FLAP_WINDOW);
         if n < 2 {
             return 0.0;
@@ -341,7 +341,7 @@ impl Alert {
 
 /// What the incident engine should do after an evaluation.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Nothing,
     /// Open an incident (or keep the live one).
     Fire {
@@ -358,7 +358,7 @@ pub enum Verdict {
 
 /// What one evaluation produced: the verdict, and a flapping change if any.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub verdict: Verdict,
     /// `Some(true)`: flapping started; `Some(false)`: it stopped.
     pub flapping: Option<bool>,
@@ -367,13 +367,13 @@ pub struct Outcome {
 /// Whether a newly arrived value breaches and/or clears the rule. For rules
 /// without hysteresis `cleared == !breaching`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Condition {
+pub(crate) struct Condition {
     pub breaching: bool,
     pub cleared: bool,
 }
 
 /// Applies a value that arrived at collector time `now_ms`, stamped `ts_ms`.
-pub fn observe(
+pub(crate) fn observe(
     cond: Condition,
     timing: Timing,
     flap: FlapThresholds,
@@ -484,7 +484,7 @@ fn fire_if_due(timing: Timing, alert: &mut Alert, now_ms: i64) -> Verdict {
 
 /// Time-only transitions: a pending alert fires once `for` has passed, a
 /// clearing one clears once `resolve_after` has, both on the collector's clock.
-pub fn elapse(timing: Timing, alert: &mut Alert, now_ms: i64) -> Verdict {
+pub(crate) fn elapse(timing: Timing, alert: &mut Alert, now_ms: i64) -> Verdict {
     match alert.state {
         AlertState::Pending {
             started_ms,
@@ -512,7 +512,7 @@ pub fn elapse(timing: Timing, alert: &mut Alert, now_ms: i64) -> Verdict {
 
 /// The heartbeat verdict for a host last seen at `last_seen_ms` (collector clock)
 /// that pushes every `interval_ms`. The outage starts when the next batch was due.
-pub fn absent(
+pub(crate) fn absent(
     after: Duration,
     state: &mut AlertState,
     last_seen_ms: i64,

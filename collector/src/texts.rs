@@ -12,7 +12,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 /// The variables a template may use.
-pub const VARIABLES: &[&str] = &[
+pub(crate) const VARIABLES: &[&str] = &[
     "rule",
     "host",
     "value",

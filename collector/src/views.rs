@@ -11,7 +11,7 @@ use crate::windows::{Change, ChangeOutcome, Phase, ScopeSpec, WindowKind};
 
 /// An incident as the API serves it (a contract: DESIGN.md → endpoints).
 #[derive(Debug, Serialize)]
-pub struct IncidentView {
+pub(crate) struct IncidentView {
     pub id: i64,
     pub fingerprint: String,
     /// `rule` (the collector's rules) or `alertmanager` (its webhook).
@@ -45,7 +45,7 @@ pub struct IncidentView {
 
 /// One timeline entry.
 #[derive(Debug, Serialize)]
-pub struct EventView {
+pub(crate) struct EventView {
     pub at: Option<String>,
     pub kind: crate::incidents::EventKind,
     pub actor: String,
@@ -53,7 +53,7 @@ pub struct EventView {
 }
 
 /// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(ms: i64) -> Option<String> {
+pub(crate) fn rfc3339(ms: i64) -> Option<String> {
     DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
@@ -101,7 +101,7 @@ impl From<Incident> for IncidentView {
 
 /// One notification of an incident to one receiver.
 #[derive(Debug, Serialize)]
-pub struct DeliveryView {
+pub(crate) struct DeliveryView {
     pub receiver: String,
     pub event: String,
     /// `pending`, `delivered`, `rejected` (refused for good) or `expired`.
@@ -132,7 +132,7 @@ impl From<DeliveryRow> for DeliveryView {
 
 /// A problem as the API serves it.
 #[derive(Debug, Serialize)]
-pub struct ProblemView {
+pub(crate) struct ProblemView {
     pub id: i64,
     pub fingerprint: String,
     pub rule: String,
@@ -164,7 +164,7 @@ impl From<Problem> for ProblemView {
 
 /// A change as the API serves it.
 #[derive(Debug, Serialize)]
-pub struct ChangeView {
+pub(crate) struct ChangeView {
     pub id: i64,
     pub title: String,
     pub scope: ScopeSpec,
@@ -181,7 +181,7 @@ pub struct ChangeView {
 }
 
 impl ChangeView {
-    pub fn new(c: Change, now_ms: i64) -> ChangeView {
+    pub(crate) fn new(c: Change, now_ms: i64) -> ChangeView {
         let state = match (c.outcome, c.phase(now_ms)) {
             (Some(o), _) => o.as_str(),
             (None, Phase::Scheduled) => "scheduled",
@@ -207,7 +207,7 @@ impl ChangeView {
 
 /// A suppressed breach as the API serves it.
 #[derive(Debug, Serialize)]
-pub struct SuppressionView {
+pub(crate) struct SuppressionView {
     pub id: i64,
     pub at: Option<String>,
     pub fingerprint: String,

@@ -176,7 +176,7 @@ impl Recurrence {
 
 /// The instant `time` on local `day` in `tz`: the first instant that exists
 /// when the clock skips it, the earlier one when it happens twice.
-pub fn local_start(tz: &Tz, day: NaiveDate, time: NaiveTime) -> i64 {
+pub(crate) fn local_start(tz: &Tz, day: NaiveDate, time: NaiveTime) -> i64 {
     let naive = day.and_time(time);
     match tz.from_local_datetime(&naive) {
         LocalResult::Single(t) => t.timestamp_millis(),
@@ -298,7 +298,7 @@ impl WindowKind {
 
 /// The planned window covering a host now, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActiveWindow {
+pub(crate) struct ActiveWindow {
     pub kind: WindowKind,
     /// The change's title or the maintenance window's name.
     pub name: String,

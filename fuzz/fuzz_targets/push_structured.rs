@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vedette_collector::config::Config;
-use vedette_collector::engine::{ApplyError, Engine, Setup};
+use vedette_collector::engine::{ApplyError, Engine};
 use vedette_collector::metrics::Metrics;
 use vedette_collector::state::State;
 use vedette_collector::store::Store;
@@ -302,8 +302,9 @@ forget_hosts_after: 1m
     ));
     let store = Store::in_memory().expect("an in-memory store");
     let engine = Engine::new(
-        Setup::from_config(&config),
+        config.engine_setup(),
         store,
+        None,
         Arc::clone(&state),
         metrics,
         NOW,

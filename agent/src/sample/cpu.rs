@@ -14,7 +14,7 @@ struct CgroupCpu {
 }
 
 /// Parses cgroup v2 `cpu.max` (`max 100000` or `50000 100000`).
-pub fn parse_cpu_max(text: &str) -> Option<f64> {
+pub(super) fn parse_cpu_max(text: &str) -> Option<f64> {
     let mut w = text.split_whitespace();
     let quota = w.next()?.parse::<f64>().ok()?;
     let period = w.next()?.parse::<f64>().ok()?;

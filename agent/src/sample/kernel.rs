@@ -5,7 +5,7 @@ use sysinfo::System;
 use super::{read, Out, Source};
 
 /// Parses `/proc/sys/fs/file-nr` (`allocated unused max`).
-pub fn parse_file_nr(text: &str, out: &mut Out) {
+pub(super) fn parse_file_nr(text: &str, out: &mut Out) {
     let v: Vec<f64> = text
         .split_whitespace()
         .filter_map(|w| w.parse().ok())

@@ -31,7 +31,7 @@ mod kernel;
 mod memory;
 mod network;
 mod pressure;
-pub mod settings;
+pub(crate) mod settings;
 
 use self::cpu::Cpu;
 use self::filesystems::Filesystems;
@@ -42,7 +42,7 @@ use self::pressure::Pressure;
 use self::settings::{CgroupMode, HostMetrics};
 
 /// Collects one source's samples.
-pub struct Out {
+pub(crate) struct Out {
     ts_ms: i64,
     samples: Vec<Sample>,
 }
@@ -56,7 +56,7 @@ impl Out {
     }
 
     /// Adds a sample; non-finite values are dropped (the protocol refuses them).
-    pub fn push(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    pub(crate) fn push(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         if value.is_finite() {
             self.samples.push(Sample {
                 name: name.to_string(),
@@ -72,13 +72,13 @@ impl Out {
 }
 
 /// One independent part of the host sample.
-pub trait Source: Send {
+pub(crate) trait Source: Send {
     fn name(&self) -> &'static str;
     fn sample(&mut self, out: &mut Out);
 }
 
 /// Whether the agent runs inside a container.
-pub fn in_container() -> bool {
+pub(crate) fn in_container() -> bool {
     Path::new("/.dockerenv").exists()
         || Path::new("/run/.containerenv").exists()
         || std::env::var_os("container").is_some()
@@ -98,11 +98,11 @@ enum Slot {
 
 /// Deadline misses by source name, for `/metrics`. Made once per agent
 /// and handed to every sampler, so a reload does not reset the counters.
-pub type Timeouts = Arc<Mutex<BTreeMap<&'static str, u64>>>;
+pub(crate) type Timeouts = Arc<Mutex<BTreeMap<&'static str, u64>>>;
 
 /// Samples the host. Keep one for the agent's lifetime (CPU usage is
 /// measured between samples).
-pub struct Sampler {
+pub(crate) struct Sampler {
     slots: Vec<Slot>,
     timeout: Duration,
     timeouts: Timeouts,
@@ -111,7 +111,7 @@ pub struct Sampler {
 impl Sampler {
     /// Takes the CPU baseline the first sample's usage is measured from.
     /// Deadline misses are counted in `timeouts`.
-    pub fn new(config: &HostMetrics, timeouts: Timeouts) -> Sampler {
+    pub(crate) fn new(config: &HostMetrics, timeouts: Timeouts) -> Sampler {
         let cgroup = match config.cgroup {
             CgroupMode::On => true,
             CgroupMode::Off => false,
@@ -172,7 +172,7 @@ impl Sampler {
     }
 
     /// One sample of every source that answers within its deadline.
-    pub async fn sample(&mut self, ts_ms: i64) -> Vec<Sample> {
+    pub(crate) async fn sample(&mut self, ts_ms: i64) -> Vec<Sample> {
         let mut samples = Vec::with_capacity(64);
         for i in 0..self.slots.len() {
             let slot = std::mem::replace(&mut self.slots[i], Slot::Gone);

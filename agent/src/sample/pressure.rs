@@ -3,7 +3,7 @@
 use super::{read, Out, Source};
 
 /// Parses one `/proc/pressure/<resource>` file into `out`.
-pub fn parse_pressure(resource: &str, text: &str, out: &mut Out) {
+pub(super) fn parse_pressure(resource: &str, text: &str, out: &mut Out) {
     for line in text.lines() {
         let mut words = line.split_whitespace();
         let kind = match words.next() {

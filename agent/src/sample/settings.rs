@@ -7,7 +7,7 @@ use serde::Deserialize;
 use vedette_yaml::Diagnostics;
 
 /// Filesystem types that are not real storage: excluded by default.
-pub const PSEUDO_FILESYSTEMS: &[&str] = &[
+pub(crate) const PSEUDO_FILESYSTEMS: &[&str] = &[
     "autofs",
     "binfmt_misc",
     "bpf",
@@ -112,7 +112,7 @@ impl Filter {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHostMetrics {
+pub(crate) struct RawHostMetrics {
     #[serde(default = "default_source_timeout", with = "humantime_serde")]
     timeout: Duration,
     #[serde(default = "default_cgroup")]
@@ -173,7 +173,7 @@ impl Default for RawFilesystems {
 }
 
 /// Kernel and container plumbing mounted from real filesystems.
-pub fn default_exclude_mountpoints() -> Vec<String> {
+pub(crate) fn default_exclude_mountpoints() -> Vec<String> {
     vec![
         "^/(dev|proc|sys)(/|$)".into(),
         "^/etc/(hostname|hosts|resolv\\.conf)$".into(),
@@ -181,7 +181,7 @@ pub fn default_exclude_mountpoints() -> Vec<String> {
 }
 
 /// One anchored pattern of every pseudo filesystem type.
-pub fn default_exclude_fstypes() -> Vec<String> {
+pub(crate) fn default_exclude_fstypes() -> Vec<String> {
     vec![format!(
         "^({})$",
         PSEUDO_FILESYSTEMS
@@ -211,13 +211,17 @@ impl Default for RawInterfaces {
 }
 
 /// Loopback and container veth pairs.
-pub fn default_exclude_interfaces() -> Vec<String> {
+pub(crate) fn default_exclude_interfaces() -> Vec<String> {
     vec!["^lo$".into(), "^veth".into()]
 }
 
 /// Validates `host_metrics:` (a source's deadline is capped at `interval`:
 /// it may never hold up a sample past the next one).
-pub fn validate(raw: &RawHostMetrics, interval: Duration, diag: &mut Diagnostics) -> HostMetrics {
+pub(crate) fn validate(
+    raw: &RawHostMetrics,
+    interval: Duration,
+    diag: &mut Diagnostics,
+) -> HostMetrics {
     let hm = raw;
     if hm.timeout < Duration::from_millis(10) {
         diag.push("host_metrics.timeout", "must be at least 10ms");

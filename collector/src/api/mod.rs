@@ -63,7 +63,7 @@ impl AppState {
 }
 
 /// The whole HTTP API.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/push", post(push::push))
         .merge(api_router())
@@ -103,7 +103,7 @@ const MAX_LIST_LIMIT: usize = 10_000;
 
 /// Every API failure, mapped to one status and a JSON body.
 #[derive(Debug)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     BadRequest(String, Option<String>),
     Unauthorized(String),
     Forbidden(String),
@@ -211,9 +211,8 @@ impl From<SubmitError> for ApiError {
 
 /// Who is calling, as recorded on what they do.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub name: String,
-    pub role: Role,
 }
 
 /// The actor recorded for API actions when no API tokens are configured.
@@ -227,7 +226,6 @@ fn authorize(app: &AppState, headers: &HeaderMap, need: Role) -> Result<Caller, 
         return if config.listen.ip().is_loopback() {
             Ok(Caller {
                 name: ANONYMOUS.into(),
-                role: Role::Operator,
             })
         } else {
             Err(ApiError::Forbidden(
@@ -253,7 +251,6 @@ fn authorize(app: &AppState, headers: &HeaderMap, need: Role) -> Result<Caller, 
     }
     Ok(Caller {
         name: t.name.clone(),
-        role: t.role,
     })
 }
 

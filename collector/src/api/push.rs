@@ -22,7 +22,7 @@ use crate::metrics::IngestOutcome;
 use vedette_protocol::clock::now_ms;
 
 /// The push handler.
-pub async fn push(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn push(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let (outcome, response) = handle(&app, &headers, body).await;
     app.metrics.ingest(outcome);
     response
@@ -258,7 +258,7 @@ fn answer(
 }
 
 /// The token of an `Authorization: Bearer …` header.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme

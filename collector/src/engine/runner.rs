@@ -57,7 +57,7 @@ pub enum SubmitError {
 }
 
 /// The async face of the engine thread. Cloneable; dropping every clone
-/// (or calling [`EngineHandle::shutdown`]) stops the thread after it drains.
+/// stops the thread after it drains its queue.
 #[derive(Clone)]
 pub struct EngineHandle {
     pub(super) tx: SyncSender<Command>,

@@ -432,7 +432,7 @@ pub(super) mod lint {
 
     /// True when promlint would say nothing about a gauge or counter with
     /// this name (a counter ending in `_total`, a gauge not).
-    pub fn name_is_clean(name: &str) -> bool {
+    pub(crate) fn name_is_clean(name: &str) -> bool {
         let lower = name.to_ascii_lowercase();
         let unit_ok = lower.split('_').all(|part| {
             let unit = UNITS.iter().find(|(u, _)| *u == part).or_else(|| {
@@ -455,7 +455,7 @@ pub(super) mod lint {
 
     /// True when promlint would say nothing about this label name on a
     /// gauge or counter.
-    pub fn label_is_clean(label: &str) -> bool {
+    pub(crate) fn label_is_clean(label: &str) -> bool {
         !camel(label) && label != "le" && label != "quantile"
     }
 }

@@ -1,6 +1,6 @@
 //! The collector's `/metrics`: its own counters, gauges and KPI histograms
 //! in a private [`Registry`], plus everything per host and per service, read
-//! from [`State`] at scrape time by [`HostsExport`] (a custom collector, so a
+//! from [`State`] at scrape time by `HostsExport` (a custom collector, so a
 //! hundred thousand series cost nothing between scrapes): liveness and
 //! check state, availability over the rolling windows, service levels, and
 //! every host's latest samples. Hosts silent for `forget_hosts_after`

@@ -18,7 +18,7 @@ use crate::outbox::Event;
 /// The fields of an outbox payload the non-webhook kinds need (the payload
 /// is the incident as the API shows it, plus `event`).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub event: Event,
     pub id: i64,
     pub fingerprint: String,
@@ -44,7 +44,7 @@ pub struct Snapshot {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct SnapshotEvent {
+pub(crate) struct SnapshotEvent {
     pub kind: String,
     pub actor: String,
     pub note: Option<String>,
@@ -65,7 +65,7 @@ impl Snapshot {
 
 /// Why a delivery did not happen.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Worth another attempt (network, timeout, 408, 429, 5xx), after
     /// `after` when the receiver said so (`Retry-After`).
     Retry {
@@ -79,12 +79,12 @@ pub enum Failure {
 /// A delivery that went through; `external_id` is the record the receiver
 /// made (ServiceNow's `sys_id`), kept for the next events of the incident.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Delivered {
+pub(crate) struct Delivered {
     pub external_id: Option<String>,
 }
 
 /// `X-Vedette-Signature` for `body` sent at `timestamp` (unix seconds).
-pub fn signature(secret: &Secret, timestamp: i64, body: &str) -> String {
+pub(crate) fn signature(secret: &Secret, timestamp: i64, body: &str) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.0.as_bytes()).expect("HMAC takes keys of any size");
     mac.update(timestamp.to_string().as_bytes());
@@ -94,7 +94,7 @@ pub fn signature(secret: &Secret, timestamp: i64, body: &str) -> String {
 }
 
 /// Alertmanager's and PagerDuty's word for a priority.
-pub fn severity(priority: u8) -> &'static str {
+pub(crate) fn severity(priority: u8) -> &'static str {
     match priority {
         1 => "critical",
         2 => "error",
@@ -106,7 +106,7 @@ pub fn severity(priority: u8) -> &'static str {
 /// One postable alert (API v2). A resolved incident carries `endsAt`;
 /// a firing one none, so Alertmanager holds it for its `resolve_timeout`
 /// and the worker re-sends it every minute while it is live.
-pub fn alertmanager_alert(s: &Snapshot) -> Value {
+pub(crate) fn alertmanager_alert(s: &Snapshot) -> Value {
     let mut labels = serde_json::Map::new();
     for (k, v) in &s.labels {
         labels.insert(k.clone(), json!(v));
@@ -136,7 +136,7 @@ pub fn alertmanager_alert(s: &Snapshot) -> Value {
 }
 
 /// The PagerDuty Events API v2 event for a transition (`None`: nothing to send).
-pub fn pagerduty_event(routing_key: &Secret, s: &Snapshot) -> Option<Value> {
+pub(crate) fn pagerduty_event(routing_key: &Secret, s: &Snapshot) -> Option<Value> {
     let action = match s.event {
         Event::Opened | Event::Reopened => "trigger",
         Event::Acknowledged => "acknowledge",
@@ -173,12 +173,12 @@ pub fn pagerduty_event(routing_key: &Secret, s: &Snapshot) -> Option<Value> {
 
 /// ServiceNow's key for the incident: fingerprint and incident id, so a
 /// reopened vedette incident updates its record and a new one gets a new one.
-pub fn correlation_id(s: &Snapshot) -> String {
+pub(crate) fn correlation_id(s: &Snapshot) -> String {
     format!("{}/{}", s.fingerprint, s.id)
 }
 
 /// The fields of a new ServiceNow incident record.
-pub fn servicenow_create(s: &Snapshot) -> Value {
+pub(crate) fn servicenow_create(s: &Snapshot) -> Value {
     json!({
         "short_description": s.summary.chars().take(160).collect::<String>(),
         "description": format!("{}\n\nvedette incident {} (rule {}, host {}, P{})",
@@ -192,7 +192,7 @@ pub fn servicenow_create(s: &Snapshot) -> Value {
 }
 
 /// The update a transition makes to the record (`None`: creating it is all).
-pub fn servicenow_update(s: &Snapshot, close_code: &str) -> Option<Value> {
+pub(crate) fn servicenow_update(s: &Snapshot, close_code: &str) -> Option<Value> {
     match s.event {
         Event::Opened => None,
         Event::Acknowledged => Some(json!({"state": "2", "work_notes": s.last_note()})),
@@ -209,7 +209,11 @@ pub fn servicenow_update(s: &Snapshot, close_code: &str) -> Option<Value> {
 
 /// Reads an answer: 2xx is done, 408/429/5xx are retried (honouring
 /// `Retry-After` in seconds), any other 4xx is refused for good.
-pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Result<(), Failure> {
+pub(crate) fn classify(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    body: &str,
+) -> Result<(), Failure> {
     if status.is_success() {
         return Ok(());
     }
@@ -278,7 +282,7 @@ async fn checked(rb: reqwest::RequestBuilder) -> Result<String, Failure> {
 
 /// One row to deliver.
 #[derive(Debug, Clone)]
-pub struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     pub event: Event,
     pub key: &'a str,
     pub payload: &'a str,
@@ -287,7 +291,7 @@ pub struct Outgoing<'a> {
 }
 
 /// Sends one row to a receiver.
-pub async fn deliver(
+pub(crate) async fn deliver(
     client: &reqwest::Client,
     kind: &Kind,
     row: Outgoing<'_>,
@@ -360,7 +364,7 @@ pub async fn deliver(
 }
 
 /// Alertmanager's alerts endpoint under its base URL.
-pub fn alerts_url(base: &str) -> String {
+pub(crate) fn alerts_url(base: &str) -> String {
     format!("{}/api/v2/alerts", base.trim_end_matches('/'))
 }
 

@@ -18,17 +18,17 @@ use crate::store::{Store, StoreError};
 use vedette_protocol::clock::now_ms;
 
 /// Deliveries in flight per receiver (each for a different incident).
-pub const CONCURRENCY: usize = 8;
+pub(crate) const CONCURRENCY: usize = 8;
 
 /// How often live incidents are re-sent to Alertmanager, which resolves
 /// alerts it stops hearing about after its `resolve_timeout` (5m).
-pub const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
+pub(crate) const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
 
 /// How long in-flight deliveries get to finish at shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What an attempt at `row` ended as, at `now_ms`. `jitter` in 0..1.
-pub fn decide(
+pub(crate) fn decide(
     r: &Receiver,
     row: &OutboxRow,
     result: Result<Delivered, Failure>,
@@ -86,7 +86,7 @@ async fn db<T: Send + 'static>(
 /// (opened from `db_path`); returns the wake-up to hand the engine's store
 /// and the tasks' handles. Tasks stop when `shutdown` is cancelled, giving
 /// in-flight deliveries [`SHUTDOWN_GRACE`] to finish.
-pub fn spawn(
+pub(crate) fn spawn(
     router: &Router,
     db_path: &Path,
     metrics: Arc<Metrics>,

@@ -31,7 +31,7 @@
 //! changes) and `runs` (each collector run's start and last alive mark).
 //!
 //! Schema v4 adds:
-//! - `outbox`: one row per notification to deliver (see [`crate::notify`]),
+//! - `outbox`: one row per notification to deliver (see `notify`),
 //!   written in the transaction of the transition it tells about; a unique
 //!   `(receiver, key)` makes enqueueing one transition twice impossible.
 //! - `notify_refs`: what a receiver made of a subject (ServiceNow `sys_id`).
