@@ -24,7 +24,9 @@ bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 if [[ -n ${1:-} ]]; then
     cargo build --release --locked -q -p vedette-tests --bin vedette-loadgen
 else
-    cargo build --release --locked -q -p vedette-collector -p vedette-tests --bin vedette-loadgen
+    # Two commands: `--bin` would narrow the first package to that binary too.
+    cargo build --release --locked -q -p vedette-collector
+    cargo build --release --locked -q -p vedette-tests --bin vedette-loadgen
 fi
 collector_bin=${1:-$bin/vedette-collector}
 label=${LABEL:-$(basename "$(dirname "$(dirname "$collector_bin")")")}

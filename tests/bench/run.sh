@@ -37,7 +37,10 @@ done
 if ((${#missing[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
-cargo build --release --locked -q -p vedette-collector -p vedette-agent -p vedette-tests --bin vedette-loadgen
+# Two commands: `--bin` would narrow the daemons' packages to that binary too
+# (and leave stale daemons in target/release).
+cargo build --release --locked -q -p vedette-collector -p vedette-agent
+cargo build --release --locked -q -p vedette-tests --bin vedette-loadgen
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 here=tests/bench
 work=$(mktemp -d)
