@@ -99,22 +99,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let boot_id = new_boot_id();
     let stats = Arc::new(Stats::default());
-    let backlog = match &config.spool {
-        Some(s) => {
-            let (b, recovery) = Backlog::open(&s.dir, s.max_bytes)
-                .with_context(|| format!("opening the spool {} (set `spool: {{dir: off}}` to keep unsent batches in memory only)", s.dir.display()))?;
-            if recovery.torn_bytes > 0 || recovery.damaged_segments > 0 {
-                tracing::warn!(
-                    dir = %s.dir.display(),
-                    torn_bytes = recovery.torn_bytes,
-                    damaged_segments = recovery.damaged_segments,
-                    "spool recovered from an interrupted write"
-                );
-            }
-            b
-        }
-        None => Backlog::memory(push::MEMORY_BACKLOG_BYTES),
-    };
+    let backlog = open_backlog(&config)?;
     let timeouts = sample::Timeouts::default();
     let mut sampler = Sampler::new(&config.host_metrics, Arc::clone(&timeouts));
     let mut scheduler = checks::Scheduler::new();
@@ -149,16 +134,7 @@ pub async fn run(
     let notifier = vedette_daemon::Notifier::from_env();
     let mut watchdog = notifier.watchdog_interval().map(tokio::time::interval);
     notifier.ready();
-    tracing::info!(
-        host = %config.host,
-        collector = %config.collector_url,
-        interval = %humantime::format_duration(config.interval),
-        listen = ?config.listen,
-        spool = ?config.spool.as_ref().map(|s| &s.dir),
-        checks = config.checks.len(),
-        boot_id = %boot_id,
-        "agent started"
-    );
+    log_started(&config, &boot_id);
 
     let mut ticks = ticker(config.interval);
     let mut seq = 0u64;
@@ -174,21 +150,7 @@ pub async fn run(
                 match source.load() {
                     Err(e) => tracing::error!("config reload failed; keeping the running config:\n{e}"),
                     Ok(new) => {
-                        if new.listen != config.listen || new.spool != config.spool {
-                            tracing::warn!("`listen` and `spool` changes take effect at the next restart");
-                        }
-                        if new.host_metrics != config.host_metrics {
-                            sampler = Sampler::new(&new.host_metrics, Arc::clone(&timeouts));
-                        }
-                        if new.interval != config.interval {
-                            ticks = ticker(new.interval);
-                        }
-                        if new.push_url() != config.push_url() || new.token != config.token {
-                            let _ = tx.send(Msg::Target { url: new.push_url(), token: new.token.clone() }).await;
-                        }
-                        scheduler.sync(&new.checks);
-                        config = Config { listen: config.listen, spool: config.spool.clone(), ..new };
-                        tracing::info!(checks = ?scheduler.names(), "config reloaded");
+                        config = reloaded(config, new, &mut sampler, &timeouts, &mut ticks, &tx, &mut scheduler).await;
                     }
                 }
                 notifier.ready();
@@ -196,17 +158,8 @@ pub async fn run(
             }
             _ = ticks.tick() => {}
         }
-        let mut samples = sampler.sample(now_ms()).await;
-        let (results, check_samples) = scheduler
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        samples.extend(check_samples);
         seq += 1;
-        *exported.latest.lock().unwrap_or_else(|p| p.into_inner()) = samples.clone();
-        let mut b = batch(&config, &boot_id, seq, samples);
-        b.checks = results;
+        let b = next_batch(&mut sampler, &scheduler, &exported, &config, &boot_id, seq).await;
         if tx.send(Msg::Batch(b)).await.is_err() {
             break;
         }
@@ -220,4 +173,99 @@ pub async fn run(
     }
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// This interval's batch: a host sample and the check results (and their
+/// samples) that arrived since the last one; the sample is also what the
+/// local `/metrics` shows.
+async fn next_batch(
+    sampler: &mut Sampler,
+    scheduler: &checks::Scheduler,
+    exported: &Exported,
+    config: &Config,
+    boot_id: &str,
+    seq: u64,
+) -> Batch {
+    let mut samples = sampler.sample(now_ms()).await;
+    let (results, check_samples) = scheduler
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    samples.extend(check_samples);
+    *exported.latest.lock().unwrap_or_else(|p| p.into_inner()) = samples.clone();
+    let mut b = batch(config, boot_id, seq, samples);
+    b.checks = results;
+    b
+}
+
+/// The spool, or a memory backlog with `spool: {dir: off}`.
+fn open_backlog(config: &Config) -> anyhow::Result<Backlog> {
+    Ok(match &config.spool {
+        Some(s) => {
+            let (b, recovery) = Backlog::open(&s.dir, s.max_bytes)
+                    .with_context(|| format!("opening the spool {} (set `spool: {{dir: off}}` to keep unsent batches in memory only)", s.dir.display()))?;
+            if recovery.torn_bytes > 0 || recovery.damaged_segments > 0 {
+                tracing::warn!(
+                    dir = %s.dir.display(),
+                    torn_bytes = recovery.torn_bytes,
+                    damaged_segments = recovery.damaged_segments,
+                    "spool recovered from an interrupted write"
+                );
+            }
+            b
+        }
+        None => Backlog::memory(push::MEMORY_BACKLOG_BYTES),
+    })
+}
+
+/// Applies a reloaded configuration to the running loop and returns it
+/// (`listen` and `spool` keep their values until a restart).
+async fn reloaded(
+    config: Config,
+    new: Config,
+    sampler: &mut Sampler,
+    timeouts: &sample::Timeouts,
+    ticks: &mut tokio::time::Interval,
+    tx: &mpsc::Sender<Msg>,
+    scheduler: &mut checks::Scheduler,
+) -> Config {
+    if new.listen != config.listen || new.spool != config.spool {
+        tracing::warn!("`listen` and `spool` changes take effect at the next restart");
+    }
+    if new.host_metrics != config.host_metrics {
+        *sampler = Sampler::new(&new.host_metrics, Arc::clone(timeouts));
+    }
+    if new.interval != config.interval {
+        *ticks = ticker(new.interval);
+    }
+    if new.push_url() != config.push_url() || new.token != config.token {
+        let _ = tx
+            .send(Msg::Target {
+                url: new.push_url(),
+                token: new.token.clone(),
+            })
+            .await;
+    }
+    scheduler.sync(&new.checks);
+    tracing::info!(checks = ?scheduler.names(), "config reloaded");
+    Config {
+        listen: config.listen,
+        spool: config.spool,
+        ..new
+    }
+}
+
+/// What the agent runs with, once, at start.
+fn log_started(config: &Config, boot_id: &str) {
+    tracing::info!(
+        host = %config.host,
+        collector = %config.collector_url,
+        interval = %humantime::format_duration(config.interval),
+        listen = ?config.listen,
+        spool = ?config.spool.as_ref().map(|s| &s.dir),
+        checks = config.checks.len(),
+        boot_id = %boot_id,
+        "agent started"
+    );
 }

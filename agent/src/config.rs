@@ -152,95 +152,10 @@ impl Config {
         let raw: RawConfig = vedette_yaml::parse(file, text)?;
         let mut diag = Diagnostics::new(text);
         let limits = Limits::default();
-
-        let host = raw.host.clone().unwrap_or_else(local_host_name);
-        let host_ok = !host.is_empty()
-            && host.len() <= limits.max_host_len
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        if !host_ok {
-            let path = if raw.host.is_some() { "host" } else { "" };
-            diag.push(
-                path,
-                format!(
-                    "host name '{host}' must be 1-{} letters, digits, '.', '-' or '_'{}",
-                    limits.max_host_len,
-                    if raw.host.is_none() {
-                        "; set `host:` in the config"
-                    } else {
-                        ""
-                    }
-                ),
-            );
-        }
-
-        if raw.labels.len() > limits.max_labels {
-            diag.push(
-                "labels",
-                format!("at most {} labels are allowed", limits.max_labels),
-            );
-        }
-        for (k, v) in &raw.labels {
-            if !is_valid_name(k) || k.starts_with("__") {
-                diag.push(
-                    &format!("labels.{k}"),
-                    "label name must match [A-Za-z_][A-Za-z0-9_]* and not start with '__'",
-                );
-            }
-            if v.len() > limits.max_label_value_len {
-                diag.push(
-                    &format!("labels.{k}"),
-                    format!(
-                        "label value is longer than {} bytes",
-                        limits.max_label_value_len
-                    ),
-                );
-            }
-        }
-
-        let collector_url = match Url::parse(&raw.collector.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-            Ok(_) => {
-                diag.push(
-                    "collector.url",
-                    "must be an http:// or https:// URL with a host",
-                );
-                None
-            }
-            Err(e) => {
-                diag.push("collector.url", format!("not a URL: {e}"));
-                None
-            }
-        };
-
-        let token = match (&raw.collector.token, &raw.collector.token_file) {
-            (Some(_), Some(_)) => {
-                diag.push("collector", "give `token` or `token_file`, not both");
-                None
-            }
-            (Some(t), None) if t.is_empty() => {
-                diag.push("collector.token", "must not be empty");
-                None
-            }
-            (Some(t), None) => Some(t.clone()),
-            (None, Some(f)) => match std::fs::read_to_string(f) {
-                Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
-                Ok(_) => {
-                    diag.push("collector.token_file", format!("{} is empty", f.display()));
-                    None
-                }
-                Err(e) => {
-                    diag.push(
-                        "collector.token_file",
-                        format!("cannot read {}: {e}", f.display()),
-                    );
-                    None
-                }
-            },
-            (None, None) => None,
-        };
-
+        let host = host(&raw, &limits, &mut diag);
+        check_labels(&raw, &limits, &mut diag);
+        let collector_url = collector_url(&raw, &mut diag);
+        let token = token(&raw, &mut diag);
         if raw.interval < MIN_INTERVAL || raw.interval > MAX_INTERVAL {
             diag.push(
                 "interval",
@@ -251,52 +166,10 @@ impl Config {
                 ),
             );
         }
-
-        let listen = match raw.listen.trim() {
-            "off" => None,
-            addr => match addr.parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    diag.push(
-                        "listen",
-                        format!("'{addr}' is neither `off` nor an address like 127.0.0.1:9851"),
-                    );
-                    None
-                }
-            },
-        };
-
-        let spool = match raw.spool.dir.to_str() {
-            Some("off") => None,
-            _ => {
-                let max_bytes = match raw.spool.max_bytes.trim().parse::<bytesize::ByteSize>() {
-                    Ok(b) if b.as_u64() >= 64 * 1024 => b.as_u64(),
-                    Ok(_) => {
-                        diag.push("spool.max_bytes", "must be at least 64KiB");
-                        0
-                    }
-                    Err(_) => {
-                        diag.push(
-                            "spool.max_bytes",
-                            format!(
-                                "'{}' is not a size like 64MiB, 500MB or 1GiB",
-                                raw.spool.max_bytes
-                            ),
-                        );
-                        0
-                    }
-                };
-                Some(SpoolConfig {
-                    dir: raw.spool.dir.clone(),
-                    max_bytes,
-                })
-            }
-        };
-
+        let listen = listen(&raw, &mut diag);
+        let spool = spool(&raw, &mut diag);
         let host_metrics = settings::validate(&raw.host_metrics, raw.interval, &mut diag);
-
         let checks = crate::checks::validate(&raw.checks, raw.interval, &mut diag);
-
         let config = Config {
             host,
             labels: raw.labels,
@@ -329,6 +202,154 @@ pub fn local_host_name() -> String {
     sysinfo::System::host_name()
         .map(|h| h.split('.').next().unwrap_or_default().to_string())
         .unwrap_or_default()
+}
+
+/// `host:`, else this machine's short name; either must be a valid host name.
+fn host(raw: &RawConfig, limits: &Limits, diag: &mut Diagnostics) -> String {
+    let host = raw.host.clone().unwrap_or_else(local_host_name);
+    let host_ok = !host.is_empty()
+        && host.len() <= limits.max_host_len
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !host_ok {
+        let path = if raw.host.is_some() { "host" } else { "" };
+        diag.push(
+            path,
+            format!(
+                "host name '{host}' must be 1-{} letters, digits, '.', '-' or '_'{}",
+                limits.max_host_len,
+                if raw.host.is_none() {
+                    "; set `host:` in the config"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    host
+}
+
+/// `labels:` within the protocol's limits.
+fn check_labels(raw: &RawConfig, limits: &Limits, diag: &mut Diagnostics) {
+    if raw.labels.len() > limits.max_labels {
+        diag.push(
+            "labels",
+            format!("at most {} labels are allowed", limits.max_labels),
+        );
+    }
+    for (k, v) in &raw.labels {
+        if !is_valid_name(k) || k.starts_with("__") {
+            diag.push(
+                &format!("labels.{k}"),
+                "label name must match [A-Za-z_][A-Za-z0-9_]* and not start with '__'",
+            );
+        }
+        if v.len() > limits.max_label_value_len {
+            diag.push(
+                &format!("labels.{k}"),
+                format!(
+                    "label value is longer than {} bytes",
+                    limits.max_label_value_len
+                ),
+            );
+        }
+    }
+}
+
+/// `collector.url`: http or https with a host.
+fn collector_url(raw: &RawConfig, diag: &mut Diagnostics) -> Option<Url> {
+    match Url::parse(&raw.collector.url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        Ok(_) => {
+            diag.push(
+                "collector.url",
+                "must be an http:// or https:// URL with a host",
+            );
+            None
+        }
+        Err(e) => {
+            diag.push("collector.url", format!("not a URL: {e}"));
+            None
+        }
+    }
+}
+
+/// `collector.token` or the first line of `collector.token_file`.
+fn token(raw: &RawConfig, diag: &mut Diagnostics) -> Option<String> {
+    match (&raw.collector.token, &raw.collector.token_file) {
+        (Some(_), Some(_)) => {
+            diag.push("collector", "give `token` or `token_file`, not both");
+            None
+        }
+        (Some(t), None) if t.is_empty() => {
+            diag.push("collector.token", "must not be empty");
+            None
+        }
+        (Some(t), None) => Some(t.clone()),
+        (None, Some(f)) => match std::fs::read_to_string(f) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            Ok(_) => {
+                diag.push("collector.token_file", format!("{} is empty", f.display()));
+                None
+            }
+            Err(e) => {
+                diag.push(
+                    "collector.token_file",
+                    format!("cannot read {}: {e}", f.display()),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+/// `listen:` an address, or `off`.
+fn listen(raw: &RawConfig, diag: &mut Diagnostics) -> Option<SocketAddr> {
+    match raw.listen.trim() {
+        "off" => None,
+        addr => match addr.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                diag.push(
+                    "listen",
+                    format!("'{addr}' is neither `off` nor an address like 127.0.0.1:9851"),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// `spool:` a directory and its size bound, or `off` (memory only).
+fn spool(raw: &RawConfig, diag: &mut Diagnostics) -> Option<SpoolConfig> {
+    match raw.spool.dir.to_str() {
+        Some("off") => None,
+        _ => {
+            let max_bytes = match raw.spool.max_bytes.trim().parse::<bytesize::ByteSize>() {
+                Ok(b) if b.as_u64() >= 64 * 1024 => b.as_u64(),
+                Ok(_) => {
+                    diag.push("spool.max_bytes", "must be at least 64KiB");
+                    0
+                }
+                Err(_) => {
+                    diag.push(
+                        "spool.max_bytes",
+                        format!(
+                            "'{}' is not a size like 64MiB, 500MB or 1GiB",
+                            raw.spool.max_bytes
+                        ),
+                    );
+                    0
+                }
+            };
+            Some(SpoolConfig {
+                dir: raw.spool.dir.clone(),
+                max_bytes,
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -90,8 +90,16 @@ fn handle<B>(req: &Request<B>, exported: &Exported) -> Response<Full<Bytes>> {
 
 /// The Prometheus text exposition of the latest sample and delivery counters.
 pub(crate) fn render(exported: &Exported) -> String {
-    let s = &exported.stats;
     let mut out = String::new();
+    render_delivery(&exported.stats, &mut out);
+    render_timeouts(exported, &mut out);
+    render_checks(exported, &mut out);
+    render_samples(exported, &mut out);
+    out
+}
+
+/// Pushes by outcome, dropped batches, the queue and the spool.
+fn render_delivery(s: &Stats, out: &mut String) {
     out.push_str("# HELP vedette_agent_push_total Push attempts to the collector by outcome.\n");
     out.push_str("# TYPE vedette_agent_push_total counter\n");
     for (outcome, n) in [
@@ -131,6 +139,10 @@ pub(crate) fn render(exported: &Exported) -> String {
             value.load(Ordering::Relaxed)
         );
     }
+}
+
+/// Host-metrics sources that missed their deadline.
+fn render_timeouts(exported: &Exported, out: &mut String) {
     out.push_str("# HELP vedette_agent_source_timeouts_total Host metric sources skipped because they missed their deadline.\n");
     out.push_str("# TYPE vedette_agent_source_timeouts_total counter\n");
     {
@@ -142,30 +154,37 @@ pub(crate) fn render(exported: &Exported) -> String {
             );
         }
     }
-    {
-        let pending = exported.checks.lock().unwrap_or_else(|p| p.into_inner());
-        if !pending.latest.is_empty() {
-            out.push_str("# HELP vedette_agent_check_status Latest status of each check: 0 ok, 1 warning, 2 critical, 3 unknown.\n");
-            out.push_str("# TYPE vedette_agent_check_status gauge\n");
-            for (name, r) in &pending.latest {
-                let _ = writeln!(
-                    out,
-                    "vedette_agent_check_status{{check=\"{name}\"}} {}",
-                    r.status as u8
-                );
-            }
-            out.push_str("# HELP vedette_agent_check_duration_seconds How long each check's latest run took.\n");
-            out.push_str("# TYPE vedette_agent_check_duration_seconds gauge\n");
-            for (name, r) in &pending.latest {
-                let _ = writeln!(
-                    out,
-                    "vedette_agent_check_duration_seconds{{check=\"{name}\"}} {}",
-                    r.latency_s
-                );
-            }
+}
+
+/// Each check's latest status and duration.
+fn render_checks(exported: &Exported, out: &mut String) {
+    let pending = exported.checks.lock().unwrap_or_else(|p| p.into_inner());
+    if !pending.latest.is_empty() {
+        out.push_str("# HELP vedette_agent_check_status Latest status of each check: 0 ok, 1 warning, 2 critical, 3 unknown.\n");
+        out.push_str("# TYPE vedette_agent_check_status gauge\n");
+        for (name, r) in &pending.latest {
+            let _ = writeln!(
+                out,
+                "vedette_agent_check_status{{check=\"{name}\"}} {}",
+                r.status as u8
+            );
+        }
+        out.push_str(
+            "# HELP vedette_agent_check_duration_seconds How long each check's latest run took.\n",
+        );
+        out.push_str("# TYPE vedette_agent_check_duration_seconds gauge\n");
+        for (name, r) in &pending.latest {
+            let _ = writeln!(
+                out,
+                "vedette_agent_check_duration_seconds{{check=\"{name}\"}} {}",
+                r.latency_s
+            );
         }
     }
+}
 
+/// This host's latest sample, one family per name.
+fn render_samples(exported: &Exported, out: &mut String) {
     let latest = exported.latest.lock().unwrap_or_else(|p| p.into_inner());
     let mut by_name: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
     for sample in latest.iter() {
@@ -198,7 +217,6 @@ pub(crate) fn render(exported: &Exported) -> String {
             let _ = writeln!(out, " {}", sample.value);
         }
     }
-    out
 }
 
 fn escape(v: &str) -> String {

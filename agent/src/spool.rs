@@ -145,79 +145,19 @@ impl Backlog {
     /// crash left.
     pub(crate) fn open(dir: &Path, max_bytes: u64) -> io::Result<(Backlog, Recovery)> {
         std::fs::create_dir_all(dir)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))?;
-        lock.try_lock().map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("spool {} is in use by another agent", dir.display()),
-            )
-        })?;
-        let mut ids: Vec<u64> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name();
-                let name = name.to_str()?;
-                name.strip_suffix(".seg")?.parse().ok()
-            })
-            .collect();
-        ids.sort_unstable();
-        let (head_id, head) = std::fs::read_to_string(dir.join("head"))
-            .ok()
-            .and_then(|t| {
-                let mut w = t.split_whitespace();
-                Some((
-                    w.next()?.parse::<u64>().ok()?,
-                    w.next()?.parse::<u64>().ok()?,
-                ))
-            })
-            .unwrap_or((0, 0));
+        let lock = lock(dir)?;
+        let ids = segment_ids(dir)?;
+        let (head_id, head) = read_head(dir);
         let mut recovery = Recovery::default();
         let mut segments = VecDeque::new();
         let last = ids.last().copied();
         for id in ids {
-            let path = segment_path(dir, id);
             if id < head_id {
-                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(segment_path(dir, id));
                 continue;
             }
             let start = if id == head_id { head } else { 0 };
-            let mut f = File::open(&path)?;
-            let len = f.metadata()?.len();
-            f.seek(SeekFrom::Start(start.min(len)))?;
-            let mut r = io::BufReader::new(f);
-            let mut pos = start.min(len);
-            let mut records = 0;
-            loop {
-                match read_record(&mut r) {
-                    Ok(Some(p)) => {
-                        records += 1;
-                        pos += HEADER + p.len() as u64;
-                    }
-                    Ok(None) => break,
-                    Err(_) => {
-                        if Some(id) == last {
-                            // A torn write at the end: cut it off.
-                            recovery.torn_bytes += len - pos;
-                            OpenOptions::new().write(true).open(&path)?.set_len(pos)?;
-                        } else {
-                            recovery.damaged_segments += 1;
-                        }
-                        break;
-                    }
-                }
-            }
-            recovery.records += records;
-            segments.push_back(Segment {
-                id,
-                // The newest segment was cut to its last good record; an
-                // older damaged one keeps its size until it is consumed.
-                bytes: if Some(id) == last { pos } else { len },
-                records,
-            });
+            segments.push_back(scan(dir, id, start, Some(id) == last, &mut recovery)?);
         }
         let head = match segments.front() {
             Some(s) if s.id == head_id => head.min(s.bytes),
@@ -461,6 +401,97 @@ impl Disk {
         std::fs::write(&tmp, format!("{id} {off}\n"))?;
         std::fs::rename(tmp, self.dir.join("head"))
     }
+}
+
+/// The spool's lock: one agent per directory.
+fn lock(dir: &Path) -> io::Result<File> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    lock.try_lock().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("spool {} is in use by another agent", dir.display()),
+        )
+    })?;
+    Ok(lock)
+}
+
+/// The ids of the segment files in `dir`, oldest first.
+fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            name.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The head (segment id, offset of the oldest unsent record); (0, 0) when
+/// the file is missing or unreadable.
+fn read_head(dir: &Path) -> (u64, u64) {
+    std::fs::read_to_string(dir.join("head"))
+        .ok()
+        .and_then(|t| {
+            let mut w = t.split_whitespace();
+            Some((
+                w.next()?.parse::<u64>().ok()?,
+                w.next()?.parse::<u64>().ok()?,
+            ))
+        })
+        .unwrap_or((0, 0))
+}
+
+/// Counts segment `id`'s records from `start`. A bad record in the newest
+/// segment is a torn write, cut off; in an older one the rest of that
+/// segment is counted damaged.
+fn scan(
+    dir: &Path,
+    id: u64,
+    start: u64,
+    newest: bool,
+    recovery: &mut Recovery,
+) -> io::Result<Segment> {
+    let path = segment_path(dir, id);
+    let mut f = File::open(&path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(start.min(len)))?;
+    let mut r = io::BufReader::new(f);
+    let mut pos = start.min(len);
+    let mut records = 0;
+    loop {
+        match read_record(&mut r) {
+            Ok(Some(p)) => {
+                records += 1;
+                pos += HEADER + p.len() as u64;
+            }
+            Ok(None) => break,
+            Err(_) => {
+                if newest {
+                    // A torn write at the end: cut it off.
+                    recovery.torn_bytes += len - pos;
+                    OpenOptions::new().write(true).open(&path)?.set_len(pos)?;
+                } else {
+                    recovery.damaged_segments += 1;
+                }
+                break;
+            }
+        }
+    }
+    recovery.records += records;
+    Ok(Segment {
+        id,
+        // The newest segment was cut to its last good record; an older
+        // damaged one keeps its size until it is consumed.
+        bytes: if newest { pos } else { len },
+        records,
+    })
 }
 
 #[cfg(test)]

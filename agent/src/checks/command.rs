@@ -123,10 +123,17 @@ pub async fn run(spec: &CommandSpec) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::new(Status::Unknown, format!("waiting for the plugin: {e}")),
     };
-    let stdout = String::from_utf8_lossy(&out);
+    outcome(status, &out, &err)
+}
+
+/// What a plugin's exit and output say: the Nagios status from the exit
+/// code (anything else is unknown), the first line as the message (stderr's
+/// when stdout has none), perfdata as samples.
+fn outcome(status: std::process::ExitStatus, out: &[u8], err: &[u8]) -> Outcome {
+    let stdout = String::from_utf8_lossy(out);
     let (mut message, perf) = perfdata::parse_output(&stdout);
     if message.is_empty() {
-        message = String::from_utf8_lossy(&err)
+        message = String::from_utf8_lossy(err)
             .lines()
             .next()
             .unwrap_or("")

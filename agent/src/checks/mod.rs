@@ -142,64 +142,8 @@ pub fn validate(raw: &[RawCheck], interval: Duration, diag: &mut Diagnostics) ->
                 ),
             );
         }
-        if c.labels.len() > limits.max_labels {
-            diag.push(
-                &at("labels"),
-                format!("at most {} labels are allowed", limits.max_labels),
-            );
-        }
-        for (k, v) in &c.labels {
-            // A check's labels go on its result and on its samples.
-            let reserved = vedette_protocol::RESERVED_CHECK_LABELS
-                .iter()
-                .chain(vedette_protocol::RESERVED_SAMPLE_LABELS)
-                .find(|r| **r == k.as_str());
-            if let Some(r) = reserved {
-                diag.push(
-                    &at(&format!("labels.{k}")),
-                    vedette_protocol::reserved_because(r),
-                );
-            } else if !is_valid_name(k) || k.starts_with("__") {
-                diag.push(
-                    &at(&format!("labels.{k}")),
-                    "label name must match [A-Za-z_][A-Za-z0-9_]* and not start with '__'",
-                );
-            }
-            if v.len() > limits.max_label_value_len {
-                diag.push(
-                    &at(&format!("labels.{k}")),
-                    format!(
-                        "label value is longer than {} bytes",
-                        limits.max_label_value_len
-                    ),
-                );
-            }
-        }
-        let mut probes = Vec::new();
-        if let Some(s) = &c.http {
-            s.validate(&at("http"), diag);
-            probes.push(Probe::Http(s.clone()));
-        }
-        if let Some(s) = &c.tcp {
-            s.validate(&at("tcp"), diag);
-            probes.push(Probe::Tcp(s.clone()));
-        }
-        if let Some(s) = &c.dns {
-            s.validate(&at("dns"), diag);
-            probes.push(Probe::Dns(s.clone()));
-        }
-        if let Some(s) = &c.process {
-            s.validate(&at("process"), diag);
-            probes.push(Probe::Process(s.clone()));
-        }
-        if let Some(s) = &c.systemd {
-            s.validate(&at("systemd"), diag);
-            probes.push(Probe::Systemd(s.clone()));
-        }
-        if let Some(s) = &c.command {
-            s.validate(&at("command"), diag);
-            probes.push(Probe::Command(s.clone()));
-        }
+        check_labels(c, &limits, &at, diag);
+        let mut probes = probes(c, &at, diag);
         if probes.len() != 1 {
             diag.push(
                 &at(""),
@@ -220,6 +164,78 @@ pub fn validate(raw: &[RawCheck], interval: Duration, diag: &mut Diagnostics) ->
         });
     }
     out
+}
+
+/// A check's labels: not one the collector reserves, valid, within limits.
+fn check_labels(
+    c: &RawCheck,
+    limits: &Limits,
+    at: &dyn Fn(&str) -> String,
+    diag: &mut Diagnostics,
+) {
+    if c.labels.len() > limits.max_labels {
+        diag.push(
+            &at("labels"),
+            format!("at most {} labels are allowed", limits.max_labels),
+        );
+    }
+    for (k, v) in &c.labels {
+        // A check's labels go on its result and on its samples.
+        let reserved = vedette_protocol::RESERVED_CHECK_LABELS
+            .iter()
+            .chain(vedette_protocol::RESERVED_SAMPLE_LABELS)
+            .find(|r| **r == k.as_str());
+        if let Some(r) = reserved {
+            diag.push(
+                &at(&format!("labels.{k}")),
+                vedette_protocol::reserved_because(r),
+            );
+        } else if !is_valid_name(k) || k.starts_with("__") {
+            diag.push(
+                &at(&format!("labels.{k}")),
+                "label name must match [A-Za-z_][A-Za-z0-9_]* and not start with '__'",
+            );
+        }
+        if v.len() > limits.max_label_value_len {
+            diag.push(
+                &at(&format!("labels.{k}")),
+                format!(
+                    "label value is longer than {} bytes",
+                    limits.max_label_value_len
+                ),
+            );
+        }
+    }
+}
+
+/// The probes a check names (it must name exactly one), each validated.
+fn probes(c: &RawCheck, at: &dyn Fn(&str) -> String, diag: &mut Diagnostics) -> Vec<Probe> {
+    let mut probes = Vec::new();
+    if let Some(s) = &c.http {
+        s.validate(&at("http"), diag);
+        probes.push(Probe::Http(s.clone()));
+    }
+    if let Some(s) = &c.tcp {
+        s.validate(&at("tcp"), diag);
+        probes.push(Probe::Tcp(s.clone()));
+    }
+    if let Some(s) = &c.dns {
+        s.validate(&at("dns"), diag);
+        probes.push(Probe::Dns(s.clone()));
+    }
+    if let Some(s) = &c.process {
+        s.validate(&at("process"), diag);
+        probes.push(Probe::Process(s.clone()));
+    }
+    if let Some(s) = &c.systemd {
+        s.validate(&at("systemd"), diag);
+        probes.push(Probe::Systemd(s.clone()));
+    }
+    if let Some(s) = &c.command {
+        s.validate(&at("command"), diag);
+        probes.push(Probe::Command(s.clone()));
+    }
+    probes
 }
 
 /// What one run of a check found.
