@@ -325,4 +325,25 @@ pub fn priority_label(p: u8) -> &'static str {
 }
 
 #[cfg(test)]
+impl Opening {
+    /// A P2 `cpu_high` breach on `host` (core 0 at 0.95 over 0.9), for
+    /// tests of the modules that keep and route incidents.
+    pub(crate) fn for_test(host: &str) -> Opening {
+        Opening {
+            origin: Origin::Rule,
+            rule: "cpu_high".into(),
+            host: host.into(),
+            labels: Labels::from([("core".into(), "0".into())]),
+            impact: 1,
+            urgency: 2,
+            summary: "cpu".into(),
+            description: "d".into(),
+            value: Some(0.95),
+            threshold: Some(0.9),
+            started_ms: 1_000,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests;

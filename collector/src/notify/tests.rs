@@ -144,22 +144,6 @@ fn secrets_do_not_print() {
     assert!(!format!("{s:?}").contains("hunter2"));
 }
 
-fn opening_on(host: &str) -> Opening {
-    Opening {
-        origin: crate::incidents::Origin::Rule,
-        rule: "cpu_high".into(),
-        host: host.into(),
-        labels: Labels::from([("core".into(), "0".into())]),
-        impact: 1,
-        urgency: 2,
-        summary: "cpu".into(),
-        description: "d".into(),
-        value: Some(0.95),
-        threshold: Some(0.9),
-        started_ms: 1_000,
-    }
-}
-
 /// A store whose writes are routed to receivers, as the engine commits.
 struct Routed {
     store: Store,
@@ -240,7 +224,7 @@ fn routed_store(hook_min_priority: u8) -> (Routed, Arc<std::sync::atomic::Atomic
 #[test]
 fn transitions_fill_the_outbox_in_their_own_transaction() {
     let (mut s, woken) = routed_store(5);
-    let mut i = Incident::open(opening_on("web-1"), 2_000);
+    let mut i = Incident::open(Opening::for_test("web-1"), 2_000);
     s.save_incident(&mut i, 0).unwrap();
     assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
     let heads = s.outbox_heads("hook", 10).unwrap();
@@ -286,12 +270,12 @@ fn transitions_fill_the_outbox_in_their_own_transaction() {
 #[test]
 fn one_subject_goes_in_order_and_attempts_are_recorded() {
     let (mut s, _) = routed_store(5);
-    let mut a = Incident::open(opening_on("web-1"), 2_000);
+    let mut a = Incident::open(Opening::for_test("web-1"), 2_000);
     s.save_incident(&mut a, 0).unwrap();
     let n = a.events.len();
     a.acknowledge("alice", None, 3_000).unwrap();
     s.save_incident(&mut a, n).unwrap();
-    let mut b = Incident::open(opening_on("web-2"), 4_000);
+    let mut b = Incident::open(Opening::for_test("web-2"), 4_000);
     s.save_incident(&mut b, 0).unwrap();
     let heads = s.outbox_heads("hook", 10).unwrap();
     let got: Vec<(&str, Event)> = heads
@@ -351,7 +335,7 @@ fn one_subject_goes_in_order_and_attempts_are_recorded() {
 #[test]
 fn firing_lists_what_alertmanager_must_keep_hearing() {
     let (mut s, _) = routed_store(5);
-    let mut i = Incident::open(opening_on("web-1"), 2_000);
+    let mut i = Incident::open(Opening::for_test("web-1"), 2_000);
     s.save_incident(&mut i, 0).unwrap();
     assert!(s.firing("am").unwrap().is_empty(), "not delivered yet");
     let open = s.outbox_heads("am", 1).unwrap()[0].id;
@@ -370,7 +354,7 @@ fn firing_lists_what_alertmanager_must_keep_hearing() {
 #[test]
 fn routing_by_priority_leaves_lower_priorities_out() {
     let (mut s, woken) = routed_store(1);
-    let mut i = Incident::open(opening_on("web-1"), 2_000); // impact 1, urgency 2: P2
+    let mut i = Incident::open(Opening::for_test("web-1"), 2_000); // impact 1, urgency 2: P2
     s.save_incident(&mut i, 0).unwrap();
     assert!(s.outbox_heads("hook", 10).unwrap().is_empty());
     assert_eq!(s.outbox_heads("am", 10).unwrap().len(), 1);

@@ -6,26 +6,10 @@ fn save(s: &mut Store, i: &mut Incident, persisted: usize) -> Result<(), StoreEr
     s.write(|tx| tx.save_incident(i, persisted))
 }
 
-fn opening(host: &str) -> Opening {
-    Opening {
-        origin: crate::incidents::Origin::Rule,
-        rule: "cpu_high".into(),
-        host: host.into(),
-        labels: Labels::from([("core".into(), "0".into())]),
-        impact: 1,
-        urgency: 2,
-        summary: "cpu".into(),
-        description: "d".into(),
-        value: Some(0.95),
-        threshold: Some(0.9),
-        started_ms: 1_000,
-    }
-}
-
 #[test]
 fn incident_round_trip_with_timeline() {
     let mut s = Store::in_memory().unwrap();
-    let mut i = Incident::open(opening("web-01"), 2_000);
+    let mut i = Incident::open(Opening::for_test("web-01"), 2_000);
     save(&mut s, &mut i, 0).unwrap();
     assert_eq!(i.id, 1);
     let n = i.events.len();
@@ -43,9 +27,9 @@ fn incident_round_trip_with_timeline() {
 #[test]
 fn at_most_one_live_incident_per_fingerprint() {
     let mut s = Store::in_memory().unwrap();
-    let mut a = Incident::open(opening("web-01"), 2_000);
+    let mut a = Incident::open(Opening::for_test("web-01"), 2_000);
     save(&mut s, &mut a, 0).unwrap();
-    let mut dup = Incident::open(opening("web-01"), 3_000);
+    let mut dup = Incident::open(Opening::for_test("web-01"), 3_000);
     assert!(matches!(
         save(&mut s, &mut dup, 0),
         Err(StoreError::Sqlite(_))
@@ -53,7 +37,7 @@ fn at_most_one_live_incident_per_fingerprint() {
     // Once resolved, a new incident for the same fingerprint may open.
     a.restore(4_000);
     save(&mut s, &mut a, 1).unwrap();
-    let mut b = Incident::open(opening("web-01"), 5_000);
+    let mut b = Incident::open(Opening::for_test("web-01"), 5_000);
     b.id = 0;
     save(&mut s, &mut b, 0).unwrap();
     assert_eq!(s.live_incidents().unwrap().len(), 1);
@@ -65,7 +49,7 @@ fn reopening_the_file_keeps_everything_and_does_not_remigrate() {
     let path = dir.path().join("data/vedette.db");
     {
         let mut s = Store::open(&path).unwrap();
-        let mut i = Incident::open(opening("web-01"), 2_000);
+        let mut i = Incident::open(Opening::for_test("web-01"), 2_000);
         save(&mut s, &mut i, 0).unwrap();
         s.save_hosts(&[HostRecord {
             host: "web-01".into(),
@@ -150,7 +134,7 @@ fn newer_schema_is_refused() {
 fn counts_for_counter_restore() {
     let mut s = Store::in_memory().unwrap();
     for host in ["a", "b", "c"] {
-        let mut i = Incident::open(opening(host), 2_000);
+        let mut i = Incident::open(Opening::for_test(host), 2_000);
         save(&mut s, &mut i, 0).unwrap();
         if host != "c" {
             i.restore(3_000);
