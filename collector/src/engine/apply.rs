@@ -248,28 +248,26 @@ impl Engine {
                     host: host_name.to_string(),
                     labels: s.labels.clone(),
                 };
-                let (timing, flap) = (rule.timing(), self.policy.flapping);
-                let (outcome, percent, before) = observe(
-                    &mut self.alerts,
-                    &key,
+                let seen = Seen {
+                    key,
                     cond,
-                    timing,
-                    flap,
-                    s.value,
-                    s.ts_ms,
-                    now_ms,
-                );
-                if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
+                    timing: rule.timing(),
+                    value: s.value,
+                    ts_ms: s.ts_ms,
+                };
+                let describe = || {
                     let labels = fmt_labels(&s.labels);
                     let description = format!("{}{labels} on {host_name} is {}", s.name, s.value);
-                    fired.push(Fired {
-                        detail: detail(batch, description, &s.name, "", ""),
-                        key,
-                        before,
-                        outcome,
-                        percent,
-                    });
-                }
+                    detail(batch, description, &s.name, "", "")
+                };
+                see(
+                    &mut self.alerts,
+                    self.policy.flapping,
+                    seen,
+                    now_ms,
+                    describe,
+                    fired,
+                );
             }
         }
     }
@@ -339,29 +337,27 @@ impl Engine {
                 host: host_name.to_string(),
                 labels: Labels::from([("check".to_string(), c.name.clone())]),
             };
-            let (timing, flap) = (rule.timing(), self.policy.flapping);
-            let (outcome, percent, before) = observe(
-                &mut self.alerts,
-                &key,
+            let seen = Seen {
+                key,
                 cond,
-                timing,
-                flap,
-                status_value(c.status),
-                c.ts_ms,
-                now_ms,
-            );
-            if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
+                timing: rule.timing(),
+                value: status_value(c.status),
+                ts_ms: c.ts_ms,
+            };
+            let describe = || {
                 let status = c.status.as_str();
                 let description =
                     format!("check {} on {host_name} is {status}: {}", c.name, c.message);
-                fired.push(Fired {
-                    detail: detail(batch, description, "", &c.name, &c.message),
-                    key,
-                    before,
-                    outcome,
-                    percent,
-                });
-            }
+                detail(batch, description, "", &c.name, &c.message)
+            };
+            see(
+                &mut self.alerts,
+                self.policy.flapping,
+                seen,
+                now_ms,
+                describe,
+                fired,
+            );
         }
     }
 }
@@ -393,6 +389,45 @@ impl Rollback {
                 host.retired_boots = retired;
             }
         }
+    }
+}
+
+/// An alert's condition, seen on a value at `ts_ms`.
+struct Seen {
+    key: AlertKey,
+    cond: Condition,
+    timing: rules::Timing,
+    value: f64,
+    ts_ms: i64,
+}
+
+/// Feeds `seen` to its alert; a verdict (or a change of flapping) is
+/// [`Fired`] with the detail `describe` makes, built only then.
+fn see(
+    alerts: &mut HashMap<AlertKey, Alert>,
+    flap: FlapThresholds,
+    seen: Seen,
+    now_ms: i64,
+    describe: impl FnOnce() -> Detail,
+    fired: &mut Vec<Fired>,
+) {
+    let Seen {
+        key,
+        cond,
+        timing,
+        value,
+        ts_ms,
+    } = seen;
+    let (outcome, percent, before) =
+        observe(alerts, &key, cond, timing, flap, value, ts_ms, now_ms);
+    if outcome.verdict != Verdict::Nothing || outcome.flapping.is_some() {
+        fired.push(Fired {
+            detail: describe(),
+            key,
+            before,
+            outcome,
+            percent,
+        });
     }
 }
 
