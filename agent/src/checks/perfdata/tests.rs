@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn p(label: &str, value: f64) -> Perf {
