@@ -150,7 +150,16 @@ fn a_flood_of_new_series_hosts_and_scrapes_delays_no_other_hosts_detection() {
             answers
         }));
     }
-    std::thread::sleep(Duration::from_secs(2)); // let the flood build up
+    // The flood has built up once the collector refuses it over a limit.
+    wait_for(
+        "a flooding push refused over a limit",
+        Duration::from_secs(30),
+        &c.daemon.log,
+        || {
+            c.metric("vedette_ingest_batches_total{outcome=\"limited\"}")
+                .filter(|n| *n >= 1.0)
+        },
+    );
     let killed_at = now_ms();
     victim.stop("KILL");
     let down = c.wait_incident("host_down for the victim", Duration::from_secs(30), |i| {
