@@ -32,8 +32,8 @@ collector_bin=${1:-$bin/vedette-collector}
 label=${LABEL:-$(basename "$(dirname "$(dirname "$collector_bin")")")}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-wait_http() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
 
 # A collector on the default rules listening on $2; sets cpid.
 collector() {

@@ -45,35 +45,9 @@ bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 here=tests/bench
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-ticks=$(getconf CLK_TCK)
-cpu_ms() { awk -v t="$ticks" '{print int(($14 + $15) * 1000 / t)}' "/proc/$1/stat"; }
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
-wait_http() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
-
-# A collector on the default rules plus one without `for`, every transition
-# notified to a webhook receiver, listening on port $2 (receiver $2 + 1).
-# Sets cpid and cport.
-collector() {
-    local name=$1 p=$2 hook=$(($2 + 1))
-    python3 "$here/receiver.py" hook "$hook" "$work/$name.hook" >/dev/null 2>&1 &
-    cat >"$work/$name.yaml" <<YAML
-listen: 127.0.0.1:$p
-data_dir: $work/$name-data
-rules:
-  - {name: host_down, absent_for: 60s, impact: 1, urgency: 1}
-  - {name: cpu_high, metric: cpu_usage_ratio, above: 0.90, clear_below: 0.80, for: 5m}
-  - {name: memory_high, metric: memory_used_ratio, above: 0.90, for: 5m}
-  - {name: disk_full, metric: filesystem_used_ratio, above: 0.90, clear_below: 0.85, for: 10m}
-  - {name: check_critical, check: "*", status: critical, for: 1m, urgency: 1}
-  - {name: cpu_now, metric: cpu_usage_ratio, above: 0.95, clear_below: 0.5}
-notify:
-  - {name: hook, kind: webhook, url: "http://127.0.0.1:$hook/vedette"}
-YAML
-    "$bin/vedette-collector" --config "$work/$name.yaml" >/dev/null 2>"$work/$name.log" &
-    cpid=$! cport=$p
-}
+loadgen=$bin/vedette-loadgen
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 
 machine="$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
 echo "machine: $machine"
@@ -81,35 +55,13 @@ echo "machine: $machine"
 # 1a. Ceiling.
 : >"$work/ceiling"
 for run in $(seq 1 "$runs"); do
-    collector "max$run" $((19700 + run * 2)); pid=$cpid p=$cport
-    wait_http "http://127.0.0.1:$p/readyz"
-    c0=$(cpu_ms "$pid"); t0=$(date +%s%N)
-    out=$("$bin/vedette-loadgen" --url "http://127.0.0.1:$p" --max --agents 8 --series 1000 --checks 5 \
-        --breach-ratio 0.25 --duration 20s --prefix max 2>/dev/null | tail -1)
-    c1=$(cpu_ms "$pid"); t1=$(date +%s%N)
-    share=$(awk -v c=$((c1 - c0)) -v t=$(((t1 - t0) / 1000000)) 'BEGIN {printf "%.0f", 100 * c / t}')
-    echo "$out collector_cpu_pct=$share" | tee -a "$work/ceiling"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    ceiling_run "$bin/vedette-collector" $((19700 + run * 2)) | tee -a "$work/ceiling"
 done
 
 # 1b + 2a. Fleet: 10,000 agents × 60 series + 5 checks every 10 s, 1 % breaching.
 : >"$work/fleet"
 for run in $(seq 1 "$runs"); do
-    collector "fleet$run" $((19720 + run * 2)); pid=$cpid p=$cport
-    wait_http "http://127.0.0.1:$p/readyz"
-    idle=$(rss_kib "$pid")
-    # Warm-up: one interval, so every host and series exists.
-    "$bin/vedette-loadgen" --url "http://127.0.0.1:$p" --agents 10000 --series 60 --checks 5 \
-        --interval 10s --duration 10s --prefix fleet >/dev/null 2>&1
-    c0=$(cpu_ms "$pid"); t0=$(date +%s%N)
-    out=$("$bin/vedette-loadgen" --url "http://127.0.0.1:$p" --agents 10000 --series 60 --checks 5 \
-        --interval 10s --duration "${fleet_seconds}s" --prefix fleet 2>/dev/null | tr '\n' ' ')
-    c1=$(cpu_ms "$pid"); t1=$(date +%s%N)
-    rss=$(rss_kib "$pid")
-    share=$(awk -v c=$((c1 - c0)) -v t=$(((t1 - t0) / 1000000)) 'BEGIN {printf "%.2f", 100 * c / t}')
-    per=$(awk -v r="$rss" -v i="$idle" 'BEGIN {printf "%.0f %.0f", r * 1024 / 600000, (r - i) * 1024 / 600000}')
-    echo "$out collector_cpu_pct=$share rss_kib=$rss idle_rss_kib=$idle bytes_per_series=${per% *} bytes_per_series_over_idle=${per#* }" | tee -a "$work/fleet"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    fleet_run "$bin/vedette-collector" $((19720 + run * 2)) "$fleet_seconds" | tee -a "$work/fleet"
 done
 
 # 2b. End to end against Prometheus + Alertmanager, one stack per run, runs
