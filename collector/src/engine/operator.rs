@@ -11,13 +11,7 @@ impl Engine {
         note: Option<String>,
         now_ms: i64,
     ) -> Result<Incident, ActionError> {
-        let Some(key) = self.book.key_of(id).cloned() else {
-            return Err(self.not_live(id, |i| i.acknowledge(actor, None, now_ms)));
-        };
-        let incident = self.book.live(&key).ok_or(ActionError::NotFound(id))?;
-        let (mut next, n) = (incident.clone(), incident.events.len());
-        next.acknowledge(actor, note, now_ms)?;
-        self.commit(|tx| tx.save_incident(&mut next, n))?;
+        let (key, next) = self.on_live(id, note, |i, n| i.acknowledge(actor, n, now_ms))?;
         self.book.update_live(&key, next.clone());
         Ok(next)
     }
@@ -31,15 +25,28 @@ impl Engine {
         note: Option<String>,
         now_ms: i64,
     ) -> Result<Incident, ActionError> {
+        let (key, next) = self.on_live(id, note, |i, n| i.resolve(actor, n, now_ms))?;
+        self.retire(&key, next.clone());
+        Ok(next)
+    }
+
+    /// Makes `transition` (with `note`) on live incident `id` and commits it;
+    /// returns its alert and the incident as it is now. An incident that is
+    /// not live is not found, or refused for the state it is in.
+    fn on_live(
+        &mut self,
+        id: i64,
+        note: Option<String>,
+        transition: impl Fn(&mut Incident, Option<String>) -> Result<(), InvalidTransition>,
+    ) -> Result<(AlertKey, Incident), ActionError> {
         let Some(key) = self.book.key_of(id).cloned() else {
-            return Err(self.not_live(id, |i| i.resolve(actor, None, now_ms)));
+            return Err(self.not_live(id, |i| transition(i, None)));
         };
         let incident = self.book.live(&key).ok_or(ActionError::NotFound(id))?;
         let (mut next, n) = (incident.clone(), incident.events.len());
-        next.resolve(actor, note, now_ms)?;
+        transition(&mut next, note)?;
         self.commit(|tx| tx.save_incident(&mut next, n))?;
-        self.retire(&key, next.clone());
-        Ok(next)
+        Ok((key, next))
     }
 
     /// Resolves an open problem.
