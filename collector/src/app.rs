@@ -18,6 +18,7 @@ use crate::engine::{self, Engine};
 use crate::metrics::Metrics;
 use crate::state::State;
 use crate::store::Store;
+use crate::tls::Reloadable;
 use crate::{http, notify};
 
 /// How long in-flight requests get to finish after shutdown is requested.
@@ -155,8 +156,15 @@ impl Collector {
         } = self;
         let addr = listener.local_addr()?;
         let config = state.config();
+        for w in config.warnings(vedette_protocol::clock::now_ms() / 1000) {
+            tracing::warn!("{w}");
+        }
+        let tls = config
+            .tls
+            .server()
+            .map(|s| Reloadable::new(Arc::clone(&s.config)));
         tracing::info!(
-            listen = %addr,
+            listen = %format!("{}://{addr}", config.tls.scheme()),
             store = %config.database_path().display(),
             rules = config.rules.len(),
             agent_tokens = config.agents.len(),
@@ -167,6 +175,7 @@ impl Collector {
             tokio::spawn(reloads(
                 reload,
                 state.clone(),
+                tls.clone(),
                 Arc::clone(&deliveries),
                 Arc::clone(&notifier),
                 shutdown.clone(),
@@ -181,7 +190,7 @@ impl Collector {
             })
         };
         let app = api::router(state);
-        let server = http::serve(listener, app, config.http, shutdown.clone());
+        let server = http::serve(listener, app, config.http, tls, shutdown.clone());
         tokio::select! {
             () = server => {}
             _ = async { shutdown.cancelled().await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
@@ -225,6 +234,7 @@ pub async fn run(
 async fn reloads(
     mut reload: Reload,
     state: AppState,
+    tls: Option<Reloadable>,
     deliveries: Arc<tokio::sync::Mutex<Option<Deliveries>>>,
     notifier: Arc<Notifier>,
     shutdown: CancellationToken,
@@ -237,7 +247,7 @@ async fn reloads(
         notifier.reloading();
         let path = reload.path.clone();
         match tokio::task::spawn_blocking(move || Config::load(&path)).await {
-            Ok(Ok(new)) => match apply(&state, new, &deliveries).await {
+            Ok(Ok(new)) => match apply(&state, new, tls.as_ref(), &deliveries).await {
                 Ok(said) => tracing::info!("config reloaded from {}{said}", reload.path.display()),
                 Err(e) => tracing::error!(
                     "config reload failed: {e:#}; restart the collector to apply {}",
@@ -259,6 +269,7 @@ async fn reloads(
 async fn apply(
     state: &AppState,
     mut new: Config,
+    tls: Option<&Reloadable>,
     deliveries: &tokio::sync::Mutex<Option<Deliveries>>,
 ) -> anyhow::Result<String> {
     let old = state.config();
@@ -273,6 +284,24 @@ async fn apply(
             old.data_dir.display()
         );
         new.data_dir = old.data_dir.clone();
+    }
+    match (tls, new.tls.server()) {
+        (Some(listener), Some(server)) => {
+            listener.replace(Arc::clone(&server.config));
+            let days = server.days_left(vedette_protocol::clock::now_ms() / 1000);
+            said += &format!(
+                "; TLS certificate re-read ({})",
+                days.map_or("expiry unknown".into(), |d| format!("{d} days left"))
+            );
+        }
+        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => {
+            said += &format!("; the listener stays {} until a restart", old.tls.scheme());
+            new.tls = old.tls.clone();
+        }
+    }
+    for w in new.warnings(vedette_protocol::clock::now_ms() / 1000) {
+        tracing::warn!("{w}");
     }
     if new.http != old.http {
         said += "; http timeouts stay as they were until a restart";

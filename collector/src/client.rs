@@ -20,10 +20,19 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(url: &str, token: Option<String>) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?;
+    /// `ca_file`: a private CA the collector's certificate is signed by.
+    pub fn new(
+        url: &str,
+        token: Option<String>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Client> {
+        let mut http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+        if let Some(f) = ca_file {
+            for der in crate::tls::read_certs(f, "ca_file")? {
+                http = http.add_root_certificate(reqwest::Certificate::from_der(&der)?);
+            }
+        }
+        let http = http.build()?;
         Ok(Client {
             url: url.trim_end_matches('/').to_string(),
             token,

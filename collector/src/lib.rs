@@ -10,16 +10,19 @@
 //! or metrics, the engine nothing of configuration files or the API. The
 //! `architecture` test reads this list and fails on an upward `crate::` path.
 //!
-//! 1. domain: `incidents`, `rules`, `windows`, `availability`, `texts`, `outbox`, `views`
-//! 2. state: `state`, `kpi`
-//! 3. store: `store`
-//! 4. effects: `metrics`, `notify`
-//! 5. engine: `engine`
-//! 6. config: `config`, `tokens`
-//! 7. edge: `http`, `client`, `api`
-//! 8. app: `app`
+//! 1. base: `tls`
+//! 2. domain: `incidents`, `rules`, `windows`, `availability`, `texts`, `outbox`, `views`
+//! 3. state: `state`, `kpi`
+//! 4. store: `store`
+//! 5. effects: `metrics`, `notify`
+//! 6. engine: `engine`
+//! 7. config: `config`, `tokens`
+//! 8. edge: `http`, `client`, `api`
+//! 9. app: `app`
 //!
 //! # Modules
+//! - [`tls`]: certificates and keys from PEM files, the listener's rustls
+//!   configuration (reloadable), client certificate names, `tls init`.
 //! - [`incidents`]: the ITIL incident lifecycle, priority, fingerprints,
 //!   problems and the domain events a transaction records (pure).
 //! - `rules`: threshold, check and heartbeat rules and their evaluation (pure).
@@ -66,6 +69,7 @@ mod rules;
 pub mod state;
 pub mod store;
 mod texts;
+pub mod tls;
 pub mod tokens;
 mod views;
 mod windows;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use vedette_collector::client::{self, Client};
 use vedette_collector::config::{Config, EMBEDDED};
-use vedette_collector::tokens;
+use vedette_collector::{tls, tokens};
 
 const EX_USAGE: u8 = 64;
 
@@ -27,8 +27,12 @@ const EX_USAGE: u8 = 64;
 /// /api/v1/changes, /api/v1/suppressions, GET /metrics, GET /healthz,
 /// GET /readyz. Logs go to stderr; set RUST_LOG (default info).
 ///
+/// A listener that is not loopback needs `tls:` (cert_file, key_file;
+/// `tls init` makes a private CA and certificates) or `tls: off` behind a
+/// TLS-terminating proxy.
+///
 /// SIGHUP (systemctl reload) re-reads --config: tokens, rules, receivers,
-/// services and maintenance change without a restart.
+/// services, maintenance and the TLS certificate change without a restart.
 ///
 /// `token new --host GLOB --config FILE` admits agents; the incidents,
 /// problems, changes and services subcommands talk to a running collector
@@ -72,6 +76,11 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// TLS for fleets without a PKI: `tls init --dir /etc/vedette/tls --host NAME`.
+    Tls {
+        #[command(subcommand)]
+        action: TlsAction,
+    },
     /// Service levels: availability per window against the SLA target,
     /// error budget left and burn rate (GET /api/v1/services).
     Services {
@@ -103,6 +112,10 @@ struct ApiArgs {
     /// lines are visible to other users).
     #[arg(long, global = true, env = "VEDETTE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The private CA that signed the collector's certificate (an https URL
+    /// whose certificate no public CA signed).
+    #[arg(long, global = true, env = "VEDETTE_CA_FILE", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -129,6 +142,43 @@ enum TokenAction {
         /// Host-name glob the token may push as (repeat for more; '*' for any).
         #[arg(long = "host", value_name = "GLOB", required = true)]
         hosts: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TlsAction {
+    /// Make a private CA (once; later runs reuse it), a server certificate
+    /// for the collector's names and client certificates for agents.
+    ///
+    /// Writes DIR/ca.pem, DIR/ca-key.pem, DIR/server.pem, DIR/server-key.pem
+    /// and DIR/agents/NAME.pem, NAME-key.pem (keys mode 0600). Run again with
+    /// --host to renew the server certificate, with --agent to add agents;
+    /// then `systemctl reload vedette-collector` serves the new files.
+    ///
+    /// On the collector (names agents will use in their URL):
+    ///   vedette-collector tls init --dir /etc/vedette/tls --host mon.example.com --agent web-01
+    ///   chown -R vedette-collector: /etc/vedette/tls
+    /// In collector.yaml:
+    ///   tls: {cert_file: /etc/vedette/tls/server.pem, key_file: /etc/vedette/tls/server-key.pem}
+    /// On each agent: collector.ca_file: /etc/vedette/ca.pem (a copy of DIR/ca.pem),
+    /// and for mutual TLS cert_file/key_file from DIR/agents/.
+    #[command(verbatim_doc_comment)]
+    Init {
+        /// Where the files go (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// A name (DNS or IP) agents reach the collector by (repeat for more).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// A client certificate for this agent host name (repeat for more).
+        #[arg(long = "agent", value_name = "NAME")]
+        agents: Vec<String>,
+        /// N client certificates named agent-001 … (beside any --agent).
+        #[arg(long = "agents", value_name = "N", default_value_t = 0)]
+        count: u32,
+        /// How long the server and agent certificates are valid.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
     },
 }
 
@@ -246,6 +296,23 @@ async fn async_main(cli: Cli) -> ExitCode {
                         .join(", "),
                     c.listen
                 );
+                if let Some(server) = c.tls.server() {
+                    println!(
+                        "tls: certificate for {} ({}), {}",
+                        server.names.join(", "),
+                        server
+                            .days_left(chrono::Utc::now().timestamp())
+                            .map_or("expiry unknown".into(), |d| format!("{d} days left")),
+                        if c.tls.requires_client_cert() {
+                            "client certificates required"
+                        } else {
+                            "no client certificates"
+                        }
+                    );
+                }
+                for w in c.warnings(chrono::Utc::now().timestamp()) {
+                    eprintln!("{}: warning: {w}", file.display());
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -253,6 +320,24 @@ async fn async_main(cli: Cli) -> ExitCode {
                 ExitCode::from(EX_USAGE)
             }
         },
+        Some(Command::Tls {
+            action:
+                TlsAction::Init {
+                    dir,
+                    hosts,
+                    mut agents,
+                    count,
+                    days,
+                },
+        }) => {
+            agents.extend((1..=count).map(|i| format!("agent-{i:03}")));
+            tls_init(&tls::init::Request {
+                dir,
+                hosts,
+                agents,
+                days,
+            })
+        }
         Some(Command::DefaultConfig) => {
             print!("{EMBEDDED}");
             ExitCode::SUCCESS
@@ -346,6 +431,39 @@ fn token_new(config: Option<&std::path::Path>, hosts: &[String]) -> ExitCode {
     }
 }
 
+/// `tls init`: the files written and what to do with them.
+fn tls_init(req: &tls::init::Request) -> ExitCode {
+    if req.hosts.is_empty() && req.agents.is_empty() {
+        eprintln!("vedette-collector: give --host NAME (the server certificate) and/or --agent NAME or --agents N");
+        return ExitCode::from(EX_USAGE);
+    }
+    match tls::init::run(req) {
+        Ok(written) => {
+            for w in &written {
+                println!("{}  {}", w.path.display(), w.what);
+            }
+            let dir = req.dir.display();
+            if !req.hosts.is_empty() {
+                println!(
+                    "\nIn collector.yaml:\n  tls:\n    cert_file: {dir}/server.pem\n    key_file: {dir}/server-key.pem"
+                );
+                if !req.agents.is_empty() {
+                    println!("    client_ca_file: {dir}/ca.pem\n    client_auth: require");
+                }
+                println!(
+                    "The collector must be able to read the key: chown vedette-collector: {dir}/server-key.pem"
+                );
+            }
+            println!("Agents trust the collector with collector.ca_file (a copy of {dir}/ca.pem).");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vedette-collector: tls init: {e}");
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
 fn client_output(r: anyhow::Result<String>) -> ExitCode {
     match r {
         Ok(out) => {
@@ -371,7 +489,7 @@ fn show(value: &Value, json: bool, table: fn(&Value) -> String) -> anyhow::Resul
 }
 
 async fn incidents(action: IncidentsAction, api: ApiArgs) -> anyhow::Result<String> {
-    let c = Client::new(&api.url, api.token)?;
+    let c = Client::new(&api.url, api.token, api.ca_file.as_deref())?;
     let value = match action {
         IncidentsAction::List { state } => c.list(state.as_deref()).await?,
         IncidentsAction::Show { id } => c.show(id).await?,
@@ -385,7 +503,7 @@ async fn incidents(action: IncidentsAction, api: ApiArgs) -> anyhow::Result<Stri
 }
 
 async fn problems(action: ProblemsAction, api: ApiArgs) -> anyhow::Result<String> {
-    let c = Client::new(&api.url, api.token)?;
+    let c = Client::new(&api.url, api.token, api.ca_file.as_deref())?;
     let value = match action {
         ProblemsAction::List { state } => {
             let q: Vec<(&str, &str)> = state.as_deref().map(|s| ("state", s)).into_iter().collect();
@@ -404,13 +522,13 @@ async fn problems(action: ProblemsAction, api: ApiArgs) -> anyhow::Result<String
 }
 
 async fn services(api: ApiArgs) -> anyhow::Result<String> {
-    let c = Client::new(&api.url, api.token)?;
+    let c = Client::new(&api.url, api.token, api.ca_file.as_deref())?;
     let value = c.get("/api/v1/services", &[]).await?;
     show(&value, api.json, client::services_table)
 }
 
 async fn changes(action: ChangesAction, api: ApiArgs) -> anyhow::Result<String> {
-    let c = Client::new(&api.url, api.token)?;
+    let c = Client::new(&api.url, api.token, api.ca_file.as_deref())?;
     let value = match action {
         ChangesAction::List => c.get("/api/v1/changes", &[]).await?,
         ChangesAction::Create {

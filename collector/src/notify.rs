@@ -133,6 +133,10 @@ pub struct Receiver {
     pub give_up_after: Duration,
     /// Per request.
     pub timeout: Duration,
+    /// Extra trust anchors for a private CA (`ca_file`), beside the public roots.
+    pub ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// False: the server's certificate is not checked (`tls_verify: false`).
+    pub tls_verify: bool,
 }
 
 pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(300);

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use vedette_protocol::{Encoding, ErrorBody, Rejection, RejectionKind};
 
@@ -19,11 +19,18 @@ use super::AppState;
 use crate::config::{token_digest, AgentToken};
 use crate::engine::{ApplyError, SubmitError};
 use crate::metrics::IngestOutcome;
+use crate::tls::PeerCert;
 use vedette_protocol::clock::now_ms;
 
 /// The push handler.
-pub(super) async fn push(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let (outcome, response) = handle(&app, &headers, body).await;
+pub(super) async fn push(
+    State(app): State<AppState>,
+    cert: Option<Extension<PeerCert>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let cert = cert.map(|Extension(c)| c);
+    let (outcome, response) = handle(&app, cert.as_ref(), &headers, body).await;
     app.metrics.ingest(outcome);
     response
 }
@@ -37,8 +44,13 @@ impl Refused {
     }
 }
 
-async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutcome, Response) {
-    match accept(app, headers, body).await {
+async fn handle(
+    app: &AppState,
+    cert: Option<&PeerCert>,
+    headers: &HeaderMap,
+    body: Body,
+) -> (IngestOutcome, Response) {
+    match accept(app, cert, headers, body).await {
         Ok(answer) => answer,
         Err(Refused(refused)) => *refused,
     }
@@ -47,11 +59,15 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> (IngestOutco
 /// Each step refuses with its own answer before the next one runs.
 async fn accept(
     app: &AppState,
+    cert: Option<&PeerCert>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(IngestOutcome, Response), Refused> {
     let config = app.config();
     let allowed = caller(&config.agents, headers)?;
+    if let Some(token) = allowed {
+        may_use_cert(token, cert)?;
+    }
     let encoding = encoding(headers)?;
     let bytes = read_body(body, app.limits.max_body_bytes).await?;
     let batch = decode(app, bytes, encoding).await?;
@@ -181,6 +197,44 @@ async fn decode(
 }
 
 /// 403 unless `token` may push as `host`.
+/// How many of a certificate's names a refusal repeats.
+const NAMES_SHOWN: usize = 5;
+
+/// A token bound to `cert_names` is good only on a connection whose client
+/// certificate carries a matching DNS name (a stolen token alone is not enough).
+fn may_use_cert(token: &AgentToken, cert: Option<&PeerCert>) -> Result<(), Refused> {
+    let names = cert.map(|c| &c.dns_names[..]).unwrap_or_default();
+    if token.allows_cert(names) {
+        return Ok(());
+    }
+    let presented = if cert.is_none() {
+        "the connection presented no client certificate".to_string()
+    } else if names.is_empty() {
+        "the client certificate carries no DNS name".to_string()
+    } else {
+        let mut shown: Vec<String> = names
+            .iter()
+            .take(NAMES_SHOWN)
+            .map(|n| n.chars().take(253).collect())
+            .collect();
+        if names.len() > NAMES_SHOWN {
+            shown.push(format!("… {} more", names.len() - NAMES_SHOWN));
+        }
+        format!("the client certificate names {}", shown.join(", "))
+    };
+    Err(Refused::new(
+        IngestOutcome::Forbidden,
+        error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "this token is bound to client certificates named {}; {presented}",
+                token.cert_names.join(", ")
+            ),
+            None,
+        ),
+    ))
+}
+
 fn may_push_as(token: &AgentToken, host: &str) -> Result<(), Refused> {
     if token.allows(host) {
         return Ok(());

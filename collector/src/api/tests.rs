@@ -289,7 +289,7 @@ async fn without_tokens_any_host_may_push_on_loopback() {
 
 #[tokio::test]
 async fn incident_api_is_closed_on_a_public_listener_without_api_tokens() {
-    let f = fixture(&format!("listen: 0.0.0.0:0\n{CONFIG}")).await;
+    let f = fixture(&format!("listen: 0.0.0.0:0\ntls: off\n{CONFIG}")).await;
     let (s, v) = get(&f.app, "/api/v1/incidents").await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(get(&f.app, "/metrics").await.0, StatusCode::OK);

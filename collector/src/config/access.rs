@@ -50,6 +50,10 @@ pub struct AgentToken {
     /// Host-name globs, as written.
     pub hosts: Vec<String>,
     pub(super) matcher: globset::GlobSet,
+    /// Client-certificate DNS names (globs) the token is bound to, as
+    /// written; empty: any certificate (or none) will do.
+    pub cert_names: Vec<String>,
+    pub(super) cert_matcher: Option<globset::GlobSet>,
 }
 
 impl AgentToken {
@@ -61,6 +65,16 @@ impl AgentToken {
     /// True when this token may push as `host`.
     pub fn allows(&self, host: &str) -> bool {
         self.matcher.is_match(host)
+    }
+
+    /// Whether a connection whose client certificate carries `dns_names` may
+    /// use this token: always when the token is bound to no names, else when
+    /// one of the certificate's names matches one of `cert_names`.
+    pub fn allows_cert(&self, dns_names: &[String]) -> bool {
+        match &self.cert_matcher {
+            None => true,
+            Some(m) => dns_names.iter().any(|n| m.is_match(n.to_ascii_lowercase())),
+        }
     }
 
     /// A stable identity of the token (from its digest, not its position in
@@ -103,6 +117,8 @@ pub(super) struct RawAgent {
     pub(super) token_sha256: Option<String>,
     #[serde(default)]
     pub(super) hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) cert_names: Vec<String>,
 }
 
 /// The SHA-256 of a token given as `token`, `token_file` or `token_sha256`
@@ -168,7 +184,12 @@ pub(super) fn token_sha(
     digest
 }
 
-pub(super) fn agent(raw: &RawAgent, path: &str, diag: &mut Diagnostics) -> Option<AgentToken> {
+pub(super) fn agent(
+    raw: &RawAgent,
+    path: &str,
+    mutual_tls: bool,
+    diag: &mut Diagnostics,
+) -> Option<AgentToken> {
     let sha256 = token_sha(
         raw.token.as_deref(),
         raw.token_file.as_deref(),
@@ -184,20 +205,39 @@ pub(super) fn agent(raw: &RawAgent, path: &str, diag: &mut Diagnostics) -> Optio
         return None;
     }
     let matcher = globs(&raw.hosts, &format!("{path}.hosts"), diag)?;
+    let cert_matcher = if raw.cert_names.is_empty() {
+        None
+    } else if !mutual_tls {
+        diag.push(
+            &format!("{path}.cert_names"),
+            "binds the token to client certificates, which needs mutual TLS: \
+             set `tls.client_auth: require` and `tls.client_ca_file`",
+        );
+        return None;
+    } else {
+        let lower: Vec<String> = raw
+            .cert_names
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        Some(globs(&lower, &format!("{path}.cert_names"), diag)?)
+    };
     Some(AgentToken {
         sha256,
         hosts: raw.hosts.clone(),
         matcher,
+        cert_names: raw.cert_names.clone(),
+        cert_matcher,
     })
 }
 
 /// `agents:`. Without any, the listener must be loopback.
-pub(super) fn agents(raw: &RawConfig, diag: &mut Diagnostics) -> Vec<AgentToken> {
+pub(super) fn agents(raw: &RawConfig, mutual_tls: bool, diag: &mut Diagnostics) -> Vec<AgentToken> {
     let agents = raw
         .agents
         .iter()
         .enumerate()
-        .filter_map(|(i, a)| agent(a, &format!("agents[{i}]"), diag))
+        .filter_map(|(i, a)| agent(a, &format!("agents[{i}]"), mutual_tls, diag))
         .collect::<Vec<_>>();
     if agents.is_empty() && !raw.listen.ip().is_loopback() {
         diag.push(

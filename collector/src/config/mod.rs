@@ -34,6 +34,7 @@ mod planned;
 mod receivers;
 mod rules;
 mod services;
+mod tls;
 
 use self::access::{agents, api_tokens, metrics_token, RawAgent, RawApiToken, RawSecretToken};
 pub use self::access::{token_digest, AgentToken, ApiToken, MetricsToken, Role};
@@ -43,6 +44,7 @@ use self::planned::{maintenance, RawMaintenance};
 use self::receivers::{receivers, RawReceiver};
 use self::rules::{default_rules, incident_policy, validate_rules, RawIncidents, RawRule};
 use self::services::{services, RawService};
+pub use self::tls::ListenerTls;
 
 /// The embedded default configuration (`vedette-collector` with no `--config`).
 pub const EMBEDDED: &str = include_str!("../../default.yaml");
@@ -52,6 +54,8 @@ pub const EMBEDDED: &str = include_str!("../../default.yaml");
 pub struct Config {
     /// The one HTTP listener (push, API, metrics).
     pub listen: SocketAddr,
+    /// Whether the listener speaks TLS (`tls:`).
+    pub tls: ListenerTls,
     /// Where the SQLite store lives.
     pub data_dir: PathBuf,
     /// Agent tokens and the hosts each may push as. Empty: any host may push
@@ -86,6 +90,8 @@ pub struct Config {
 struct RawConfig {
     #[serde(default = "default_listen")]
     listen: SocketAddr,
+    #[serde(default)]
+    tls: Option<serde_yaml::Value>,
     #[serde(default = "default_data_dir")]
     data_dir: PathBuf,
     #[serde(default)]
@@ -138,7 +144,8 @@ impl Config {
     pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = vedette_yaml::parse(file, text)?;
         let mut diag = Diagnostics::new(text);
-        let agents = agents(&raw, &mut diag);
+        let tls = self::tls::listener_tls(raw.tls.as_ref(), raw.listen, &mut diag);
+        let agents = agents(&raw, tls.requires_client_cert(), &mut diag);
         let mut texts = Texts::default();
         let rules = match &raw.rules {
             Some(rules) => validate_rules(rules, &mut texts, &mut diag),
@@ -167,6 +174,7 @@ impl Config {
             file,
             Config {
                 listen: raw.listen,
+                tls,
                 data_dir: raw.data_dir,
                 agents,
                 rules,
@@ -182,6 +190,41 @@ impl Config {
                 metrics_token,
             },
         )
+    }
+
+    /// What deserves a warning but does not stop the collector: a server
+    /// certificate that has ended or ends within 14 days (at `now_s`), TLS
+    /// verification turned off for a receiver.
+    pub fn warnings(&self, now_s: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        if let (ListenerTls::On { files, server }, Some(days)) = (
+            &self.tls,
+            self.tls.server().and_then(|s| s.days_left(now_s)),
+        ) {
+            let _ = server;
+            let cert = files.cert_file.display();
+            if days < 0 {
+                out.push(format!(
+                    "tls.cert_file: the certificate in {cert} EXPIRED {} days ago: agents will refuse it; \
+                     renew it (vedette-collector tls init --dir … --host …) and reload",
+                    -days
+                ));
+            } else if days <= 14 {
+                out.push(format!(
+                    "tls.cert_file: the certificate in {cert} expires in {days} days; renew it and reload"
+                ));
+            }
+        }
+        for r in &self.notify.receivers {
+            if !r.tls_verify {
+                out.push(format!(
+                    "notify receiver '{}': tls_verify is false: its server's certificate is NOT \
+                     checked, anyone on the path can read and change what is sent; use ca_file instead",
+                    r.name
+                ));
+            }
+        }
+        out
     }
 
     /// The SQLite database file.

@@ -35,6 +35,13 @@ pub(super) struct RawReceiver {
     pub(super) give_up_after: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub(super) timeout: Option<Duration>,
+    pub(super) ca_file: Option<PathBuf>,
+    #[serde(default = "yes")]
+    pub(super) tls_verify: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +135,17 @@ pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) ->
     let kind = kind(raw, path, diag);
     let route = route(raw, path, diag, &mut ok);
     let (max_backoff, give_up_after, timeout) = timing(raw, path, diag, &mut ok);
+    let ca_certs = match &raw.ca_file {
+        None => Vec::new(),
+        Some(f) => match crate::tls::read_certs(f, "ca_file") {
+            Ok(c) => c,
+            Err(e) => {
+                diag.push(&format!("{path}.ca_file"), e.message);
+                ok = false;
+                Vec::new()
+            }
+        },
+    };
     let (kind, route) = (kind?, route?);
     if !ok {
         return None;
@@ -139,6 +157,8 @@ pub(super) fn receiver(raw: &RawReceiver, path: &str, diag: &mut Diagnostics) ->
         max_backoff,
         give_up_after,
         timeout,
+        ca_certs,
+        tls_verify: raw.tls_verify,
     })
 }
 

@@ -99,6 +99,7 @@ rules:
     assert_eq!(
             lines,
             [
+                "c.yaml:1:1: listen: 0.0.0.0:9850 is not a loopback address and `tls` is not set: agent and API tokens would cross the network in clear. Set `tls: {cert_file, key_file}` (`vedette-collector tls init` makes a private CA and certificates), or `tls: off` when a TLS-terminating proxy is in front",
                 "c.yaml:1:1: listen: 0.0.0.0:9850 is not a loopback address and no agent tokens are configured; add `agents:` with tokens, or listen on 127.0.0.1",
                 "c.yaml:5:5: rules[0].above: must be a finite number",
                 "c.yaml:6:5: rules[1].name: rule 'a' is defined twice",
@@ -169,10 +170,11 @@ fn agent_token_forms() {
 fn tokens_allow_a_public_listener() {
     let c = Config::from_yaml(
         "c",
-        "listen: 0.0.0.0:9850\nagents:\n  - token: t\n    hosts: ['*']\n",
+        "listen: 0.0.0.0:9850\ntls: off\nagents:\n  - token: t\n    hosts: ['*']\n",
     )
     .unwrap();
     assert!(!c.listen.ip().is_loopback());
+    assert!(matches!(c.tls, ListenerTls::Off));
 }
 
 #[test]
@@ -509,4 +511,147 @@ fn receiver_mistakes_name_their_line() {
             e.contains("unknown variant `email`, expected one of `webhook`, `alertmanager`, `pagerduty`, `servicenow`"),
             "{e}"
         );
+}
+
+/// A CA, a server pair for `collector.example` and agent `web-01` in `dir`.
+fn tls_files(dir: &Path) {
+    crate::tls::init::run(&crate::tls::init::Request {
+        dir: dir.to_path_buf(),
+        hosts: vec!["collector.example".into()],
+        agents: vec!["web-01".into()],
+        days: 30,
+    })
+    .unwrap();
+}
+
+#[test]
+fn tls_serves_a_public_listener_and_each_mistake_names_its_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    tls_files(d.path());
+    let p = d.path().display();
+    let good = format!(
+        "listen: 0.0.0.0:9850\ntls:\n  cert_file: {p}/server.pem\n  key_file: {p}/server-key.pem\n\
+         agents:\n  - token: t\n    hosts: ['*']\n"
+    );
+    let c = Config::from_yaml("c.yaml", &good).unwrap();
+    assert_eq!(c.tls.scheme(), "https");
+    assert_eq!(c.tls.server().unwrap().names, ["collector.example"]);
+    assert!(!c.tls.requires_client_cert());
+
+    let cases = [
+        // The key of another pair (the agent's).
+        (
+            good.replace("server-key.pem", "agents/web-01-key.pem"),
+            format!("c.yaml:4:3: tls.key_file: {p}/agents/web-01-key.pem is not the key of the certificate in {p}/server.pem"),
+        ),
+        (
+            good.replace("server.pem", "nope.pem"),
+            format!("c.yaml:3:3: tls.cert_file: cannot read {p}/nope.pem: No such file or directory (os error 2)"),
+        ),
+        (
+            good.replace("  key_file", "  client_auth: require\n  key_file"),
+            "c.yaml:2:1: tls.client_ca_file: client_auth: require needs the CA that signs the agents' certificates".into(),
+        ),
+        (
+            good.replace("  key_file", &format!("  client_ca_file: {p}/server-key.pem\n  client_auth: require\n  key_file")),
+            format!("c.yaml:4:3: tls.client_ca_file: {p}/server-key.pem holds no certificate (expected -----BEGIN CERTIFICATE-----)"),
+        ),
+        (
+            good.replace("  key_file", &format!("  client_ca_file: {p}/ca.pem\n  key_file")),
+            "c.yaml:4:3: tls.client_ca_file: is used only with `client_auth: require` (mutual TLS); set that, or remove this key".into(),
+        ),
+        (
+            good.replace("    hosts: ['*']", "    hosts: ['*']\n    cert_names: ['web-*']\n  - token: u\n    hosts: ['*']"),
+            "c.yaml:8:5: agents[0].cert_names: binds the token to client certificates, which needs mutual TLS: set `tls.client_auth: require` and `tls.client_ca_file`".into(),
+        ),
+        (
+            good.replace("  cert_file", "  cert_fle"),
+            "c.yaml:2:1: tls: unknown field `cert_fle`, expected one of `cert_file`, `key_file`, `client_ca_file`, `client_auth`".into(),
+        ),
+        (
+            "listen: 0.0.0.0:9850\ntls: on\nagents: [{token: t, hosts: ['*']}]\n".into(),
+            "c.yaml:2:1: tls: must be `off` or a map with cert_file and key_file (and client_ca_file with client_auth: require)".into(),
+        ),
+    ];
+    for (text, want) in cases {
+        let e = Config::from_yaml("c.yaml", &text).unwrap_err().to_string();
+        assert_eq!(e.lines().collect::<Vec<_>>(), [want.as_str()], "{text}");
+    }
+}
+
+#[test]
+fn cert_names_bind_a_token_to_matching_client_certificates() {
+    let d = tempfile::tempdir().unwrap();
+    tls_files(d.path());
+    let p = d.path().display();
+    let c = Config::from_yaml(
+        "c.yaml",
+        &format!(
+            "listen: 0.0.0.0:9850\ntls: {{cert_file: {p}/server.pem, key_file: {p}/server-key.pem, \
+             client_ca_file: {p}/ca.pem, client_auth: require}}\n\
+             agents:\n  - token: t\n    hosts: ['*']\n    cert_names: ['Web-*.example.com']\n  - token: u\n    hosts: ['*']\n"
+        ),
+    )
+    .unwrap();
+    assert!(c.tls.requires_client_cert());
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let bound = &c.agents[0];
+    assert!(bound.allows_cert(&names(&["db-01.example.com", "WEB-01.example.com"])));
+    assert!(!bound.allows_cert(&names(&["db-01.example.com"])));
+    assert!(!bound.allows_cert(&[]));
+    assert!(
+        c.agents[1].allows_cert(&[]),
+        "an unbound token needs no names"
+    );
+}
+
+#[test]
+fn receivers_take_a_private_ca_and_turning_verification_off_is_warned() {
+    let d = tempfile::tempdir().unwrap();
+    tls_files(d.path());
+    let p = d.path().display();
+    let text = format!(
+        "notify:\n  - name: am\n    kind: alertmanager\n    url: https://am.example:9093\n    ca_file: {p}/ca.pem\n\
+         \x20 - name: hook\n    kind: webhook\n    url: https://hook.example\n    tls_verify: false\n"
+    );
+    let c = Config::from_yaml("c.yaml", &text).unwrap();
+    assert_eq!(c.notify.receivers[0].ca_certs.len(), 1);
+    assert!(c.notify.receivers[0].tls_verify);
+    let w = c.warnings(0);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("notify receiver 'hook': tls_verify is false"),
+        "{w:?}"
+    );
+    let e = Config::from_yaml("c.yaml", &text.replace("ca.pem", "gone.pem")).unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!(
+            "c.yaml:5:5: notify[0].ca_file: cannot read {p}/gone.pem"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_ending_server_certificate_is_warned_with_its_days() {
+    let d = tempfile::tempdir().unwrap();
+    tls_files(d.path());
+    let p = d.path().display();
+    let c = Config::from_yaml(
+        "c.yaml",
+        &format!("tls: {{cert_file: {p}/server.pem, key_file: {p}/server-key.pem}}\n"),
+    )
+    .unwrap();
+    let now = vedette_protocol::clock::now_ms() / 1000;
+    assert!(c.warnings(now).is_empty(), "30 days left is fine");
+    let w = c.warnings(now + 20 * 86_400);
+    assert!(
+        w[0].contains("expires in 9 days") || w[0].contains("expires in 10 days"),
+        "{w:?}"
+    );
+    let w = c.warnings(now + 40 * 86_400);
+    assert!(
+        w[0].contains("EXPIRED 10 days ago") || w[0].contains("EXPIRED 11 days ago"),
+        "{w:?}"
+    );
 }

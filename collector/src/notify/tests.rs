@@ -16,6 +16,8 @@ fn receiver(name: &str, kind: Kind, route: Route) -> Receiver {
         max_backoff: DEFAULT_MAX_BACKOFF,
         give_up_after: DEFAULT_GIVE_UP_AFTER,
         timeout: DEFAULT_TIMEOUT,
+        ca_certs: Vec::new(),
+        tls_verify: true,
     }
 }
 
@@ -188,6 +190,8 @@ fn routed_store(hook_min_priority: u8) -> (Routed, Arc<std::sync::atomic::Atomic
         max_backoff: std::time::Duration::from_secs(60),
         give_up_after: DEFAULT_GIVE_UP_AFTER,
         timeout: DEFAULT_TIMEOUT,
+        ca_certs: Vec::new(),
+        tls_verify: true,
     };
     let router = Router {
         receivers: vec![

@@ -168,13 +168,21 @@ async fn run(
     }
 }
 
-/// The receiver's HTTP client (its timeout, our user agent).
+/// The receiver's HTTP client (its timeout, our user agent, its CA).
 fn http_client(r: &Receiver) -> Option<reqwest::Client> {
-    match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(r.timeout)
         .user_agent(concat!("vedette-collector/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+        .danger_accept_invalid_certs(!r.tls_verify);
+    for der in &r.ca_certs {
+        match reqwest::Certificate::from_der(der) {
+            Ok(c) => builder = builder.add_root_certificate(c),
+            Err(e) => {
+                tracing::error!(receiver = %r.name, error = %e, "a ca_file certificate is unusable")
+            }
+        }
+    }
+    match builder.build() {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::error!(receiver = %r.name, error = %e, "cannot build an HTTP client; notifications for this receiver stay queued");

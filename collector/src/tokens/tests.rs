@@ -35,7 +35,7 @@ fn an_empty_flow_list_becomes_a_block_list_and_comments_survive() {
 fn an_item_joins_a_block_list_at_its_indentation() {
     for indent in ["", "  ", "    "] {
         let text = format!(
-                "listen: 0.0.0.0:9850\nagents:\n  # the web tier\n{indent}- token: old\n{indent}  hosts: [\"web-01\"]\nrules: []\n"
+                "listen: 0.0.0.0:9850\ntls: off\nagents:\n  # the web tier\n{indent}- token: old\n{indent}  hosts: [\"web-01\"]\nrules: []\n"
             );
         let out = add_agent("c.yaml", &text, TOKEN, &hosts(&["db-*", "x\"y"]), "n").unwrap();
         let a = agents(&out);

@@ -13,6 +13,8 @@ fn receiver() -> Receiver {
         max_backoff: Duration::from_secs(60),
         give_up_after: Duration::from_secs(3600),
         timeout: DEFAULT_TIMEOUT,
+        ca_certs: Vec::new(),
+        tls_verify: true,
     }
 }
 
