@@ -14,7 +14,7 @@ use vedette_protocol::{AgentInfo, Batch, Sample, VERSION};
 
 use crate::config::Config;
 use crate::exporter::Exported;
-use crate::push::{Delivery, Msg, Stats};
+use crate::push::{Delivery, Msg, Route, Stats};
 use crate::sample::Sampler;
 use crate::spool::Backlog;
 use crate::{checks, exporter, push, sample};
@@ -122,8 +122,7 @@ pub async fn run(
     }
     let (tx, rx) = mpsc::channel(16);
     let delivery = Delivery::new(
-        config.push_url(),
-        config.token.clone(),
+        Route::of(&config),
         config.interval,
         backlog,
         stats,
@@ -239,13 +238,9 @@ async fn reloaded(
     if new.interval != config.interval {
         *ticks = ticker(new.interval);
     }
-    if new.push_url() != config.push_url() || new.token != config.token {
-        let _ = tx
-            .send(Msg::Target {
-                url: new.push_url(),
-                token: new.token.clone(),
-            })
-            .await;
+    if Route::of(&new) != Route::of(&config) {
+        warn_clear_text(&new);
+        let _ = tx.send(Msg::Route(Route::of(&new))).await;
     }
     scheduler.sync(&new.checks);
     tracing::info!(checks = ?scheduler.names(), "config reloaded");
@@ -260,7 +255,7 @@ async fn reloaded(
 fn log_started(config: &Config, boot_id: &str) {
     tracing::info!(
         host = %config.host,
-        collector = %config.collector_url,
+        collectors = ?config.collectors.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
         interval = %humantime::format_duration(config.interval),
         listen = ?config.listen,
         spool = ?config.spool.as_ref().map(|s| &s.dir),
@@ -268,4 +263,16 @@ fn log_started(config: &Config, boot_id: &str) {
         boot_id = %boot_id,
         "agent started"
     );
+    warn_clear_text(config);
+}
+
+/// Says (once per start or reload) which collectors get the token in clear.
+fn warn_clear_text(config: &Config) {
+    for u in config.clear_text_collectors() {
+        tracing::warn!(
+            collector = %u,
+            "pushing over plain http:// to another host: the agent token and every batch \
+             cross the network in clear; use https:// (see `vedette-collector tls init`)"
+        );
+    }
 }

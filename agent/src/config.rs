@@ -27,8 +27,11 @@ pub struct Config {
     pub host: String,
     /// Host labels sent with every batch.
     pub labels: BTreeMap<String, String>,
-    /// The collector's base URL.
-    pub collector_url: Url,
+    /// The collectors' base URLs, preferred first (`collector.url` or
+    /// `collector.urls`).
+    pub collectors: Vec<Url>,
+    /// How the agent speaks TLS to them.
+    pub collector_tls: CollectorTls,
     /// The agent token, if the collector requires one.
     pub token: Option<String>,
     /// How often to sample and push.
@@ -41,6 +44,18 @@ pub struct Config {
     pub host_metrics: HostMetrics,
     /// Availability checks.
     pub checks: Vec<CheckSpec>,
+}
+
+/// `collector.ca_file`, `cert_file`, `key_file`, `server_name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollectorTls {
+    /// Trust only this CA (PEM) instead of the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for mutual TLS.
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// The name the collector's certificate is checked against, instead of
+    /// the URL's host.
+    pub server_name: Option<String>,
 }
 
 /// Where unsent batches wait.
@@ -101,21 +116,17 @@ fn default_spool_bytes() -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawCollector {
-    #[serde(default = "default_url")]
-    url: String,
+    url: Option<String>,
+    #[serde(default)]
+    urls: Vec<String>,
     token: Option<String>,
     token_file: Option<PathBuf>,
-}
-
-impl Default for RawCollector {
-    fn default() -> Self {
-        RawCollector {
-            url: default_url(),
-            token: None,
-            token_file: None,
-        }
-    }
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    server_name: Option<String>,
 }
 
 fn default_interval() -> Duration {
@@ -126,8 +137,8 @@ fn default_listen() -> String {
     "127.0.0.1:9851".into()
 }
 
-fn default_url() -> String {
-    "http://127.0.0.1:9850".into()
+fn default_url() -> Url {
+    Url::parse("http://127.0.0.1:9850").expect("the default URL parses")
 }
 
 /// The shortest push interval accepted.
@@ -154,7 +165,8 @@ impl Config {
         let limits = Limits::default();
         let host = host(&raw, &limits, &mut diag);
         check_labels(&raw, &limits, &mut diag);
-        let collector_url = collector_url(&raw, &mut diag);
+        let collectors = collectors(&raw, &mut diag);
+        let collector_tls = collector_tls(&raw.collector, &mut diag);
         let token = token(&raw, &mut diag);
         if raw.interval < MIN_INTERVAL || raw.interval > MAX_INTERVAL {
             diag.push(
@@ -173,8 +185,8 @@ impl Config {
         let config = Config {
             host,
             labels: raw.labels,
-            collector_url: collector_url
-                .unwrap_or_else(|| Url::parse(&default_url()).expect("the default URL parses")),
+            collectors,
+            collector_tls,
             token,
             interval: raw.interval,
             listen,
@@ -185,16 +197,39 @@ impl Config {
         diag.finish(file, config)
     }
 
-    /// The push endpoint.
-    /// A collector behind a path prefix (`https://mon/vedette/`) keeps it.
-    pub fn push_url(&self) -> Url {
-        let mut base = self.collector_url.clone();
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        base.join(vedette_protocol::PUSH_PATH.trim_start_matches('/'))
-            .unwrap_or(base)
+    /// The push endpoint of each collector, preferred first.
+    pub fn push_urls(&self) -> Vec<Url> {
+        self.collectors.iter().map(push_url).collect()
     }
+
+    /// Collectors reached over plain HTTP on another host: their token and
+    /// batches cross the network in clear.
+    pub fn clear_text_collectors(&self) -> Vec<&Url> {
+        self.collectors
+            .iter()
+            .filter(|u| {
+                u.scheme() == "http"
+                    && match u.host_str() {
+                        Some("localhost") | None => false,
+                        Some(h) => h
+                            .trim_matches(['[', ']'])
+                            .parse::<std::net::IpAddr>()
+                            .map_or(true, |ip| !ip.is_loopback()),
+                    }
+            })
+            .collect()
+    }
+}
+
+/// The push endpoint under a collector's base URL; a collector behind a
+/// path prefix (`https://mon/vedette/`) keeps it.
+pub fn push_url(base: &Url) -> Url {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    base.join(vedette_protocol::PUSH_PATH.trim_start_matches('/'))
+        .unwrap_or(base)
 }
 
 /// The machine's host name, as `hostname` prints it (short form).
@@ -257,22 +292,101 @@ fn check_labels(raw: &RawConfig, limits: &Limits, diag: &mut Diagnostics) {
     }
 }
 
-/// `collector.url`: http or https with a host.
-fn collector_url(raw: &RawConfig, diag: &mut Diagnostics) -> Option<Url> {
-    match Url::parse(&raw.collector.url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-        Ok(_) => {
+/// The most collectors one agent fails over between.
+pub const MAX_COLLECTORS: usize = 16;
+
+/// `collector.url` or `collector.urls` (not both): http or https with a host,
+/// each once. Neither: the local collector.
+fn collectors(raw: &RawConfig, diag: &mut Diagnostics) -> Vec<Url> {
+    let c = &raw.collector;
+    let (given, at): (Vec<(String, &str)>, &str) = match (&c.url, c.urls.is_empty()) {
+        (Some(_), false) => {
             diag.push(
-                "collector.url",
-                "must be an http:// or https:// URL with a host",
+                "collector.urls",
+                "give `url` (one collector) or `urls` (several, preferred first), not both",
+            );
+            return vec![default_url()];
+        }
+        (Some(u), true) => (vec![(u.clone(), "collector.url")], "collector.url"),
+        (None, true) => return vec![default_url()],
+        (None, false) => (
+            c.urls
+                .iter()
+                .map(|u| (u.clone(), "collector.urls"))
+                .collect(),
+            "collector.urls",
+        ),
+    };
+    if given.len() > MAX_COLLECTORS {
+        diag.push(at, format!("at most {MAX_COLLECTORS} collectors"));
+    }
+    let mut out: Vec<Url> = Vec::new();
+    for (i, (text, field)) in given.iter().enumerate() {
+        let path = if *field == "collector.urls" {
+            format!("collector.urls[{i}]")
+        } else {
+            field.to_string()
+        };
+        match Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                if out.contains(&u) {
+                    diag.push(&path, format!("{u} is listed twice"));
+                } else {
+                    out.push(u);
+                }
+            }
+            Ok(_) => diag.push(&path, "must be an http:// or https:// URL with a host"),
+            Err(e) => diag.push(&path, format!("not a URL: {e}")),
+        }
+    }
+    if out.is_empty() {
+        out.push(default_url());
+    }
+    out
+}
+
+/// `collector.ca_file`, `cert_file` + `key_file`, `server_name`: the files
+/// are read now, so a mistake is reported with its file.
+fn collector_tls(c: &RawCollector, diag: &mut Diagnostics) -> CollectorTls {
+    let client = match (&c.cert_file, &c.key_file) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        (Some(_), None) => {
+            diag.push(
+                "collector.cert_file",
+                "needs `key_file` (its private key) beside it",
             );
             None
         }
-        Err(e) => {
-            diag.push("collector.url", format!("not a URL: {e}"));
+        (None, Some(_)) => {
+            diag.push(
+                "collector.key_file",
+                "needs `cert_file` (its certificate) beside it",
+            );
             None
         }
+    };
+    if let Some(n) = &c.server_name {
+        if rustls::pki_types::ServerName::try_from(n.as_str()).is_err() {
+            diag.push(
+                "collector.server_name",
+                format!("'{n}' is not a DNS name or IP address"),
+            );
+        }
     }
+    let tls = CollectorTls {
+        ca_file: c.ca_file.clone(),
+        client,
+        server_name: c.server_name.clone(),
+    };
+    if let Err((field, message)) = crate::transport::client_tls(
+        tls.ca_file.as_deref(),
+        tls.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        None,
+    ) {
+        diag.push(&format!("collector.{field}"), message);
+    }
+    tls
 }
 
 /// `collector.token` or the first line of `collector.token_file`.

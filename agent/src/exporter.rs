@@ -100,17 +100,28 @@ pub(crate) fn render(exported: &Exported) -> String {
 
 /// Pushes by outcome, dropped batches, the queue and the spool.
 fn render_delivery(s: &Stats, out: &mut String) {
-    out.push_str("# HELP vedette_agent_push_total Push attempts to the collector by outcome.\n");
+    out.push_str(
+        "# HELP vedette_agent_push_total Push attempts by collector and outcome \
+         (ok, rejected, http_4xx, http_5xx, tls_error, connect_error, timeout, transport_error).\n",
+    );
     out.push_str("# TYPE vedette_agent_push_total counter\n");
-    for (outcome, n) in [
-        ("ok", &s.ok),
-        ("retried", &s.retried),
-        ("rejected", &s.rejected),
-    ] {
+    for ((collector, outcome), n) in s.pushes() {
         let _ = writeln!(
             out,
-            "vedette_agent_push_total{{outcome=\"{outcome}\"}} {}",
-            n.load(Ordering::Relaxed)
+            "vedette_agent_push_total{{collector=\"{}\",outcome=\"{outcome}\"}} {n}",
+            escape(&collector)
+        );
+    }
+    out.push_str(
+        "# HELP vedette_agent_collector_active 1 for the collector pushes go to now, 0 for the others.\n",
+    );
+    out.push_str("# TYPE vedette_agent_collector_active gauge\n");
+    for (collector, active) in s.collectors() {
+        let _ = writeln!(
+            out,
+            "vedette_agent_collector_active{{collector=\"{}\"}} {}",
+            escape(&collector),
+            u8::from(active)
         );
     }
     for (name, kind, help, value) in [

@@ -73,7 +73,11 @@ fn main() -> ExitCode {
                     "{}: ok (host {}, collector {}, every {}, {} checks, spool {})",
                     file.display(),
                     c.host,
-                    c.collector_url,
+                    c.collectors
+                        .iter()
+                        .map(|u| u.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     humantime::format_duration(c.interval),
                     c.checks.len(),
                     c.spool
@@ -81,6 +85,13 @@ fn main() -> ExitCode {
                         .map(|s| s.dir.display().to_string())
                         .unwrap_or_else(|| "off".into())
                 );
+                for u in c.clear_text_collectors() {
+                    eprintln!(
+                        "{}: warning: {u} is plain http:// to another host: the token and \
+                         batches cross the network in clear; use https://",
+                        file.display()
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

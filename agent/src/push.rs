@@ -12,10 +12,19 @@
 //! retried forever. An outage is logged once when it starts and once when it
 //! ends, not once per retry. When the backlog is full the oldest batches are
 //! dropped and counted.
+//!
+//! With several collectors (`collector.urls`) a push goes to the first one
+//! not backing off: a connect error, timeout, TLS failure or 5xx/503 puts
+//! that collector in its own backoff and the same batch goes to the next at
+//! once. The preferred collector is tried again as soon as its backoff ends,
+//! so delivery returns to it after it recovers. A batch a collector refuses
+//! as invalid is not offered to another. Exactly-once is the collectors'
+//! (one store, deduplicated by `(host, boot_id, seq)`).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -27,8 +36,9 @@ use tokio_util::sync::CancellationToken;
 use vedette_protocol::clock::now_ms;
 use vedette_protocol::{Batch, ErrorBody, PushAck};
 
+use crate::config::{push_url, CollectorTls, Config};
 use crate::spool::Backlog;
-use crate::transport::describe_transport;
+use crate::transport::{client_tls, describe_transport};
 
 /// The memory backlog's bound when the spool is off.
 pub(crate) const MEMORY_BACKLOG_BYTES: u64 = 16 << 20;
@@ -42,22 +52,181 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Delivery counters, read by the local `/metrics`.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    pub ok: AtomicU64,
-    pub retried: AtomicU64,
-    pub rejected: AtomicU64,
+    /// Push attempts by (collector, outcome).
+    pushes: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// The collectors in order, and whether each is the one in use.
+    collectors: Mutex<Vec<(String, bool)>>,
     pub dropped: AtomicU64,
     pub queued: AtomicU64,
     pub spool_bytes: AtomicU64,
 }
 
+impl Stats {
+    pub(crate) fn count(&self, collector: &str, outcome: &'static str) {
+        let mut p = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
+        *p.entry((collector.to_string(), outcome)).or_default() += 1;
+    }
+
+    /// Push attempts by collector and outcome, sorted.
+    pub(crate) fn pushes(&self) -> Vec<((String, &'static str), u64)> {
+        let p = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
+        p.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Each collector and whether it is the one pushes go to now.
+    pub(crate) fn collectors(&self) -> Vec<(String, bool)> {
+        self.collectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_collectors(&self, targets: &Targets) {
+        *self.collectors.lock().unwrap_or_else(|e| e.into_inner()) = targets
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.label.clone(), targets.active == Some(i)))
+            .collect();
+    }
+}
+
+/// The label a collector is counted under: its base URL without the
+/// trailing slash.
+fn label(base: &Url) -> String {
+    base.as_str().trim_end_matches('/').to_string()
+}
+
+/// One collector and its own backoff.
+#[derive(Debug)]
+struct Target {
+    label: String,
+    push: Url,
+    attempt: u32,
+    /// Not tried again before this.
+    ready_at: Option<Instant>,
+    /// Failing since its last success (logged once per outage).
+    failing: bool,
+}
+
+/// The collectors, preferred first.
+#[derive(Debug)]
+pub(crate) struct Targets {
+    list: Vec<Target>,
+    /// The one the last push went to.
+    active: Option<usize>,
+}
+
+impl Targets {
+    pub(crate) fn new(bases: &[Url]) -> Targets {
+        Targets {
+            list: bases
+                .iter()
+                .map(|b| Target {
+                    label: label(b),
+                    push: push_url(b),
+                    attempt: 0,
+                    ready_at: None,
+                    failing: false,
+                })
+                .collect(),
+            active: None,
+        }
+    }
+
+    /// The collectors to try now, preferred first.
+    pub(crate) fn ready(&self, now: Instant) -> Vec<usize> {
+        (0..self.list.len())
+            .filter(|&i| self.list[i].ready_at.is_none_or(|t| t <= now))
+            .collect()
+    }
+
+    /// When the first collector in backoff may be tried again.
+    pub(crate) fn next_ready(&self) -> Option<Instant> {
+        self.list.iter().filter_map(|t| t.ready_at).min()
+    }
+
+    /// `i` took a push. True when pushes moved to it from another.
+    pub(crate) fn succeeded(&mut self, i: usize) -> bool {
+        let t = &mut self.list[i];
+        t.attempt = 0;
+        t.ready_at = None;
+        if t.failing {
+            t.failing = false;
+            tracing::info!(collector = %t.label, "collector reachable again");
+        }
+        let moved = self.active.is_some_and(|a| a != i);
+        self.active = Some(i);
+        moved
+    }
+
+    /// `i` failed: it backs off (`after`, else full jitter up to `cap`).
+    pub(crate) fn failed(
+        &mut self,
+        i: usize,
+        reason: &str,
+        after: Option<Duration>,
+        cap: Duration,
+        now: Instant,
+    ) {
+        let several = self.list.len() > 1;
+        let t = &mut self.list[i];
+        let delay = after.unwrap_or_else(|| backoff(t.attempt, cap, &mut rand::rng()));
+        t.attempt = t.attempt.saturating_add(1);
+        t.ready_at = Some(now + delay);
+        if !t.failing && several {
+            tracing::warn!(collector = %t.label, error = %reason, "collector failed; trying the next (logged once per outage)");
+        }
+        t.failing = true;
+    }
+}
+
+/// Where pushes go and how: the collectors, the token, TLS.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Route {
+    pub collectors: Vec<Url>,
+    pub token: Option<String>,
+    pub tls: CollectorTls,
+}
+
+impl Route {
+    pub(crate) fn of(config: &Config) -> Route {
+        Route {
+            collectors: config.collectors.clone(),
+            token: config.token.clone(),
+            tls: config.collector_tls.clone(),
+        }
+    }
+}
+
+/// The HTTP client pushes use, with `tls` (reqwest's defaults without it).
+pub(crate) fn client(tls: &CollectorTls) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .timeout(PUSH_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("vedette-agent/", env!("CARGO_PKG_VERSION")));
+    if *tls != CollectorTls::default() {
+        let config = client_tls(
+            tls.ca_file.as_deref(),
+            tls.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+            tls.server_name.as_deref(),
+        )
+        .map_err(|(field, msg)| anyhow::anyhow!("collector.{field}: {msg}"))?;
+        b = b.use_preconfigured_tls(config);
+    }
+    Ok(b.build()?)
+}
+
 /// Why a push did not succeed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub(crate) enum PushError {
-    /// Try again later (after `after`, if the collector said so).
+    /// Try again later (after `after`, if the collector said so);
+    /// `outcome` is how the attempt is counted.
     #[error("{reason}")]
     Retry {
         reason: String,
         after: Option<Duration>,
+        outcome: &'static str,
     },
     /// The collector refused this batch itself; retrying cannot help.
     #[error("collector rejected the batch ({status}): {reason}")]
@@ -97,6 +266,7 @@ pub(crate) fn classify(
         return serde_json::from_slice(body).map_err(|e| PushError::Retry {
             reason: format!("unreadable acknowledgement: {e}"),
             after: None,
+            outcome: "http_error",
         });
     }
     match status.as_u16() {
@@ -106,6 +276,7 @@ pub(crate) fn classify(
         }),
         429 | 503 => Err(PushError::Retry {
             reason: format!("HTTP {}: {}", status.as_u16(), reason()),
+            outcome: http_outcome(status),
             after: headers
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
@@ -115,7 +286,29 @@ pub(crate) fn classify(
         _ => Err(PushError::Retry {
             reason: format!("HTTP {}: {}", status.as_u16(), reason()),
             after: None,
+            outcome: http_outcome(status),
         }),
+    }
+}
+
+fn http_outcome(status: StatusCode) -> &'static str {
+    if status.is_server_error() {
+        "http_5xx"
+    } else {
+        "http_4xx"
+    }
+}
+
+/// How a transport error is counted.
+fn transport_outcome(e: &reqwest::Error, described: &str) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if described.starts_with("TLS:") {
+        "tls_error"
+    } else if e.is_connect() {
+        "connect_error"
+    } else {
+        "transport_error"
     }
 }
 
@@ -124,8 +317,8 @@ pub(crate) fn classify(
 pub(crate) enum Msg {
     /// A new batch to deliver.
     Batch(Batch),
-    /// A reloaded config points elsewhere (or carries a new token).
-    Target { url: Url, token: Option<String> },
+    /// A reloaded config points elsewhere (or carries a new token or TLS).
+    Route(Route),
 }
 
 /// Encodes a batch as the gzip JSON body of a push.
@@ -155,12 +348,11 @@ pub(crate) fn decode(body: &[u8]) -> Result<Batch, String> {
 /// deliver in a [`Backlog`].
 pub(crate) struct Delivery {
     client: reqwest::Client,
-    url: Url,
-    token: Option<String>,
+    route: Route,
+    targets: Targets,
     backlog: Backlog,
     stats: Arc<Stats>,
     cap: Duration,
-    attempt: u32,
     next_attempt: Option<Instant>,
     outage_since: Option<Instant>,
     dropping_logged: bool,
@@ -169,26 +361,22 @@ pub(crate) struct Delivery {
 
 impl Delivery {
     pub(crate) fn new(
-        url: Url,
-        token: Option<String>,
+        route: Route,
         interval: Duration,
         backlog: Backlog,
         stats: Arc<Stats>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Delivery> {
-        let client = reqwest::Client::builder()
-            .timeout(PUSH_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("vedette-agent/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = client(&route.tls)?;
+        let targets = Targets::new(&route.collectors);
+        stats.set_collectors(&targets);
         let d = Delivery {
             client,
-            url,
-            token,
+            route,
+            targets,
             backlog,
             stats,
             cap: max_backoff(interval),
-            attempt: 0,
             next_attempt: None,
             outage_since: None,
             dropping_logged: false,
@@ -198,30 +386,76 @@ impl Delivery {
         Ok(d)
     }
 
-    /// Sends one batch, stamping `sent_at_ms` now.
-    pub(crate) async fn send(&self, batch: &mut Batch) -> Result<PushAck, PushError> {
+    /// Sends one batch to the first collector that takes it, preferred
+    /// first, skipping those backing off; counts each attempt.
+    pub(crate) async fn send(&mut self, batch: &mut Batch) -> Result<PushAck, PushError> {
+        let mut last = None;
+        for i in self.targets.ready(Instant::now()) {
+            let label = self.targets.list[i].label.clone();
+            let r = self.send_to(i, batch).await;
+            match &r {
+                Ok(_) => {
+                    self.stats.count(&label, "ok");
+                    if self.targets.succeeded(i) {
+                        tracing::info!(collector = %label, "pushing to this collector now");
+                    }
+                    self.stats.set_collectors(&self.targets);
+                    return r;
+                }
+                Err(PushError::Rejected { .. }) => {
+                    self.stats.count(&label, "rejected");
+                    return r;
+                }
+                Err(PushError::Retry {
+                    reason,
+                    after,
+                    outcome,
+                }) => {
+                    self.stats.count(&label, outcome);
+                    let reason = format!("{label}: {reason}");
+                    self.targets
+                        .failed(i, &reason, *after, self.cap, Instant::now());
+                    last = Some(reason);
+                }
+            }
+        }
+        let wait = self.targets.next_ready().map(|t| {
+            t.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100))
+        });
+        Err(PushError::Retry {
+            reason: last.unwrap_or_else(|| "every collector is backing off".into()),
+            after: wait,
+            outcome: "none",
+        })
+    }
+
+    /// Sends one batch to collector `i`, stamping `sent_at_ms` now.
+    async fn send_to(&self, i: usize, batch: &mut Batch) -> Result<PushAck, PushError> {
         batch.sent_at_ms = now_ms();
         let body = encode(batch).map_err(|reason| PushError::Rejected { status: 0, reason })?;
         let mut req = self
             .client
-            .post(self.url.clone())
+            .post(self.targets.list[i].push.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_ENCODING, "gzip")
             .body(body);
-        if let Some(t) = &self.token {
+        if let Some(t) = &self.route.token {
             req = req.header(AUTHORIZATION, format!("Bearer {t}"));
         }
-        let mut resp = req.send().await.map_err(|e| PushError::Retry {
-            reason: describe(&e),
-            after: None,
-        })?;
+        let failed = |e: reqwest::Error| {
+            let reason = describe(&e);
+            PushError::Retry {
+                outcome: transport_outcome(&e, &reason),
+                reason,
+                after: None,
+            }
+        };
+        let mut resp = req.send().await.map_err(failed)?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| PushError::Retry {
-            reason: describe(&e),
-            after: None,
-        })? {
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_RESPONSE_BYTES {
                 break;
@@ -231,10 +465,11 @@ impl Delivery {
     }
 
     /// Sends unless shutdown comes first (then the batch counts as unsent).
-    async fn send_or_stop(&self, batch: &mut Batch) -> Option<Result<PushAck, PushError>> {
+    async fn send_or_stop(&mut self, batch: &mut Batch) -> Option<Result<PushAck, PushError>> {
+        let shutdown = self.shutdown.clone();
         tokio::select! {
             r = self.send(batch) => Some(r),
-            _ = self.shutdown.cancelled() => None,
+            _ = shutdown.cancelled() => None,
         }
     }
 
@@ -278,7 +513,6 @@ impl Delivery {
     }
 
     fn delivered(&mut self, seq: u64, ack: &PushAck) {
-        self.stats.ok.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(seq, accepted = ack.accepted, "batch delivered");
         if let Some(since) = self.outage_since.take() {
             tracing::info!(
@@ -287,21 +521,17 @@ impl Delivery {
                 "collector reachable again; delivering the backlog"
             );
         }
-        self.attempt = 0;
         self.dropping_logged = false;
     }
 
     fn rejected(&mut self, seq: u64, status: u16, reason: &str) {
-        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(seq, status, reason = %reason, "collector rejected a batch; dropping it");
     }
 
     fn retry_later(&mut self, reason: &str, after: Option<Duration>) {
-        self.stats.retried.fetch_add(1, Ordering::Relaxed);
         if self.outage_since.is_none() {
             self.outage_since = Some(Instant::now());
             tracing::warn!(
-                url = %self.url,
                 error = %reason,
                 durable = self.backlog.is_durable(),
                 "cannot deliver to the collector; keeping batches and retrying (logged once per outage)"
@@ -309,8 +539,7 @@ impl Delivery {
         } else {
             tracing::debug!(error = %reason, "push retry failed");
         }
-        let delay = after.unwrap_or_else(|| backoff(self.attempt, self.cap, &mut rand::rng()));
-        self.attempt = self.attempt.saturating_add(1);
+        let delay = after.unwrap_or(self.cap);
         self.next_attempt = Some(Instant::now() + delay);
     }
 
@@ -325,7 +554,7 @@ impl Delivery {
             Some(Err(PushError::Rejected { status, reason })) => {
                 self.rejected(batch.seq, status, &reason)
             }
-            Some(Err(PushError::Retry { reason, after })) => {
+            Some(Err(PushError::Retry { reason, after, .. })) => {
                 self.store(&batch);
                 self.retry_later(&reason, after);
             }
@@ -342,19 +571,30 @@ impl Delivery {
     fn handle(&mut self, m: Msg) {
         match m {
             Msg::Batch(b) => self.store(&b),
-            Msg::Target { url, token } => self.retarget(url, token),
+            Msg::Route(route) => self.reroute(route),
         }
     }
 
-    fn retarget(&mut self, url: Url, token: Option<String>) {
-        if url != self.url || token != self.token {
-            tracing::info!(url = %url, "collector target changed");
-            self.url = url;
-            self.token = token;
-            self.attempt = 0;
-            if !self.backlog.is_empty() {
-                self.next_attempt = Some(Instant::now());
+    fn reroute(&mut self, route: Route) {
+        if route == self.route {
+            return;
+        }
+        if route.tls != self.route.tls {
+            match client(&route.tls) {
+                Ok(c) => self.client = c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot apply the new TLS settings; keeping the old ones");
+                    return;
+                }
             }
+        }
+        let urls: Vec<String> = route.collectors.iter().map(label).collect();
+        tracing::info!(collectors = ?urls, "collector route changed");
+        self.targets = Targets::new(&route.collectors);
+        self.stats.set_collectors(&self.targets);
+        self.route = route;
+        if !self.backlog.is_empty() {
+            self.next_attempt = Some(Instant::now());
         }
     }
 
@@ -391,7 +631,7 @@ impl Delivery {
                     self.pop();
                     self.rejected(batch.seq, status, &reason);
                 }
-                Some(Err(PushError::Retry { reason, after })) => {
+                Some(Err(PushError::Retry { reason, after, .. })) => {
                     self.retry_later(&reason, after);
                     break;
                 }

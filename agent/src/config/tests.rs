@@ -1,10 +1,19 @@
 use super::*;
+use std::path::Path;
 
 #[test]
 fn embedded_default() {
     let c = Config::embedded().unwrap();
-    assert_eq!(c.collector_url.as_str(), "http://127.0.0.1:9850/");
-    assert_eq!(c.push_url().as_str(), "http://127.0.0.1:9850/api/v1/push");
+    assert_eq!(c.collectors[0].as_str(), "http://127.0.0.1:9850/");
+    assert_eq!(
+        c.push_urls()[0].as_str(),
+        "http://127.0.0.1:9850/api/v1/push"
+    );
+    assert_eq!(c.collector_tls, CollectorTls::default());
+    assert!(
+        c.clear_text_collectors().is_empty(),
+        "loopback is not the network"
+    );
     assert_eq!(c.interval, Duration::from_secs(10));
     assert_eq!(c.listen, Some("127.0.0.1:9851".parse().unwrap()));
     assert_eq!(c.token, None);
@@ -32,7 +41,7 @@ fn collector_path_prefix_is_kept() {
     ] {
         let c = Config::from_yaml("a", &format!("collector: {{url: '{url}'}}")).unwrap();
         assert_eq!(
-            c.push_url().as_str(),
+            c.push_urls()[0].as_str(),
             "https://mon.example/vedette/api/v1/push"
         );
     }
@@ -174,4 +183,112 @@ fn unknown_key_names_its_line() {
         .to_string();
     assert!(e.starts_with("a.yaml:2:3: "), "{e}");
     assert!(e.contains("unknown field `uri`"), "{e}");
+}
+
+#[test]
+fn several_collectors_are_tried_in_order_and_each_mistake_is_named() {
+    let c = Config::from_yaml(
+        "a.yaml",
+        "collector:\n  urls: [https://c1.example:9850, 'http://10.0.0.2:9850/v/', 'http://[::1]:9850']\n",
+    )
+    .unwrap();
+    let urls: Vec<String> = c.push_urls().iter().map(|u| u.to_string()).collect();
+    assert_eq!(
+        urls,
+        [
+            "https://c1.example:9850/api/v1/push",
+            "http://10.0.0.2:9850/v/api/v1/push",
+            "http://[::1]:9850/api/v1/push"
+        ]
+    );
+    let clear: Vec<&str> = c
+        .clear_text_collectors()
+        .iter()
+        .map(|u| u.as_str())
+        .collect();
+    assert_eq!(clear, ["http://10.0.0.2:9850/v/"]);
+
+    for (text, want) in [
+        (
+            "collector:\n  url: https://a\n  urls: [https://b]\n",
+            "a.yaml:3:3: collector.urls: give `url` (one collector) or `urls` (several, preferred first), not both",
+        ),
+        (
+            "collector:\n  urls: [https://a, ftp://b, https://a]\n",
+            "a.yaml:2:21: collector.urls[1]: must be an http:// or https:// URL with a host",
+        ),
+        (
+            "collector:\n  cert_file: /x.pem\n",
+            "a.yaml:2:3: collector.cert_file: needs `key_file` (its private key) beside it",
+        ),
+        (
+            "collector:\n  server_name: 'not a name'\n",
+            "a.yaml:2:3: collector.server_name: 'not a name' is not a DNS name or IP address",
+        ),
+        (
+            "collector:\n  ca_file: /nonexistent/ca.pem\n",
+            "a.yaml:2:3: collector.ca_file: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)",
+        ),
+    ] {
+        let e = Config::from_yaml("a.yaml", text).unwrap_err().to_string();
+        assert_eq!(e.lines().next(), Some(want), "{text}\n{e}");
+    }
+    let e = Config::from_yaml("a.yaml", "collector:\n  urls: [https://a, https://a]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("collector.urls[1]: https://a/ is listed twice"),
+        "{e}"
+    );
+}
+
+/// A CA, and a client pair it signed, in `dir`.
+fn client_pair(dir: &Path) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["web-01".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("web-01.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("web-01-key.pem"), key.serialize_pem()).unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.join("other-key.pem"), other.serialize_pem()).unwrap();
+}
+
+#[test]
+fn mutual_tls_files_are_read_at_load_and_a_wrong_key_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    client_pair(d.path());
+    let p = d.path().display();
+    let good = format!(
+        "collector:\n  url: https://c.example:9850\n  ca_file: {p}/ca.pem\n  cert_file: {p}/web-01.pem\n  key_file: {p}/web-01-key.pem\n  server_name: collector.example\n"
+    );
+    let c = Config::from_yaml("a.yaml", &good).unwrap();
+    assert_eq!(c.collector_tls.ca_file, Some(d.path().join("ca.pem")));
+    assert_eq!(
+        c.collector_tls.server_name.as_deref(),
+        Some("collector.example")
+    );
+    let e = Config::from_yaml("a.yaml", &good.replace("web-01-key", "other-key"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!("a.yaml:5:3: collector.key_file: {p}/other-key.pem is not the key of the certificate in {p}/web-01.pem")
+    );
+    let e = Config::from_yaml(
+        "a.yaml",
+        &good.replace("ca_file: {p}/ca.pem", "").replace(
+            &format!("ca_file: {p}/ca.pem"),
+            &format!("ca_file: {p}/web-01-key.pem"),
+        ),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("holds no certificate"), "{e}");
 }

@@ -15,13 +15,16 @@ async fn serves_metrics_and_health_over_a_real_socket() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let exported = Arc::new(Exported::default());
-    exported.stats.retried.store(2, Ordering::Relaxed);
+    exported.stats.count("https://c1:9850", "tls_error");
+    exported.stats.count("https://c1:9850", "tls_error");
     let stop = CancellationToken::new();
     let server = tokio::spawn(serve(listener, exported, stop.clone()));
     let metrics = get(addr, "/metrics").await;
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     assert!(
-        metrics.contains("vedette_agent_push_total{outcome=\"retried\"} 2"),
+        metrics.contains(
+            "vedette_agent_push_total{collector=\"https://c1:9850\",outcome=\"tls_error\"} 2"
+        ),
         "{metrics}"
     );
     assert!(get(addr, "/healthz").await.ends_with("ok\n"));
@@ -33,7 +36,9 @@ async fn serves_metrics_and_health_over_a_real_socket() {
 #[test]
 fn renders_samples_and_counters() {
     let e = Exported::default();
-    e.stats.ok.store(4, Ordering::Relaxed);
+    for _ in 0..4 {
+        e.stats.count("http://127.0.0.1:9850", "ok");
+    }
     *e.latest.lock().unwrap() = vec![
         Sample {
             name: "filesystem_used_ratio".into(),
@@ -50,7 +55,7 @@ fn renders_samples_and_counters() {
     ];
     let text = render(&e);
     for line in [
-        "vedette_agent_push_total{outcome=\"ok\"} 4",
+        "vedette_agent_push_total{collector=\"http://127.0.0.1:9850\",outcome=\"ok\"} 4",
         "vedette_agent_queue_batches 0",
         "# TYPE vedette_filesystem_used_ratio gauge",
         "vedette_filesystem_used_ratio{mountpoint=\"/mnt/a \\\"b\\\"\"} 0.25",

@@ -65,7 +65,8 @@ fn classify_answers() {
         ),
         Err(PushError::Retry {
             reason: "HTTP 429: busy".into(),
-            after: Some(Duration::from_secs(7))
+            after: Some(Duration::from_secs(7)),
+            outcome: "http_4xx",
         })
     );
     for s in [401, 403, 500, 502, 503] {
@@ -81,4 +82,56 @@ fn classify_answers() {
         classify(StatusCode::OK, &h, b"not json"),
         Err(PushError::Retry { .. })
     ));
+}
+
+fn urls(n: usize) -> Vec<Url> {
+    (1..=n)
+        .map(|i| Url::parse(&format!("https://c{i}:9850")).unwrap())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_collector_backs_off_alone_and_the_preferred_returns_first() {
+    let cap = Duration::from_secs(30);
+    let mut t = Targets::new(&urls(3));
+    let now = Instant::now();
+    assert_eq!(t.ready(now), [0, 1, 2]);
+    assert_eq!(t.list[1].push.as_str(), "https://c2:9850/api/v1/push");
+    assert_eq!(t.list[1].label, "https://c2:9850");
+
+    t.failed(0, "connect refused", None, cap, now);
+    assert_eq!(
+        t.ready(now),
+        [1, 2],
+        "c1 backs off; the batch goes to c2 at once"
+    );
+    assert!(!t.succeeded(1), "the first success is not a move");
+    let back = t.next_ready().unwrap();
+    assert!(
+        back > now && back <= now + Duration::from_secs(1),
+        "first backoff ≤ 1 s"
+    );
+
+    // Once c1's backoff ends it is tried first again.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(t.ready(Instant::now()), [0, 1, 2]);
+    assert!(
+        t.succeeded(0),
+        "pushes moved back to the preferred collector"
+    );
+    assert_eq!(t.next_ready(), None);
+
+    // A Retry-After is honoured for that collector only.
+    let now = Instant::now();
+    t.failed(2, "HTTP 503", Some(Duration::from_secs(20)), cap, now);
+    assert_eq!(t.next_ready(), Some(now + Duration::from_secs(20)));
+    assert_eq!(t.ready(now), [0, 1]);
+
+    // Repeated failures grow the backoff up to the cap, never past it.
+    for _ in 0..20 {
+        t.failed(1, "timeout", None, cap, now);
+        assert!(t.list[1].ready_at.unwrap() <= now + cap);
+    }
+    assert_eq!(t.list[1].attempt, 20);
+    assert!(!t.succeeded(0) && t.list[1].failing);
 }
