@@ -12,6 +12,14 @@ use std::fmt::Write as _;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
+/// TLS for the API client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    pub ca_file: Option<std::path::PathBuf>,
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+}
+
 /// Where and how to reach the API.
 pub struct Client {
     pub url: String,
@@ -20,17 +28,28 @@ pub struct Client {
 }
 
 impl Client {
-    /// `ca_file`: a private CA the collector's certificate is signed by.
-    pub fn new(
-        url: &str,
-        token: Option<String>,
-        ca_file: Option<&std::path::Path>,
-    ) -> anyhow::Result<Client> {
+    /// `tls`: a private CA the collector's certificate is signed by, and a
+    /// client pair for a collector that requires client certificates.
+    pub fn new(url: &str, token: Option<String>, tls: &ClientTls) -> anyhow::Result<Client> {
         let mut http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
-        if let Some(f) = ca_file {
+        if let Some(f) = &tls.ca_file {
             for der in crate::tls::read_certs(f, "ca_file")? {
                 http = http.add_root_certificate(reqwest::Certificate::from_der(&der)?);
             }
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+            let mut pem =
+                std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+            pem.extend(
+                std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?,
+            );
+            http = http.identity(reqwest::Identity::from_pem(&pem).with_context(|| {
+                format!(
+                    "{} and {}: not a PEM certificate and key",
+                    cert.display(),
+                    key.display()
+                )
+            })?);
         }
         let http = http.build()?;
         Ok(Client {

@@ -116,9 +116,37 @@ struct ApiArgs {
     /// whose certificate no public CA signed).
     #[arg(long, global = true, env = "VEDETTE_CA_FILE", value_name = "FILE")]
     ca_file: Option<PathBuf>,
+    /// A client certificate (PEM), for a collector with `client_auth: require`.
+    #[arg(
+        long,
+        global = true,
+        env = "VEDETTE_CERT_FILE",
+        value_name = "FILE",
+        requires = "key_file"
+    )]
+    cert_file: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "VEDETTE_KEY_FILE",
+        value_name = "FILE",
+        requires = "cert_file"
+    )]
+    key_file: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
+}
+
+impl ApiArgs {
+    fn tls(&self) -> client::ClientTls {
+        client::ClientTls {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -489,7 +517,7 @@ fn show(value: &Value, json: bool, table: fn(&Value) -> String) -> anyhow::Resul
 }
 
 async fn incidents(action: IncidentsAction, api: ApiArgs) -> anyhow::Result<String> {
-    let c = Client::new(&api.url, api.token, api.ca_file.as_deref())?;
+    let c = Client::new(&api.url, api.token.clone(), &api.tls())?;
     let value = match action {
         IncidentsAction::List { state } => c.list(state.as_deref()).await?,
         IncidentsAction::Show { id } => c.show(id).await?,
@@ -503,7 +531,7 @@ async fn incidents(action: IncidentsAction, api: ApiArgs) -> anyhow::Result<Stri
 }
 
 async fn problems(action: ProblemsAction, api: ApiArgs) -> anyhow::Result<String> {
-    let c = Client::new(&api.url, api.token, api.ca_file.as_deref())?;
+    let c = Client::new(&api.url, api.token.clone(), &api.tls())?;
     let value = match action {
         ProblemsAction::List { state } => {
             let q: Vec<(&str, &str)> = state.as_deref().map(|s| ("state", s)).into_iter().collect();
@@ -522,13 +550,13 @@ async fn problems(action: ProblemsAction, api: ApiArgs) -> anyhow::Result<String
 }
 
 async fn services(api: ApiArgs) -> anyhow::Result<String> {
-    let c = Client::new(&api.url, api.token, api.ca_file.as_deref())?;
+    let c = Client::new(&api.url, api.token.clone(), &api.tls())?;
     let value = c.get("/api/v1/services", &[]).await?;
     show(&value, api.json, client::services_table)
 }
 
 async fn changes(action: ChangesAction, api: ApiArgs) -> anyhow::Result<String> {
-    let c = Client::new(&api.url, api.token, api.ca_file.as_deref())?;
+    let c = Client::new(&api.url, api.token.clone(), &api.tls())?;
     let value = match action {
         ChangesAction::List => c.get("/api/v1/changes", &[]).await?,
         ChangesAction::Create {

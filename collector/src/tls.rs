@@ -174,9 +174,10 @@ impl ServerTls {
         })
     }
 
-    /// Days until the certificate ends (negative once it has), at `now_s`.
+    /// Whole days until the certificate ends (negative: whole days since it
+    /// ended), at `now_s`.
     pub fn days_left(&self, now_s: i64) -> Option<i64> {
-        self.not_after.map(|t| (t - now_s).div_euclid(86_400))
+        self.not_after.map(|t| (t - now_s) / 86_400)
     }
 }
 

@@ -201,6 +201,48 @@ impl Collector {
         c
     }
 
+    /// [`Collector::start`] serving TLS with `pki`'s server pair (mutual TLS
+    /// when `client` names an agent pair, which the test's own client then
+    /// presents). Its `url` is `https://collector.test:PORT`, resolved to
+    /// 127.0.0.1 by the test's client.
+    pub fn start_tls(
+        dir: &Path,
+        port: u16,
+        extra: &str,
+        pki: &pki::Pki,
+        client: Option<&str>,
+    ) -> Collector {
+        let config = format!(
+            "listen: 127.0.0.1:{port}\ndata_dir: {}\n{}{extra}",
+            dir.join("data").display(),
+            pki.collector_tls(client.is_some())
+        );
+        let daemon = Daemon::start("vedette-collector", dir, "collector", &config);
+        let c = Collector {
+            daemon,
+            url: format!("https://{}:{port}", pki::SERVER_NAME),
+            token: None,
+            http: pki_client(pki, port, client),
+        };
+        let log = c.daemon.log.clone();
+        wait_for(
+            "the collector to be ready over TLS",
+            Duration::from_secs(20),
+            &log,
+            || c.get_text("/readyz").filter(|t| t.starts_with("ready")),
+        );
+        c
+    }
+
+    /// The DER of the certificate a new TLS connection is served.
+    pub fn served_certificate(&self) -> Option<Vec<u8>> {
+        let r = self.http.get(format!("{}/healthz", self.url)).send().ok()?;
+        r.extensions()
+            .get::<reqwest::tls::TlsInfo>()?
+            .peer_certificate()
+            .map(<[u8]>::to_vec)
+    }
+
     /// GET `path` as text, `None` on any failure.
     pub fn get_text(&self, path: &str) -> Option<String> {
         let mut req = self.http.get(format!("{}{path}", self.url));
@@ -247,6 +289,26 @@ impl Collector {
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
     }
+}
+
+/// A client trusting `pki`'s CA, reaching `collector.test` at 127.0.0.1:`port`,
+/// presenting `client`'s pair when given; each request on a new connection.
+pub fn pki_client(pki: &pki::Pki, port: u16, client: Option<&str>) -> reqwest::blocking::Client {
+    let ca = std::fs::read(pki.ca()).expect("reading the CA");
+    let mut b = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("a PEM CA"))
+        .resolve(
+            pki::SERVER_NAME,
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .pool_max_idle_per_host(0)
+        .tls_info(true);
+    if let Some(a) = client {
+        b = b.identity(reqwest::Identity::from_pem(&pki.identity_pem(a)).expect("a client pair"));
+    }
+    b.build().expect("building an https client")
 }
 
 /// Starts an agent reporting as `host` to the collector at `url` every second.
@@ -346,3 +408,4 @@ pub fn promtool_check(text: &str) -> String {
 
 pub mod http;
 pub mod layers;
+pub mod pki;

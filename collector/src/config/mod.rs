@@ -145,7 +145,8 @@ impl Config {
         let raw: RawConfig = vedette_yaml::parse(file, text)?;
         let mut diag = Diagnostics::new(text);
         let tls = self::tls::listener_tls(raw.tls.as_ref(), raw.listen, &mut diag);
-        let agents = agents(&raw, tls.requires_client_cert(), &mut diag);
+        let mutual = tls.requires_client_cert() || self::tls::declares_mutual(raw.tls.as_ref());
+        let agents = agents(&raw, mutual, &mut diag);
         let mut texts = Texts::default();
         let rules = match &raw.rules {
             Some(rules) => validate_rules(rules, &mut texts, &mut diag),
@@ -201,17 +202,20 @@ impl Config {
             &self.tls,
             self.tls.server().and_then(|s| s.days_left(now_s)),
         ) {
-            let _ = server;
             let cert = files.cert_file.display();
-            if days < 0 {
+            let plural = |n: i64| if n == 1 { "day" } else { "days" };
+            let ended = server.not_after.is_some_and(|t| t <= now_s);
+            if ended {
                 out.push(format!(
-                    "tls.cert_file: the certificate in {cert} EXPIRED {} days ago: agents will refuse it; \
+                    "tls.cert_file: the certificate in {cert} EXPIRED {} {} ago: agents will refuse it; \
                      renew it (vedette-collector tls init --dir … --host …) and reload",
-                    -days
+                    -days,
+                    plural(-days)
                 ));
             } else if days <= 14 {
                 out.push(format!(
-                    "tls.cert_file: the certificate in {cert} expires in {days} days; renew it and reload"
+                    "tls.cert_file: the certificate in {cert} expires in {days} {}; renew it and reload",
+                    plural(days)
                 ));
             }
         }

@@ -118,3 +118,11 @@ fn files(raw: RawTls, diag: &mut Diagnostics) -> ListenerTls {
         }
     }
 }
+
+/// Whether `tls:` asks for mutual TLS, even when its files are broken (so a
+/// broken pair is reported alone, not with every `cert_names` after it).
+pub(super) fn declares_mutual(raw: Option<&serde_yaml::Value>) -> bool {
+    raw.and_then(|v| v.get("client_auth"))
+        .and_then(serde_yaml::Value::as_str)
+        == Some("require")
+}

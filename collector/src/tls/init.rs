@@ -158,7 +158,9 @@ fn ca(dir: &Path, written: &mut Vec<Written>) -> Result<(Issuer<'static, KeyPair
         (false, false) => {
             let mut params =
                 CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-            params.distinguished_name = name("vedette private CA");
+            // A name of its own: two fleets' CAs never pass for each other.
+            let id: u32 = rand::random();
+            params.distinguished_name = name(&format!("vedette private CA {id:08x}"));
             params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
             params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
             let now = time::OffsetDateTime::now_utc();
