@@ -593,3 +593,53 @@ fn the_real_alertmanager_receives_over_tls_from_a_private_ca() {
         c.metric("vedette_notifications_total{outcome=\"delivered\",receiver=\"am\"}") >= Some(1.0)
     );
 }
+
+#[test]
+fn a_handshake_that_never_finishes_is_cut_off_and_blocks_no_one() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = Pki::init(&d.join("pki"), &[]);
+    let port = free_port();
+    let c = Collector::start_tls(
+        d,
+        port,
+        &format!("{}http: {{header_timeout: 1s}}\n", agents_plain()),
+        &pki,
+        None,
+    );
+    // Fifty connections that start a TLS record and stall, and one that says nothing.
+    let mut stalled: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(&[0x16, 0x03, 0x01]).unwrap();
+            s
+        })
+        .collect();
+    stalled.push(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    // Meanwhile a real agent is served.
+    let https = format!("https://127.0.0.1:{port}");
+    let (_a, _) = agent(
+        d,
+        "agent",
+        "web-01",
+        &format!("  url: {https}\n  token: {TOKEN}\n{}", pki.agent_tls(None)),
+    );
+    wait_for(
+        "web-01 up beside the stalled handshakes",
+        WAIT,
+        &c.daemon.log,
+        || (c.metric("vedette_host_up{host=\"web-01\"}") == Some(1.0)).then_some(()),
+    );
+    // Each stalled connection is closed by the collector after the header timeout.
+    let start = std::time::Instant::now();
+    for s in &mut stalled {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("not closed: {e}"));
+        assert_eq!(n, 0, "the collector closes, it does not answer");
+    }
+    assert!(start.elapsed() < Duration::from_secs(10));
+}

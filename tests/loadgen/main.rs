@@ -80,6 +80,17 @@ struct Args {
     /// the first eight) fresh label values, so each batch brings new series.
     #[arg(long)]
     churn: bool,
+    /// Trust this CA (PEM) for an https:// collector with a private CA.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// The name the collector's certificate is checked against (the URL
+    /// then uses an address): resolved to the URL's address.
+    #[arg(long, value_name = "NAME", requires = "ca_file")]
+    server_name: Option<String>,
+    /// Open a new connection for every push (no keep-alive): with https,
+    /// every push pays a TLS handshake, which measures its cost.
+    #[arg(long)]
+    new_connections: bool,
 }
 
 /// What all agents record, shared.
@@ -141,11 +152,27 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let base = args.url.trim_end_matches('/').to_string();
-    let client = reqwest::Client::builder()
+    let mut base = args.url.trim_end_matches('/').to_string();
+    let mut client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(usize::MAX)
-        .build()?;
+        .pool_max_idle_per_host(if args.new_connections { 0 } else { usize::MAX });
+    if let Some(f) = &args.ca_file {
+        let pem = std::fs::read(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        client = client
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    if let Some(name) = &args.server_name {
+        let url = reqwest::Url::parse(&base)?;
+        let addr = url
+            .socket_addrs(|| None)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{base}: no address"))?;
+        client = client.resolve(name, addr);
+        base = format!("{}://{name}:{}", url.scheme(), addr.port());
+    }
+    let client = client.build()?;
     let opened_before = incidents_opened(&client, &base).await;
     let tally = Arc::new(Tally::default());
     let boot = format!("{:x}", now_ms());
