@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -205,34 +205,10 @@ fn the_deploy_rules_and_config_pass_promtool() {
 
 /// Runs Debian's Prometheus scraping `target` every second.
 fn prometheus(dir: &Path, target: &str) -> (Daemon, String) {
-    let port = free_port();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-             scrape_configs:\n  - job_name: vedette\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
+    vedette_tests::prometheus(
+        dir,
+        &format!("  - job_name: vedette\n    static_configs:\n      - targets: ['{target}']\n"),
     )
-    .expect("writing prometheus.yml");
-    let log = dir.join("prometheus.log");
-    let out = std::fs::File::create(&log).expect("creating prometheus.log");
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("cloning a file handle"))
-        .stderr(out)
-        .spawn()
-        .expect(
-            "prometheus (Debian package prometheus) must be installed: tests/run.sh installs it",
-        );
-    (Daemon { child, log }, format!("http://127.0.0.1:{port}"))
 }
 
 /// The result vector of an instant PromQL query, `None` until Prometheus answers.

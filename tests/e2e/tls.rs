@@ -402,13 +402,10 @@ fn two_collectors_the_first_killed_pushes_continue_and_the_backlog_arrives_once(
 /// Runs Debian's Prometheus scraping `target` over HTTPS with this CA and
 /// the metrics token; returns it and its URL.
 fn prometheus_https(dir: &Path, target: &str, pki: &Pki, token_file: &Path) -> (Daemon, String) {
-    let port = free_port();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s}}\n\
-             scrape_configs:\n  - job_name: vedette\n    scheme: https\n    \
+    vedette_tests::prometheus(
+        dir,
+        &format!(
+            "  - job_name: vedette\n    scheme: https\n    \
              tls_config:\n      ca_file: {}\n      server_name: {SERVER_NAME}\n    \
              authorization:\n      credentials_file: {}\n    \
              static_configs:\n      - targets: ['{target}']\n",
@@ -416,25 +413,6 @@ fn prometheus_https(dir: &Path, target: &str, pki: &Pki, token_file: &Path) -> (
             token_file.display()
         ),
     )
-    .expect("writing prometheus.yml");
-    let log = dir.join("prometheus.log");
-    let out = std::fs::File::create(&log).expect("creating prometheus.log");
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("cloning a file handle"))
-        .stderr(out)
-        .spawn()
-        .expect(
-            "prometheus (Debian package prometheus) must be installed: tests/run.sh installs it",
-        );
-    (Daemon { child, log }, format!("http://127.0.0.1:{port}"))
 }
 
 #[test]

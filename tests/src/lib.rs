@@ -291,6 +291,38 @@ impl Collector {
     }
 }
 
+/// Runs Debian's Prometheus with `scrape_configs` (YAML items, indented two
+/// spaces), scraping every second; returns it (killed on drop) and its URL.
+pub fn prometheus(dir: &Path, scrape_configs: &str) -> (Daemon, String) {
+    let port = free_port();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n{scrape_configs}"
+        ),
+    )
+    .expect("writing prometheus.yml");
+    let log = dir.join("prometheus.log");
+    let out = std::fs::File::create(&log).expect("creating prometheus.log");
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("cloning a file handle"))
+        .stderr(out)
+        .spawn()
+        .expect(
+            "prometheus (Debian package prometheus) must be installed: tests/run.sh installs it",
+        );
+    (Daemon { child, log }, format!("http://127.0.0.1:{port}"))
+}
+
 /// A client trusting `pki`'s CA, reaching `collector.test` at 127.0.0.1:`port`,
 /// presenting `client`'s pair when given; each request on a new connection.
 pub fn pki_client(pki: &pki::Pki, port: u16, client: Option<&str>) -> reqwest::blocking::Client {

@@ -74,14 +74,13 @@ pub fn run(req: &Request) -> Result<Vec<Written>, String> {
     let now = time::OffsetDateTime::now_utc();
     let until = now + time::Duration::days(i64::from(req.days));
     if !req.hosts.is_empty() {
-        let mut params = CertificateParams::new(req.hosts.clone()).map_err(|e| e.to_string())?;
-        params.distinguished_name = name(&req.hosts[0]);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.not_before = now - time::Duration::hours(1);
-        params.not_after = until;
-        let key = KeyPair::generate().map_err(|e| e.to_string())?;
-        let cert = params.signed_by(&key, &issuer).map_err(|e| e.to_string())?;
+        let (cert, key) = leaf(
+            &req.hosts,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &issuer,
+            now,
+            until,
+        )?;
         let what = format!("server certificate for {}", req.hosts.join(", "));
         write(
             &req.dir.join("server.pem"),
@@ -105,14 +104,13 @@ pub fn run(req: &Request) -> Result<Vec<Written>, String> {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     for a in &req.agents {
-        let mut params = CertificateParams::new(vec![a.clone()]).map_err(|e| e.to_string())?;
-        params.distinguished_name = name(a);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.not_before = now - time::Duration::hours(1);
-        params.not_after = until;
-        let key = KeyPair::generate().map_err(|e| e.to_string())?;
-        let cert = params.signed_by(&key, &issuer).map_err(|e| e.to_string())?;
+        let (cert, key) = leaf(
+            std::slice::from_ref(a),
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &issuer,
+            now,
+            until,
+        )?;
         let base = req.dir.join("agents");
         let what = format!("client certificate for agent {a}");
         write(
@@ -132,6 +130,26 @@ pub fn run(req: &Request) -> Result<Vec<Written>, String> {
         )?;
     }
     Ok(written)
+}
+
+/// A certificate for `names` (the first is its common name) with `usage`,
+/// signed by `issuer`, valid until `until`; and its new key.
+fn leaf(
+    names: &[String],
+    usage: ExtendedKeyUsagePurpose,
+    issuer: &Issuer<'static, KeyPair>,
+    now: time::OffsetDateTime,
+    until: time::OffsetDateTime,
+) -> Result<(rcgen::Certificate, KeyPair), String> {
+    let mut params = CertificateParams::new(names.to_vec()).map_err(|e| e.to_string())?;
+    params.distinguished_name = name(&names[0]);
+    params.extended_key_usages = vec![usage];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = until;
+    let key = KeyPair::generate().map_err(|e| e.to_string())?;
+    let cert = params.signed_by(&key, issuer).map_err(|e| e.to_string())?;
+    Ok((cert, key))
 }
 
 fn name(common_name: &str) -> DistinguishedName {
