@@ -175,7 +175,7 @@ impl Targets {
         t.attempt = t.attempt.saturating_add(1);
         t.ready_at = Some(now + delay);
         if !t.failing && several {
-            tracing::warn!(collector = %t.label, error = %reason, "collector failed; trying the next (logged once per outage)");
+            tracing::warn!(collector = %t.label, error = %reason, "collector failed; pushing to the others while it backs off (logged once per outage)");
         }
         t.failing = true;
     }

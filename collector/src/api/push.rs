@@ -215,7 +215,17 @@ fn may_use_cert(token: &AgentToken, cert: Option<&PeerCert>) -> Result<(), Refus
         let mut shown: Vec<String> = names
             .iter()
             .take(NAMES_SHOWN)
-            .map(|n| n.chars().take(253).collect())
+            // A certificate's names are the client's words: shown only as
+            // name characters, so nothing else reaches a log or terminal.
+            .map(|n| {
+                n.chars()
+                    .take(253)
+                    .map(|c| match c {
+                        'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' | '*' => c,
+                        _ => '?',
+                    })
+                    .collect()
+            })
             .collect();
         if names.len() > NAMES_SHOWN {
             shown.push(format!("… {} more", names.len() - NAMES_SHOWN));

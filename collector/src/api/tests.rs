@@ -702,3 +702,72 @@ async fn metrics_token_guards_metrics_but_not_health() {
     assert_eq!(get(&f.app, "/healthz").await.0, StatusCode::OK);
     assert_eq!(get(&f.app, "/readyz").await.0, StatusCode::OK);
 }
+
+/// A collector with mutual TLS whose token `bound` works only with `web-*`
+/// certificates (the router is driven directly: the certificate's names
+/// arrive as the listener would attach them).
+async fn bound_fixture() -> (Fixture, tempfile::TempDir) {
+    let pki = tempfile::tempdir().unwrap();
+    crate::tls::init::run(&crate::tls::init::Request {
+        dir: pki.path().to_path_buf(),
+        hosts: vec!["collector.test".into()],
+        agents: vec![],
+        days: 30,
+    })
+    .unwrap();
+    let p = pki.path().display();
+    let f = fixture(&format!(
+        "tls: {{cert_file: {p}/server.pem, key_file: {p}/server-key.pem, client_ca_file: {p}/ca.pem, client_auth: require}}\n\
+         agents:\n  - {{token: bound, hosts: ['*'], cert_names: ['web-*']}}\nrules: []\n"
+    ))
+    .await;
+    (f, pki)
+}
+
+fn push_with_cert(names: Option<&[&str]>) -> Request<Body> {
+    let body = serde_json::to_vec(&batch("web-01", 1, 0.5)).unwrap();
+    let mut r = push_req(Some("bound"), body, false);
+    if let Some(n) = names {
+        r.extensions_mut().insert(crate::tls::PeerCert {
+            dns_names: n.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
+        });
+    }
+    r
+}
+
+#[tokio::test]
+async fn a_token_bound_to_certificate_names_needs_a_matching_certificate() {
+    let (f, _pki) = bound_fixture().await;
+    let (s, v, _) = call(&f.app, push_with_cert(Some(&["web-01"]))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let (s, v, _) = call(&f.app, push_with_cert(None)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        v["error"],
+        "this token is bound to client certificates named web-*; the connection presented no client certificate"
+    );
+    let (s, v, _) = call(&f.app, push_with_cert(Some(&[]))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("carries no DNS name"),
+        "{v}"
+    );
+
+    // Hostile names: control bytes never come back, and the list is bounded.
+    let long = "x".repeat(1000);
+    let names = ["db\u{1b}[31m-01", "a\nb", &long, "c", "d", "e", "f"];
+    let (s, v, _) = call(&f.app, push_with_cert(Some(&names))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("this token is bound to client certificates named web-*; the client certificate names db??31m-01, a?b, xxx"),
+        "{e}"
+    );
+    assert!(e.ends_with(", c, d, … 2 more"), "{e}");
+    assert!(!e.chars().any(char::is_control), "{e:?}");
+    assert!(e.len() < 500, "{}", e.len());
+}
