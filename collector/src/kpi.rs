@@ -10,7 +10,9 @@ use std::time::Duration;
 use globset::GlobSet;
 use serde::Serialize;
 
-use crate::availability::{self, merge, Mode, Tally, Timeline, BURN_WINDOWS, HORIZON, WINDOWS};
+use crate::availability::{
+    self, merge, Avail, Mode, Tally, Timeline, BURN_WINDOWS, HORIZON, WINDOWS,
+};
 use crate::incidents::Labels;
 use crate::state::{HostState, State};
 use crate::windows::{Maintenance, PlannedSpan, Scope};
@@ -248,4 +250,106 @@ fn service(
 /// The collector's own downtime (between runs) per window, in seconds.
 pub(crate) fn collector_downtime(state: &State, now_ms: i64) -> [f64; 4] {
     windows(&state.runs, &[], now_ms).map(|t| t.down_ms as f64 / 1000.0)
+}
+
+/// Which hosts `GET /api/v1/hosts` lists.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HostQuery {
+    /// Only hosts whose heartbeat is in this state.
+    pub state: Option<Avail>,
+    /// Only hosts sorting after this name (the previous page's last).
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// One host as `GET /api/v1/hosts` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct HostReport {
+    pub name: String,
+    /// `up`, `down` or `unknown` (just after a collector restart).
+    pub state: &'static str,
+    /// When the host entered that state (RFC 3339).
+    pub since: Option<String>,
+    pub last_seen: Option<String>,
+    pub labels: Labels,
+    /// Each check's latest result, by name.
+    pub checks: Vec<HostCheck>,
+    pub cpu_usage_ratio: Option<f64>,
+    pub memory_used_ratio: Option<f64>,
+    /// The filesystem with the highest `filesystem_used_ratio`.
+    pub fullest_filesystem: Option<Fullest>,
+    /// Heartbeat availability over 30 days (planned time excluded).
+    pub availability_30d: Option<f64>,
+    /// Ids of the host's live incidents (filled by the API from the store).
+    pub live_incidents: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct HostCheck {
+    pub name: String,
+    pub status: vedette_protocol::Status,
+    pub message: String,
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Fullest {
+    pub mountpoint: String,
+    pub used_ratio: f64,
+}
+
+/// The hosts still reported that `q` selects, by name, at most `q.limit`.
+pub(crate) fn hosts(
+    reporting: &Reporting,
+    state: &State,
+    now_ms: i64,
+    q: &HostQuery,
+) -> Vec<HostReport> {
+    let planned = Planned::new(reporting, state, now_ms);
+    visible_hosts(reporting, state, now_ms)
+        .into_iter()
+        .filter(|(n, _)| q.after.as_ref().is_none_or(|a| n.as_str() > a.as_str()))
+        .filter(|(_, h)| q.state.is_none_or(|s| h.up.current() == s))
+        .take(q.limit)
+        .map(|(n, h)| host_report(n, h, &planned.for_host(n, &h.labels), now_ms))
+        .collect()
+}
+
+fn host_report(name: &str, h: &HostState, planned: &[(i64, i64)], now_ms: i64) -> HostReport {
+    let latest = |metric: &str| {
+        h.series()
+            .find(|(n, l, _)| *n == metric && l.is_empty())
+            .map(|(_, _, p)| p.value)
+    };
+    let fullest = h
+        .series()
+        .filter(|(n, _, p)| *n == "filesystem_used_ratio" && p.value.is_finite())
+        .max_by(|a, b| a.2.value.total_cmp(&b.2.value))
+        .map(|(_, l, p)| Fullest {
+            mountpoint: l.get("mountpoint").cloned().unwrap_or_default(),
+            used_ratio: p.value,
+        });
+    let month = availability::tally(&h.up, planned, now_ms - duration_ms(WINDOWS[3].1), now_ms);
+    HostReport {
+        name: name.to_string(),
+        state: h.up.current().as_str(),
+        since: h.up.since().and_then(crate::views::rfc3339),
+        last_seen: crate::views::rfc3339(h.last_seen_ms),
+        labels: h.labels.clone(),
+        checks: h
+            .checks
+            .values()
+            .map(|c| HostCheck {
+                name: c.name.clone(),
+                status: c.status,
+                message: c.message.clone(),
+                at: crate::views::rfc3339(c.ts_ms),
+            })
+            .collect(),
+        cpu_usage_ratio: latest("cpu_usage_ratio"),
+        memory_used_ratio: latest("memory_used_ratio"),
+        fullest_filesystem: fullest,
+        availability_30d: month.ratio(),
+        live_incidents: Vec::new(),
+    }
 }

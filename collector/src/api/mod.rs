@@ -9,6 +9,9 @@
 //!   `POST /api/v1/problems/{id}/resolve` (body `{"note": "..."}` optional)
 //! - `GET /api/v1/changes[?limit=N]`, `POST /api/v1/changes`
 //! - `GET /api/v1/suppressions[?limit=N]` — breaches planned windows kept quiet
+//! - `GET /api/v1/services` — availability, error budgets and burn rates
+//! - `GET /api/v1/hosts[?state=up|down|unknown][&after=NAME][&limit=N]` — hosts
+//!   by name with their state, checks, key metrics and live incidents
 //! - `GET /metrics`, `GET /healthz`, `GET /readyz`
 //!
 //! Reads come from the store's reader connection; writes go through the
@@ -89,6 +92,7 @@ fn api_router() -> Router<AppState> {
         .route("/api/v1/changes", get(changes_list).post(changes_create))
         .route("/api/v1/suppressions", get(suppressions_list))
         .route("/api/v1/services", get(services_list))
+        .route("/api/v1/hosts", get(hosts_list))
         .layer(DefaultBodyLimit::max(MAX_NOTE_BODY))
 }
 
@@ -280,6 +284,52 @@ async fn services_list(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(reports))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostsQuery {
+    state: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn hosts_list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HostsQuery>,
+) -> Result<Json<Vec<crate::kpi::HostReport>>, ApiError> {
+    authorize(&app, &headers, Role::Viewer)?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some("up") => Some(crate::availability::Avail::Up),
+        Some("down") => Some(crate::availability::Avail::Down),
+        Some("unknown") => Some(crate::availability::Avail::Unknown),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "state must be up, down or unknown".into(),
+                Some("state".into()),
+            ))
+        }
+    };
+    let query = crate::kpi::HostQuery {
+        state,
+        after: q.after,
+        limit: list_limit(q.limit),
+    };
+    let metrics = Arc::clone(&app.metrics);
+    let mut hosts = tokio::task::spawn_blocking(move || metrics.hosts(now_ms(), &query))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let live = read(&app, |s| s.live_incidents()).await?;
+    let mut by_host: std::collections::HashMap<&str, Vec<i64>> = Default::default();
+    for i in &live {
+        by_host.entry(i.host.as_str()).or_default().push(i.id);
+    }
+    for h in &mut hosts {
+        h.live_incidents = by_host.remove(h.name.as_str()).unwrap_or_default();
+    }
+    Ok(Json(hosts))
 }
 
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {

@@ -771,3 +771,70 @@ async fn a_token_bound_to_certificate_names_needs_a_matching_certificate() {
     assert!(!e.chars().any(char::is_control), "{e:?}");
     assert!(e.len() < 500, "{}", e.len());
 }
+
+#[tokio::test]
+async fn hosts_are_listed_by_name_with_state_checks_metrics_and_live_incidents() {
+    let f = fixture(CONFIG).await;
+    let now = now_ms();
+    for (host, used) in [("web-02", 0.5), ("web-01", 0.95), ("web-03", 0.2)] {
+        let mut b = batch(host, 1, used);
+        b["samples"].as_array_mut().unwrap().extend([
+            json!({"name": "filesystem_used_ratio", "labels": {"mountpoint": "/var"}, "ts_ms": now - 10, "value": used / 2.0}),
+            json!({"name": "cpu_usage_ratio", "ts_ms": now - 10, "value": 0.25}),
+        ]);
+        b["agent"]["labels"]["note"] = json!("<script>alert(1)</script>");
+        b["checks"] = json!([{"name": "api", "kind": "http", "ts_ms": now - 10, "status": "critical", "message": "HTTP 500", "latency_s": 0.1}]);
+        let (s, v, _) = call(
+            &f.app,
+            push_req(Some("web-token"), serde_json::to_vec(&b).unwrap(), false),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = get(&f.app, "/api/v1/hosts").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web-01", "web-02", "web-03"]);
+    let h = &v[0];
+    assert_eq!(h["state"], "up");
+    assert_eq!(
+        h["labels"]["note"], "<script>alert(1)</script>",
+        "data, not markup"
+    );
+    assert_eq!(h["cpu_usage_ratio"], 0.25);
+    assert_eq!(
+        h["fullest_filesystem"],
+        json!({"mountpoint": "/", "used_ratio": 0.95})
+    );
+    assert_eq!(h["checks"][0]["name"], "api");
+    assert_eq!(h["checks"][0]["status"], "critical");
+    assert_eq!(
+        h["live_incidents"].as_array().unwrap().len(),
+        1,
+        "disk_full on web-01: {h}"
+    );
+    assert_eq!(v[1]["live_incidents"], json!([]));
+    assert!(h["last_seen"].as_str().unwrap().ends_with('Z'));
+
+    // Paging by name, and the state filter.
+    let (_, page) = get(&f.app, "/api/v1/hosts?limit=1&after=web-01").await;
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(page[0]["name"], "web-02");
+    let (_, up) = get(&f.app, "/api/v1/hosts?state=up").await;
+    assert_eq!(up.as_array().unwrap().len(), 3);
+    let (_, down) = get(&f.app, "/api/v1/hosts?state=down").await;
+    assert_eq!(down, json!([]));
+    for bad in [
+        "/api/v1/hosts?state=sideways",
+        "/api/v1/hosts?limit=-1",
+        "/api/v1/hosts?limit=99999999999999999999999",
+    ] {
+        let (s, v) = get(&f.app, bad).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+}

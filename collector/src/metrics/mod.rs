@@ -376,6 +376,12 @@ impl Metrics {
         kpi::services(&self.hosts.reporting(), &state, now_ms)
     }
 
+    /// The hosts `q` selects at `now_ms` (`GET /api/v1/hosts`).
+    pub(crate) fn hosts(&self, now_ms: i64, q: &kpi::HostQuery) -> Vec<kpi::HostReport> {
+        let state = self.hosts.snapshot();
+        kpi::hosts(&self.hosts.reporting(), &state, now_ms, q)
+    }
+
     /// Counts one refusal over a state limit.
     pub fn limited(&self, limit: Limit) {
         self.ingest_limited
