@@ -370,6 +370,7 @@ fn two_collectors_the_first_killed_pushes_continue_and_the_backlog_arrives_once(
         (c2.metric("vedette_host_up{host=\"web-01\"}") == Some(1.0)).then_some(())
     });
     let took = killed_at.elapsed();
+    eprintln!("failover: c2 had the host up {took:?} after c1 was killed");
     assert!(took < Duration::from_secs(4), "failover took {took:?}");
     wait_for("the agent to say c2 is active", WAIT, &a.log, || {
         (active(&u2) == Some(1.0) && active(&u1) == Some(0.0)).then_some(())
