@@ -15,6 +15,8 @@ declare -A needs=(
     [systemd-analyze]=systemd                                   # the units are verified and scored
     [promtool]=prometheus                                       # /metrics is linted, scraped and queried, rules unit-tested
     [prometheus-alertmanager]=prometheus-alertmanager           # notifications reach a real Alertmanager
+    [curl]=curl                                                 # tests/schemathesis.sh feeds its collector
+    [python3]=python3                                           # schemathesis (PyPI) runs in a virtualenv
 )
 missing=()
 for cmd in "${!needs[@]}"; do
@@ -34,6 +36,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+# The REST API against its OpenAPI document, fuzzed by schemathesis.
+st_status=0
+./tests/schemathesis.sh 2>&1 | tee -a "$log" || st_status=$?
 # The Debian packages: built, installed with dpkg -i, checked, purged.
 pkg_status=0
 ./tests/packages.sh 2>&1 | tee -a "$log" || pkg_status=$?
@@ -41,6 +46,8 @@ pkg_status=0
 # empty doc-test run), and the packages' line.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
+grep '^schemathesis: ' "$log" | tail -1
 grep '^packages: ' "$log" | tail -1
+if ((status == 0)); then status=$st_status; fi
 if ((status == 0)); then status=$pkg_status; fi
 exit "$status"

@@ -74,6 +74,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/v1/alertmanager",
             post(alertmanager_in).layer(DefaultBodyLimit::max(MAX_ALERTS_BODY)),
         )
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -94,6 +95,71 @@ fn api_router() -> Router<AppState> {
         .route("/api/v1/services", get(services_list))
         .route("/api/v1/hosts", get(hosts_list))
         .layer(DefaultBodyLimit::max(MAX_NOTE_BODY))
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// The API's OpenAPI 3 document (`openapi.yaml`, embedded).
+const OPENAPI: &str = include_str!("openapi.yaml");
+
+/// `GET /api/v1/openapi.json`: the document as JSON, converted once.
+async fn openapi() -> Response {
+    static JSON: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let json = JSON.get_or_init(|| {
+        serde_yaml::from_str::<serde_json::Value>(OPENAPI)
+            .map_err(|e| e.to_string())
+            .and_then(|v| serde_json::to_string(&v).map_err(|e| e.to_string()))
+    });
+    match json {
+        Ok(j) => ([(header::CONTENT_TYPE, "application/json")], j.clone()).into_response(),
+        Err(e) => ApiError::Internal(format!("the embedded OpenAPI document is broken: {e}"))
+            .into_response(),
+    }
+}
+
+/// The longest non-JSON error body repeated in a JSON error.
+const MAX_ERROR_TEXT: usize = 4096;
+
+/// Errors the framework answers itself (a query, path or body it cannot
+/// parse: plain text) become the API's JSON error, so every answer of
+/// `/api/v1` is JSON.
+async fn json_errors(resp: Response) -> Response {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(resp.status().is_client_error() || resp.status().is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let error = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_string()
+    } else {
+        text
+    };
+    let mut out = (
+        parts.status,
+        Json(ErrorBody {
+            error,
+            field: None,
+            limit: None,
+        }),
+    )
+        .into_response();
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 const MAX_NOTE_BODY: usize = 64 * 1024;
