@@ -107,6 +107,10 @@ impl Collector {
             })
             .await??
         };
+        let sessions =
+            crate::session::SessionKey::load_or_create(&config.data_dir).with_context(|| {
+                format!("the console's session key in {}", config.data_dir.display())
+            })?;
         let notifier = Arc::new(Notifier::from_env());
         let pinger = Arc::clone(&notifier);
         let ping = pinger.watchdog_interval().is_some();
@@ -126,6 +130,7 @@ impl Collector {
                 engine: handle,
                 reader: Arc::new(Mutex::new(reader)),
                 metrics,
+                sessions: Arc::new(sessions),
             },
             engine_thread,
             deliveries: Deliveries {
@@ -189,7 +194,7 @@ impl Collector {
                 notifier.stopping();
             })
         };
-        let app = api::router(state);
+        let app = api::router(state.clone()).merge(crate::console::router(state));
         let server = http::serve(listener, app, config.http, tls, shutdown.clone());
         tokio::select! {
             () = server => {}

@@ -59,6 +59,31 @@ impl Timeline {
         self.points.last().map_or(Avail::Unknown, |p| p.1)
     }
 
+    /// The states over `[from, to)`: `(start, end, state)` in order, unknown
+    /// where nothing was recorded.
+    pub fn segments(&self, from: i64, to: i64) -> Vec<(i64, i64, Avail)> {
+        let mut out = Vec::new();
+        let mut at = from;
+        let mut state = Avail::Unknown;
+        for &(t, s) in &self.points {
+            if t <= from {
+                state = s;
+                continue;
+            }
+            if t >= to {
+                break;
+            }
+            out.push((at, t, state));
+            at = t;
+            state = s;
+        }
+        if at < to {
+            out.push((at, to, state));
+        }
+        out.retain(|(a, b, _)| b > a);
+        out
+    }
+
     /// When the current state began.
     pub fn since(&self) -> Option<i64> {
         self.points.last().map(|p| p.0)

@@ -259,7 +259,66 @@ pub(crate) struct HostQuery {
     pub state: Option<Avail>,
     /// Only hosts sorting after this name (the previous page's last).
     pub after: Option<String>,
+    /// Only this host.
+    pub only: Option<String>,
     pub limit: usize,
+}
+
+/// How many hosts are in each state, and how many checks fail now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct HostCounts {
+    pub up: u64,
+    pub down: u64,
+    pub unknown: u64,
+    /// Checks whose latest result is critical.
+    pub checks_failing: u64,
+}
+
+/// [`HostCounts`] over the hosts still reported.
+pub(crate) fn host_counts(reporting: &Reporting, state: &State, now_ms: i64) -> HostCounts {
+    let mut c = HostCounts::default();
+    for h in state
+        .hosts
+        .values()
+        .filter(|h| visible(h, reporting, now_ms))
+    {
+        match h.up.current() {
+            Avail::Up => c.up += 1,
+            Avail::Down => c.down += 1,
+            Avail::Unknown => c.unknown += 1,
+        }
+        c.checks_failing += h
+            .checks
+            .values()
+            .filter(|r| r.status == vedette_protocol::Status::Critical)
+            .count() as u64;
+    }
+    c
+}
+
+/// A host's heartbeat over the last 30 days, `(start, end, kind)` with kind
+/// `up`, `down`, `unknown` or `planned` (planned time drawn over the rest).
+pub(crate) fn host_bar(
+    reporting: &Reporting,
+    state: &State,
+    host: &str,
+    now_ms: i64,
+) -> Option<Vec<(i64, i64, &'static str)>> {
+    let h = state.hosts.get(host)?;
+    let from = now_ms - duration_ms(WINDOWS[3].1);
+    let planned = Planned::new(reporting, state, now_ms).for_host(host, &h.labels);
+    let mut out: Vec<(i64, i64, &'static str)> =
+        h.up.segments(from, now_ms)
+            .into_iter()
+            .map(|(a, b, s)| (a, b, s.as_str()))
+            .collect();
+    out.extend(
+        planned
+            .into_iter()
+            .map(|(a, b)| (a.max(from), b.min(now_ms), "planned"))
+            .filter(|(a, b, _)| b > a),
+    );
+    Some(out)
 }
 
 /// One host as `GET /api/v1/hosts` returns it.
@@ -309,6 +368,7 @@ pub(crate) fn hosts(
     visible_hosts(reporting, state, now_ms)
         .into_iter()
         .filter(|(n, _)| q.after.as_ref().is_none_or(|a| n.as_str() > a.as_str()))
+        .filter(|(n, _)| q.only.as_ref().is_none_or(|o| n.as_str() == o.as_str()))
         .filter(|(_, h)| q.state.is_none_or(|s| h.up.current() == s))
         .take(q.limit)
         .map(|(n, h)| host_report(n, h, &planned.for_host(n, &h.labels), now_ms))

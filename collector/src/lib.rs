@@ -10,19 +10,21 @@
 //! or metrics, the engine nothing of configuration files or the API. The
 //! `architecture` test reads this list and fails on an upward `crate::` path.
 //!
-//! 1. base: `tls`
+//! 1. base: `tls`, `session`
 //! 2. domain: `incidents`, `rules`, `windows`, `availability`, `texts`, `outbox`, `views`
 //! 3. state: `state`, `kpi`
 //! 4. store: `store`
 //! 5. effects: `metrics`, `notify`
 //! 6. engine: `engine`
 //! 7. config: `config`, `tokens`
-//! 8. edge: `http`, `client`, `api`
+//! 8. edge: `http`, `client`, `api`, `console`
 //! 9. app: `app`
 //!
 //! # Modules
 //! - [`tls`]: certificates and keys from PEM files, the listener's rustls
 //!   configuration (reloadable), client certificate names, `tls init`.
+//! - `session`: console sessions: the signed cookie, its key in the data
+//!   directory, CSRF tokens.
 //! - [`incidents`]: the ITIL incident lifecycle, priority, fingerprints,
 //!   problems and the domain events a transaction records (pure).
 //! - `rules`: threshold, check and heartbeat rules and their evaluation (pure).
@@ -48,6 +50,7 @@
 //! - [`client`]: the `incidents` subcommand, a client of the REST API.
 //! - `api`: the router: push (`api::push`), incidents, problems,
 //!   changes, metrics, health.
+//! - `console`: the web console (server-rendered pages, login, actions).
 //! - [`app`]: start, serve, reload on SIGHUP, drain on shutdown.
 //!
 //! A push travels api → engine (state, rules → incidents) → store + outbox
@@ -58,6 +61,7 @@ pub mod app;
 pub mod availability;
 pub mod client;
 pub mod config;
+mod console;
 pub mod engine;
 mod http;
 pub mod incidents;
@@ -66,6 +70,7 @@ pub mod metrics;
 mod notify;
 mod outbox;
 mod rules;
+mod session;
 pub mod state;
 pub mod store;
 mod texts;

@@ -44,7 +44,7 @@ pub(super) const MAX_VERIFY_FOR: Duration = Duration::from_secs(7 * 86_400);
 pub(super) const DEFAULT_VERIFY_FOR: Duration = Duration::from_secs(30 * 60);
 
 /// Validates a change request into what the engine records.
-pub(super) fn new_change(body: &[u8], now_ms: i64) -> Result<NewChange, ApiError> {
+pub(crate) fn new_change(body: &[u8], now_ms: i64) -> Result<NewChange, ApiError> {
     let b: ChangeBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(
             format!(

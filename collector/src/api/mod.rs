@@ -56,6 +56,8 @@ pub struct AppState {
     pub engine: EngineHandle,
     pub reader: Arc<Mutex<Store>>,
     pub metrics: Arc<Metrics>,
+    /// Signs console sessions.
+    pub sessions: Arc<crate::session::SessionKey>,
 }
 
 impl AppState {
@@ -324,7 +326,7 @@ fn authorize(app: &AppState, headers: &HeaderMap, need: Role) -> Result<Caller, 
     })
 }
 
-async fn read<T: Send + 'static>(
+pub(crate) async fn read<T: Send + 'static>(
     app: &AppState,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -381,16 +383,17 @@ async fn hosts_list(
     let query = crate::kpi::HostQuery {
         state,
         after: q.after,
+        only: None,
         limit: list_limit(q.limit),
     };
     let metrics = Arc::clone(&app.metrics);
     let mut hosts = tokio::task::spawn_blocking(move || metrics.hosts(now_ms(), &query))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let live = read(&app, |s| s.live_incidents()).await?;
+    let live = read(&app, |s| s.live_ids()).await?;
     let mut by_host: std::collections::HashMap<&str, Vec<i64>> = Default::default();
-    for i in &live {
-        by_host.entry(i.host.as_str()).or_default().push(i.id);
+    for (id, host) in &live {
+        by_host.entry(host.as_str()).or_default().push(*id);
     }
     for h in &mut hosts {
         h.live_incidents = by_host.remove(h.name.as_str()).unwrap_or_default();
@@ -451,6 +454,7 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
 
 mod alertmanager;
 mod changes;
+pub(crate) use self::changes::new_change;
 mod incidents;
 mod push;
 

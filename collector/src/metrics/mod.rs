@@ -382,6 +382,22 @@ impl Metrics {
         kpi::hosts(&self.hosts.reporting(), &state, now_ms, q)
     }
 
+    /// Hosts by state and failing checks at `now_ms` (the console's Now).
+    pub(crate) fn host_counts(&self, now_ms: i64) -> kpi::HostCounts {
+        let state = self.hosts.snapshot();
+        kpi::host_counts(&self.hosts.reporting(), &state, now_ms)
+    }
+
+    /// `host`'s last 30 days of heartbeat and planned time.
+    pub(crate) fn host_bar(
+        &self,
+        host: &str,
+        now_ms: i64,
+    ) -> Option<Vec<(i64, i64, &'static str)>> {
+        let state = self.hosts.snapshot();
+        kpi::host_bar(&self.hosts.reporting(), &state, host, now_ms)
+    }
+
     /// Counts one refusal over a state limit.
     pub fn limited(&self, limit: Limit) {
         self.ingest_limited

@@ -134,6 +134,65 @@ impl Store {
         Ok(out)
     }
 
+    /// One page of incidents matching `f`, in `f.order`, with how many match
+    /// in all (the console's list). Filters are SQL parameters, never text
+    /// spliced into the query.
+    pub fn incident_page(&self, f: &IncidentFilter) -> Result<(Vec<Incident>, u64), StoreError> {
+        const WHERE: &str = "WHERE (?1 IS NULL OR state = ?1)
+              AND (?2 IS NULL OR priority <= ?2)
+              AND (?3 IS NULL OR rule = ?3)
+              AND (?4 IS NULL OR host GLOB ?4)
+              AND (?5 IS NULL OR instr(lower(summary), lower(?5)) > 0 OR instr(lower(host), lower(?5)) > 0)
+              AND (?6 IS NULL OR detected_at >= ?6)
+              AND (?7 IS NULL OR detected_at < ?7)
+              AND (?8 = 0 OR state IN ('open', 'acknowledged'))";
+        let order = match f.order {
+            IncidentOrder::Newest => "id DESC",
+            IncidentOrder::Oldest => "id ASC",
+            IncidentOrder::Priority => "priority ASC, id DESC",
+            IncidentOrder::Host => "host ASC, id DESC",
+        };
+        let p = params![
+            f.state.map(|s| s.as_str()),
+            f.max_priority.map(i64::from),
+            f.rule.as_deref(),
+            f.host_glob.as_deref(),
+            f.text.as_deref(),
+            f.from_ms,
+            f.to_ms,
+            f.live_only,
+        ];
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT count(*) FROM incidents {WHERE}"))?
+            .query_row(p, |r| r.get(0))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_INCIDENT} {WHERE} ORDER BY {order} LIMIT ?9 OFFSET ?10"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                f.state.map(|s| s.as_str()),
+                f.max_priority.map(i64::from),
+                f.rule.as_deref(),
+                f.host_glob.as_deref(),
+                f.text.as_deref(),
+                f.from_ms,
+                f.to_ms,
+                f.live_only,
+                f.limit.min(i64::MAX as u64) as i64,
+                f.offset.min(i64::MAX as u64) as i64,
+            ],
+            incident_from_row,
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let mut incident = row??;
+            incident.events = self.events(incident.id)?;
+            out.push(incident);
+        }
+        Ok((out, total.max(0) as u64))
+    }
+
     /// The live incident with `fingerprint`, if the store holds one.
     pub fn live_by_fingerprint(&self, fingerprint: &str) -> Result<Option<Incident>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
@@ -281,6 +340,80 @@ impl Store {
                 kind: kind.parse().map_err(StoreError::Corrupt)?,
                 actor,
                 note,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `(id, host)` of every live incident, oldest first (no timelines).
+    pub fn live_ids(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, host FROM incidents WHERE state IN ('open', 'acknowledged') ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Live incidents by state and priority: `(state, priority, count)`.
+    pub fn live_counts(&self) -> Result<Vec<(IncidentState, u8, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, priority, COUNT(*) FROM incidents
+              WHERE state IN ('open', 'acknowledged') GROUP BY state, priority",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (state, priority, n) = row?;
+            out.push((
+                state.parse().map_err(StoreError::Corrupt)?,
+                u8::try_from(priority).unwrap_or(u8::MAX),
+                n.max(0) as u64,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The latest `limit` timeline entries of all incidents, newest first,
+    /// with their incident's id, host, rule and priority.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<FeedEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.at, e.kind, e.actor, e.note, i.id, i.host, i.rule, i.priority
+               FROM incident_events e JOIN incidents i ON i.id = e.incident_id
+              ORDER BY e.id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at_ms, kind, actor, note, id, host, rule, priority) = row?;
+            let event = IncidentEvent {
+                at_ms,
+                kind: kind.parse().map_err(StoreError::Corrupt)?,
+                actor,
+                note,
+            };
+            out.push(FeedEntry {
+                incident_id: id,
+                host,
+                rule,
+                priority: u8::try_from(priority).unwrap_or(u8::MAX),
+                event,
             });
         }
         Ok(out)
@@ -448,4 +581,46 @@ impl Tx<'_> {
         }
         Ok(())
     }
+}
+
+/// Which incidents [`Store::incident_page`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub state: Option<IncidentState>,
+    /// This priority or more urgent (1 = P1 only).
+    pub max_priority: Option<u8>,
+    pub rule: Option<String>,
+    /// A glob on the host name (`web-*`).
+    pub host_glob: Option<String>,
+    /// Case-insensitive text in the summary or host.
+    pub text: Option<String>,
+    /// Detected at or after (ms).
+    pub from_ms: Option<i64>,
+    /// Detected before (ms).
+    pub to_ms: Option<i64>,
+    /// Open or acknowledged only.
+    pub live_only: bool,
+    pub order: IncidentOrder,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// How [`Store::incident_page`] sorts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IncidentOrder {
+    #[default]
+    Newest,
+    Oldest,
+    Priority,
+    Host,
+}
+
+/// One timeline entry with what its incident is about (the console's feed).
+#[derive(Debug, Clone)]
+pub struct FeedEntry {
+    pub incident_id: i64,
+    pub host: String,
+    pub rule: String,
+    pub priority: u8,
+    pub event: IncidentEvent,
 }

@@ -70,7 +70,7 @@ use crate::state::HostRecord;
 use crate::windows::{Change, ChangeOutcome, Scope, ScopeSpec};
 
 pub use self::hosts::AvailabilityRow;
-pub use self::incidents::IncidentCount;
+pub use self::incidents::{FeedEntry, IncidentCount, IncidentFilter, IncidentOrder};
 pub use self::planned::Suppression;
 pub use self::schema::MIGRATIONS;
 
