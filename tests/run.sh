@@ -17,6 +17,8 @@ declare -A needs=(
     [prometheus-alertmanager]=prometheus-alertmanager           # notifications reach a real Alertmanager
     [curl]=curl                                                 # tests/schemathesis.sh feeds its collector
     [python3]=python3                                           # schemathesis (PyPI) runs in a virtualenv
+    [/usr/bin/chromium]=chromium                                # the console is tested in a real browser
+    [chromedriver]=chromium-driver                              # …driven over WebDriver
 )
 missing=()
 for cmd in "${!needs[@]}"; do
