@@ -99,24 +99,26 @@ async fn shot(c: &Client, name: &str) {
 }
 
 async fn log_in(c: &Client, base: &str, token: &str) {
-    c.goto(&format!("{base}/")).await.unwrap();
-    let url = c.current_url().await.unwrap();
+    c.goto(&format!("{base}/"))
+        .await
+        .expect("a WebDriver command");
+    let url = c.current_url().await.expect("a WebDriver command");
     assert!(
         url.path() == "/login",
         "not logged in goes to the login page: {url}"
     );
     c.find(Locator::Css("#token"))
         .await
-        .unwrap()
+        .expect("a WebDriver command")
         .send_keys(token)
         .await
-        .unwrap();
+        .expect("a WebDriver command");
     c.find(Locator::Css("form[action='/login'] button"))
         .await
-        .unwrap()
+        .expect("a WebDriver command")
         .click()
         .await
-        .unwrap();
+        .expect("a WebDriver command");
     until("the Now page after logging in", || async {
         (c.current_url().await.ok()?.path() == "/").then_some(())
     })
@@ -126,10 +128,10 @@ async fn log_in(c: &Client, base: &str, token: &str) {
 async fn body_text(c: &Client) -> String {
     c.find(Locator::Css("body"))
         .await
-        .unwrap()
+        .expect("a WebDriver command")
         .text()
         .await
-        .unwrap()
+        .expect("a WebDriver command")
 }
 
 #[test]
@@ -169,7 +171,7 @@ fn an_operator_acknowledges_in_the_browser_and_a_viewer_cannot() {
 async fn operate(driver: &Driver, base: &str, web: TcpListener) {
     let c = browser(driver).await;
 
-    log_in(&c, &base, OPERATOR).await;
+    log_in(&c, base, OPERATOR).await;
     assert!(body_text(&c).await.contains("alice (operator)"));
     until("the host on /hosts", || async {
         c.goto(&format!("{base}/hosts")).await.ok()?;
@@ -183,13 +185,17 @@ async fn operate(driver: &Driver, base: &str, web: TcpListener) {
     let xss = c
         .execute("return window.__xss === undefined;", vec![])
         .await
-        .unwrap();
+        .expect("a WebDriver command");
     assert_eq!(xss, Value::Bool(true), "a label's script ran");
     shot(&c, "hosts").await;
 
     // Now, left open: the incident appears without a reload.
-    c.goto(&format!("{base}/")).await.unwrap();
-    c.execute("window.__stayed = true;", vec![]).await.unwrap();
+    c.goto(&format!("{base}/"))
+        .await
+        .expect("a WebDriver command");
+    c.execute("window.__stayed = true;", vec![])
+        .await
+        .expect("a WebDriver command");
     shot(&c, "now-calm").await;
     drop(web); // the check's endpoint goes down
     let summary = until("the incident on Now without reloading", || async {
@@ -210,17 +216,17 @@ async fn operate(driver: &Driver, base: &str, web: TcpListener) {
     let stayed = c
         .execute("return window.__stayed === true;", vec![])
         .await
-        .unwrap();
+        .expect("a WebDriver command");
     assert_eq!(stayed, Value::Bool(true), "the page was reloaded");
     shot(&c, "now").await;
 
     // Acknowledge it with a note.
     c.find(Locator::Css("#live a[href^='/incidents/']"))
         .await
-        .unwrap()
+        .expect("a WebDriver command")
         .click()
         .await
-        .unwrap();
+        .expect("a WebDriver command");
     until("the incident page", || async {
         c.current_url()
             .await
@@ -233,25 +239,24 @@ async fn operate(driver: &Driver, base: &str, web: TcpListener) {
     let id: i64 = c
         .current_url()
         .await
-        .unwrap()
+        .expect("a WebDriver command")
         .path()
         .rsplit('/')
         .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+        .and_then(|id| id.parse().ok())
+        .expect("an incident id in the URL");
     c.find(Locator::Css("#note"))
         .await
-        .unwrap()
+        .expect("a WebDriver command")
         .send_keys("looking at the load balancer")
         .await
-        .unwrap();
+        .expect("a WebDriver command");
     c.find(Locator::XPath("//button[text()='Acknowledge']"))
         .await
-        .unwrap()
+        .expect("a WebDriver command")
         .click()
         .await
-        .unwrap();
+        .expect("a WebDriver command");
     let timeline = until("the acknowledgement on the timeline", || async {
         let t = c
             .find(Locator::Css(".timeline"))
@@ -273,12 +278,15 @@ async fn operate(driver: &Driver, base: &str, web: TcpListener) {
         .bearer_auth(VIEWER)
         .send()
         .await
-        .unwrap()
+        .expect("the collector's API answers")
         .json()
         .await
-        .unwrap();
+        .expect("JSON from the API");
     assert_eq!(api["state"], "acknowledged");
-    let last = api["events"].as_array().unwrap().last().unwrap();
+    let last = api["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .expect("the incident's timeline");
     assert_eq!(last["actor"], "alice");
     assert_eq!(last["note"], "looking at the load balancer");
 
@@ -289,7 +297,9 @@ async fn operate(driver: &Driver, base: &str, web: TcpListener) {
         ("/problems", "problems"),
         ("/changes", "changes"),
     ] {
-        c.goto(&format!("{base}{page}")).await.unwrap();
+        c.goto(&format!("{base}{page}"))
+            .await
+            .expect("a WebDriver command");
         assert!(!body_text(&c).await.is_empty());
         shot(&c, name).await;
     }
@@ -297,27 +307,34 @@ async fn operate(driver: &Driver, base: &str, web: TcpListener) {
     // Log out; the viewer has no action buttons and cannot post.
     c.find(Locator::XPath("//button[text()='Log out']"))
         .await
-        .unwrap()
+        .expect("a WebDriver command")
         .click()
         .await
-        .unwrap();
+        .expect("a WebDriver command");
     until("the login page", || async {
         (c.current_url().await.ok()?.path() == "/login").then_some(())
     })
     .await;
-    log_in(&c, &base, VIEWER).await;
-    c.goto(&format!("{base}/incidents/{id}")).await.unwrap();
-    let buttons = c.find_all(Locator::Css("main button")).await.unwrap();
+    log_in(&c, base, VIEWER).await;
+    c.goto(&format!("{base}/incidents/{id}"))
+        .await
+        .expect("a WebDriver command");
+    let buttons = c
+        .find_all(Locator::Css("main button"))
+        .await
+        .expect("a WebDriver command");
     assert!(
         buttons.is_empty(),
         "a viewer sees {} buttons",
         buttons.len()
     );
-    c.goto(&format!("{base}/incidents")).await.unwrap();
+    c.goto(&format!("{base}/incidents"))
+        .await
+        .expect("a WebDriver command");
     assert!(c
         .find_all(Locator::Css("input[type=checkbox]"))
         .await
-        .unwrap()
+        .expect("a WebDriver command")
         .is_empty());
     // A post the page did not offer, with the viewer's own session cookie.
     let status = c
@@ -331,20 +348,20 @@ async fn operate(driver: &Driver, base: &str, web: TcpListener) {
             vec![],
         )
         .await
-        .unwrap();
+        .expect("a WebDriver command");
     assert_eq!(status, json!(403), "a viewer's post is refused");
     shot(&c, "viewer-incidents").await;
-    c.close().await.unwrap();
+    c.close().await.expect("a WebDriver command");
 
     let api: Value = reqwest::Client::new()
         .get(format!("{base}/api/v1/incidents/{id}"))
         .bearer_auth(VIEWER)
         .send()
         .await
-        .unwrap()
+        .expect("the collector's API answers")
         .json()
         .await
-        .unwrap();
+        .expect("JSON from the API");
     assert_eq!(
         api["state"], "acknowledged",
         "the forged resolve changed nothing"
