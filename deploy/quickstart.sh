@@ -43,6 +43,7 @@ cat <<MSG
 
 vedette is running: a collector and a local agent, on embedded defaults.
 
+  console    http://127.0.0.1:9850/          <- open this: incidents, hosts, services, changes
   incidents  http://127.0.0.1:9850/api/v1/incidents
              $bin/vedette-collector incidents list
   metrics    http://127.0.0.1:9850/metrics   (every host's samples, vedette_host_up, incident counters)
@@ -52,7 +53,8 @@ vedette is running: a collector and a local agent, on embedded defaults.
   data       $work/collector/vedette.db (the agent's spool: $work/agent/spool)
 
 Default rules: host_down (60 s silent), cpu_high, memory_high, disk_full, check_critical.
-Stop the agent (kill $agent) and host_down opens within about a minute.
+Stop the agent (kill $agent) and host_down opens within about a minute,
+on the console's Now page without reloading it.
 Ctrl-C stops both.
 MSG
 wait

@@ -170,6 +170,7 @@ impl Collector {
             .map(|s| Reloadable::new(Arc::clone(&s.config)));
         tracing::info!(
             listen = %format!("{}://{addr}", config.tls.scheme()),
+            console = %format!("{}://{addr}/", config.tls.scheme()),
             store = %config.database_path().display(),
             rules = config.rules.len(),
             agent_tokens = config.agents.len(),
