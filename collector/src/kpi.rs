@@ -413,3 +413,139 @@ fn host_report(name: &str, h: &HostState, planned: &[(i64, i64)], now_ms: i64) -
         live_incidents: Vec::new(),
     }
 }
+
+/// A service as the public status page shows it: no host names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ServiceStatus {
+    pub name: String,
+    /// Now: `up`, `down` or `unknown` (no member reported yet).
+    pub state: &'static str,
+    /// Availability per UTC day, oldest first, for the last [`STATUS_DAYS`]
+    /// days (None: nothing observed that day).
+    pub days: Vec<Option<f64>>,
+    /// Availability over those days.
+    pub availability: Option<f64>,
+    /// When each live incident on a member host was detected (ms), oldest first.
+    pub incidents_since_ms: Vec<i64>,
+}
+
+/// Days of history on the status page: all the store keeps.
+pub(crate) const STATUS_DAYS: usize = 30;
+
+/// The status of each service in `names` (unknown names are skipped);
+/// `live` holds `(host, detected_at_ms)` of every live incident.
+pub(crate) fn service_status(
+    reporting: &Reporting,
+    state: &State,
+    names: &[String],
+    live: &[(String, i64)],
+    now_ms: i64,
+) -> Vec<ServiceStatus> {
+    let planned = Planned::new(reporting, state, now_ms);
+    let hosts = visible_hosts(reporting, state, now_ms);
+    let day = 86_400_000;
+    let today = now_ms - now_ms.rem_euclid(day);
+    names
+        .iter()
+        .filter_map(|n| reporting.services.iter().find(|s| &s.name == n))
+        .map(|s| {
+            let mut spans = Vec::new();
+            let mut members = Vec::new();
+            let mut member_hosts = Vec::new();
+            for (name, h) in &hosts {
+                if !s.scope.covers(name, &h.labels) {
+                    continue;
+                }
+                member_hosts.push(name.as_str());
+                for (check, tl) in &h.check_up {
+                    if s.has_check(check) {
+                        members.push((tl, spans.len()));
+                    }
+                }
+                spans.push(planned.for_host(name, &h.labels));
+            }
+            let members: Vec<(&Timeline, &[(i64, i64)])> = members
+                .iter()
+                .map(|(tl, i)| (*tl, &spans[*i][..]))
+                .collect();
+            let currents: Vec<Avail> = members.iter().map(|(tl, _)| tl.current()).collect();
+            let known: Vec<Avail> = currents
+                .iter()
+                .copied()
+                .filter(|a| *a != Avail::Unknown)
+                .collect();
+            let state = if known.is_empty() {
+                Avail::Unknown
+            } else if match s.mode {
+                Mode::All => known.contains(&Avail::Down),
+                Mode::Any => known.iter().all(|a| *a == Avail::Down),
+            } {
+                Avail::Down
+            } else {
+                Avail::Up
+            };
+            let days = (0..STATUS_DAYS as i64)
+                .rev()
+                .map(|d| {
+                    let from = today - d * day;
+                    availability::service_tally(&members, s.mode, from, (from + day).min(now_ms))
+                        .ratio()
+                })
+                .collect();
+            let whole = availability::service_tally(
+                &members,
+                s.mode,
+                today - (STATUS_DAYS as i64 - 1) * day,
+                now_ms,
+            );
+            let mut incidents_since_ms: Vec<i64> = live
+                .iter()
+                .filter(|(h, _)| member_hosts.contains(&h.as_str()))
+                .map(|(_, at)| *at)
+                .collect();
+            incidents_since_ms.sort_unstable();
+            ServiceStatus {
+                name: s.name.clone(),
+                state: state.as_str(),
+                days,
+                availability: whole.ratio(),
+                incidents_since_ms,
+            }
+        })
+        .collect()
+}
+
+/// How many services burn their error budget faster than it accrues over
+/// the last hour (burn rate above 1): one tally per service, not the full
+/// report (the console's Now).
+pub(crate) fn services_burning(reporting: &Reporting, state: &State, now_ms: i64) -> usize {
+    let planned = Planned::new(reporting, state, now_ms);
+    let hosts = visible_hosts(reporting, state, now_ms);
+    let hour = duration_ms(Duration::from_secs(3600));
+    reporting
+        .services
+        .iter()
+        .filter(|s| {
+            let mut spans = Vec::new();
+            let mut members = Vec::new();
+            for (name, h) in &hosts {
+                if !s.scope.covers(name, &h.labels) {
+                    continue;
+                }
+                for (check, tl) in &h.check_up {
+                    if s.has_check(check) {
+                        members.push((tl, spans.len()));
+                    }
+                }
+                spans.push(planned.for_host(name, &h.labels));
+            }
+            let members: Vec<(&Timeline, &[(i64, i64)])> = members
+                .iter()
+                .map(|(tl, i)| (*tl, &spans[*i][..]))
+                .collect();
+            availability::service_tally(&members, s.mode, now_ms - hour, now_ms)
+                .ratio()
+                .is_some_and(|a| availability::burn_rate(a, s.target) > 1.0)
+        })
+        .count()
+}

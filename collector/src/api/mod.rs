@@ -390,9 +390,10 @@ async fn hosts_list(
     let mut hosts = tokio::task::spawn_blocking(move || metrics.hosts(now_ms(), &query))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let live = read(&app, |s| s.live_ids()).await?;
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let live = read(&app, move |s| s.live_ids(Some(&names))).await?;
     let mut by_host: std::collections::HashMap<&str, Vec<i64>> = Default::default();
-    for (id, host) in &live {
+    for (id, host, _) in &live {
         by_host.entry(host.as_str()).or_default().push(*id);
     }
     for h in &mut hosts {

@@ -43,7 +43,8 @@ use self::limits::{forgetting, http_limits, state_limits, RawHttp, RawLimits};
 use self::planned::{maintenance, RawMaintenance};
 use self::receivers::{receivers, RawReceiver};
 use self::rules::{default_rules, incident_policy, validate_rules, RawIncidents, RawRule};
-use self::services::{services, RawService};
+pub use self::services::StatusPage;
+use self::services::{services, status_page, RawService, RawStatusPage};
 pub use self::tls::ListenerTls;
 
 /// The embedded default configuration (`vedette-collector` with no `--config`).
@@ -83,6 +84,8 @@ pub struct Config {
     /// SHA-256 of the bearer token `/metrics` asks for (`metrics_token`);
     /// None: `/metrics` is open.
     pub metrics_token: Option<MetricsToken>,
+    /// The public status page (`status_page:`); None: off.
+    pub status_page: Option<StatusPage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +120,7 @@ struct RawConfig {
     #[serde(default, with = "humantime_serde")]
     forget_series_after: Option<Duration>,
     metrics_token: Option<RawSecretToken>,
+    status_page: Option<RawStatusPage>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -161,6 +165,7 @@ impl Config {
             .filter_map(|(i, m)| maintenance(m, &format!("maintenance[{i}]"), &mut diag))
             .collect();
         let services = services(&raw.services, &mut diag);
+        let status_page = status_page(raw.status_page.as_ref(), &services, &mut diag);
         let (forget_after, forget_series_after) = forgetting(&raw, &mut diag);
         let http = http_limits(&raw.http, &mut diag);
         let limits = state_limits(&raw.limits, &mut diag);
@@ -189,6 +194,7 @@ impl Config {
                 limits,
                 forget_series_after,
                 metrics_token,
+                status_page,
             },
         )
     }

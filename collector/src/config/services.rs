@@ -79,3 +79,50 @@ pub(super) fn services(raw: &[RawService], diag: &mut Diagnostics) -> Vec<Servic
         })
         .collect()
 }
+
+/// `status_page:` the public status page, off unless written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusPage {
+    pub title: String,
+    /// The services shown, in this order (names from `services:`).
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStatusPage {
+    #[serde(default = "default_status_title")]
+    title: String,
+    services: Vec<String>,
+}
+
+fn default_status_title() -> String {
+    "Service status".into()
+}
+
+/// `status_page:`, each listed service defined under `services:`.
+pub(super) fn status_page(
+    raw: Option<&RawStatusPage>,
+    services: &[Service],
+    diag: &mut Diagnostics,
+) -> Option<StatusPage> {
+    let raw = raw?;
+    if raw.title.trim().is_empty() || raw.title.chars().count() > 200 {
+        diag.push("status_page.title", "must be 1 to 200 characters");
+    }
+    if raw.services.is_empty() {
+        diag.push("status_page.services", "list the services the page shows");
+    }
+    for (i, s) in raw.services.iter().enumerate() {
+        if !services.iter().any(|d| &d.name == s) {
+            diag.push(
+                &format!("status_page.services[{i}]"),
+                format!("'{s}' is not one of the services under `services:`"),
+            );
+        }
+    }
+    Some(StatusPage {
+        title: raw.title.trim().to_string(),
+        services: raw.services.clone(),
+    })
+}

@@ -56,6 +56,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/services", get(pages::services))
         .route("/problems", get(pages::problems))
         .route("/changes", get(pages::changes).post(pages::change_create))
+        .route("/status", get(pages::status))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/static/console.css", get(css))
@@ -123,6 +124,7 @@ fn env() -> &'static Environment<'static> {
             ("services.html", include_str!("templates/services.html")),
             ("problems.html", include_str!("templates/problems.html")),
             ("changes.html", include_str!("templates/changes.html")),
+            ("status.html", include_str!("templates/status.html")),
         ] {
             // The templates are part of the binary: a syntax error is a bug
             // the console tests catch, not a runtime condition.

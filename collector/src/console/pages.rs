@@ -17,7 +17,7 @@ use crate::store::{IncidentFilter, IncidentOrder};
 use crate::views::{rfc3339, ChangeView, DeliveryView, IncidentView, ProblemView};
 
 /// Live incidents shown on Now; the rest are a link away.
-const NOW_ROWS: u64 = 200;
+const NOW_ROWS: u64 = 100;
 /// Incidents per page of `/incidents`.
 const PAGE_ROWS: u64 = 50;
 /// Hosts per page of `/hosts`.
@@ -138,8 +138,8 @@ pub(super) async fn now(
         })
         .await?;
         let metrics = Arc::clone(&app.metrics);
-        let (hosts, services) = tokio::task::spawn_blocking(move || {
-            (metrics.host_counts(now), metrics.services(now))
+        let (hosts, burning) = tokio::task::spawn_blocking(move || {
+            (metrics.host_counts(now), metrics.services_burning(now))
         })
         .await
         .map_err(|e| Deny::Unavailable(e.to_string()))?;
@@ -155,10 +155,6 @@ pub(super) async fn now(
             .filter(|(s, _, _)| *s == IncidentState::Acknowledged)
             .map(|c| c.2)
             .sum();
-        let burning = services
-            .iter()
-            .filter(|s| s.burn_rates.get("1h").copied().flatten().is_some_and(|r| r > 1.0))
-            .count();
         let mut tiles: Vec<minijinja::Value> = (1..=5u8)
             .map(|p| minijinja::context! { label => format!("open P{p}"), value => open(p), href => format!("/incidents?state=open&priority={p}") })
             .collect();
@@ -516,9 +512,10 @@ async fn host_reports(app: &AppState, q: HostQuery) -> Result<Vec<HostReport>, D
     let mut hosts = tokio::task::spawn_blocking(move || metrics.hosts(now_ms(), &q))
         .await
         .map_err(|e| Deny::Unavailable(e.to_string()))?;
-    let live = read(app, |s| s.live_ids()).await?;
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let live = read(app, move |s| s.live_ids(Some(&names))).await?;
     let mut by_host: HashMap<&str, Vec<i64>> = HashMap::new();
-    for (id, host) in &live {
+    for (id, host, _) in &live {
         by_host.entry(host.as_str()).or_default().push(*id);
     }
     for h in &mut hosts {
@@ -749,4 +746,105 @@ pub(super) async fn change_create(
         Ok(Redirect::to("/changes").into_response())
     })
     .await
+}
+
+/// `/status`: the public status page (`status_page:`), no login, cacheable;
+/// services by name only, never a host name, rule or summary.
+pub(super) async fn status(State(app): State<AppState>) -> Response {
+    let config = app.config();
+    let Some(page) = config.status_page.clone() else {
+        return Deny::NotFound(
+            "there is no status page (`status_page:` in the collector's config)".into(),
+        )
+        .answer(None);
+    };
+    let live = match read(&app, |s| s.live_ids(None)).await {
+        Ok(l) => l,
+        Err(e) => return Deny::from(e).answer(None),
+    };
+    let now = now_ms();
+    let metrics = Arc::clone(&app.metrics);
+    let names = page.services.clone();
+    let statuses = match tokio::task::spawn_blocking(move || {
+        let live: Vec<(String, i64)> = live.into_iter().map(|(_, h, at)| (h, at)).collect();
+        metrics.service_status(&names, &live, now)
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return Deny::Unavailable(e.to_string()).answer(None),
+    };
+    let down = statuses.iter().filter(|s| s.state == "down").count();
+    let overall = match down {
+        0 if statuses.iter().all(|s| s.state == "up") => {
+            ("ok", "All systems operational.".to_string())
+        }
+        0 => (
+            "unknown",
+            "Some services have not reported yet.".to_string(),
+        ),
+        n => (
+            "down",
+            format!("{n} of {} services are down.", statuses.len()),
+        ),
+    };
+    let services: Vec<minijinja::Value> = statuses
+        .iter()
+        .map(|s| {
+            let n = s.days.len();
+            let days: Vec<minijinja::Value> = s
+                .days
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let class = match d {
+                        None => "unknown",
+                        Some(a) if *a >= 0.999 => "up",
+                        Some(a) if *a >= 0.99 => "degraded",
+                        Some(_) => "down",
+                    };
+                    let ago = n - 1 - i;
+                    minijinja::context! {
+                        x => i * 8,
+                        class => class,
+                        label => format!("{}: {}", if ago == 0 { "today".to_string() } else { format!("{ago} days ago") }, percent(*d)),
+                    }
+                })
+                .collect();
+            let incidents = match s.incidents_since_ms.first() {
+                None => None,
+                Some(first) => Some(format!(
+                    "{} open incident{} since {} (UTC) — we are on it.",
+                    s.incidents_since_ms.len(),
+                    if s.incidents_since_ms.len() == 1 { "" } else { "s" },
+                    rfc3339(*first).unwrap_or_default().get(..16).unwrap_or_default().replace('T', " "),
+                )),
+            };
+            minijinja::context! {
+                name => &s.name,
+                state => s.state,
+                words => match s.state { "up" => "Operational", "down" => "Down", _ => "No data" },
+                incidents => incidents,
+                days => days,
+                width => n * 8,
+                availability => percent(s.availability),
+            }
+        })
+        .collect();
+    let mut resp = render(
+        "status.html",
+        minijinja::context! {
+            title => page.title,
+            overall => minijinja::context! { class => overall.0, text => overall.1 },
+            services => services,
+            updated => rfc3339(now),
+        },
+        StatusCode::OK,
+        None,
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=30"),
+    );
+    resp
 }

@@ -371,3 +371,56 @@ async fn filters_and_paging_bound_what_is_read() {
     .body;
     assert!(sql.contains("0 incidents"), "{sql}");
 }
+
+#[tokio::test]
+async fn the_status_page_is_public_cacheable_and_names_no_host() {
+    let f = fixture(&format!(
+        "{TOKENS}services:\n  - {{name: shop, target: 0.999, hosts: ['web-*'], checks: [api]}}\n\
+         status_page: {{title: Example shop status, services: [shop]}}\n"
+    ))
+    .await;
+    let now = now_ms();
+    for (host, status) in [("web-01", "ok"), ("web-02", "critical")] {
+        let b = json!({
+            "version": 1,
+            "agent": {"host": host, "version": "t", "boot_id": "b", "interval_s": 10},
+            "seq": 1, "sent_at_ms": now,
+            "samples": [{"name": "filesystem_used_ratio", "ts_ms": now, "value": 0.99}],
+            "checks": [{"name": "api", "kind": "http", "ts_ms": now, "status": status, "message": "secret-internal-detail on web-02", "latency_s": 0.1}],
+        });
+        let r = Request::post("/api/v1/push")
+            .header("authorization", "Bearer agent-token")
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap();
+        assert_eq!(send(&f.app, r).await.status, StatusCode::OK);
+    }
+    let a = get(&f.app, "/status", None).await;
+    assert_eq!(a.status, StatusCode::OK, "no login needed");
+    assert_eq!(a.headers["cache-control"], "public, max-age=30");
+    assert!(a.body.contains("Example shop status"));
+    assert!(
+        a.body.contains("shop") && a.body.contains("Down"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("1 of 1 services are down"), "{}", a.body);
+    assert!(a.body.contains("2 open incidents since"), "{}", a.body);
+    for hidden in ["web-0", "secret-internal-detail", "disk_full", "filesystem"] {
+        assert!(!a.body.contains(hidden), "{hidden} is on the public page");
+    }
+    assert_eq!(a.body.matches("<rect").count(), crate::kpi::STATUS_DAYS);
+
+    let off = fixture(TOKENS).await;
+    assert_eq!(
+        get(&off.app, "/status", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let e = crate::config::Config::from_yaml("c.yaml", "status_page: {services: [nope]}\n")
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("status_page.services[0]: 'nope' is not one of the services"),
+        "{e}"
+    );
+}

@@ -388,6 +388,23 @@ impl Metrics {
         kpi::host_counts(&self.hosts.reporting(), &state, now_ms)
     }
 
+    /// Services burning their budget over the last hour (the console's Now).
+    pub(crate) fn services_burning(&self, now_ms: i64) -> usize {
+        let state = self.hosts.snapshot();
+        kpi::services_burning(&self.hosts.reporting(), &state, now_ms)
+    }
+
+    /// The public status page's services.
+    pub(crate) fn service_status(
+        &self,
+        names: &[String],
+        live: &[(String, i64)],
+        now_ms: i64,
+    ) -> Vec<kpi::ServiceStatus> {
+        let state = self.hosts.snapshot();
+        kpi::service_status(&self.hosts.reporting(), &state, names, live, now_ms)
+    }
+
     /// `host`'s last 30 days of heartbeat and planned time.
     pub(crate) fn host_bar(
         &self,

@@ -345,13 +345,42 @@ impl Store {
         Ok(out)
     }
 
-    /// `(id, host)` of every live incident, oldest first (no timelines).
-    pub fn live_ids(&self) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, host FROM incidents WHERE state IN ('open', 'acknowledged') ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    /// `(id, host, detected_at_ms)` of the live incidents, oldest first (no
+    /// timelines): of every host, or of `hosts` only.
+    pub fn live_ids(
+        &self,
+        hosts: Option<&[String]>,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let map = |r: &Row<'_>| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        };
+        let rows = match hosts {
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT id, host, detected_at FROM incidents
+                      WHERE state IN ('open', 'acknowledged') ORDER BY id",
+                )?
+                .query_map([], map)?
+                .collect::<Result<_, _>>()?,
+            Some(hosts) => {
+                let list =
+                    serde_json::to_string(hosts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                self.conn
+                    .prepare_cached(
+                        "SELECT id, host, detected_at FROM incidents
+                          WHERE state IN ('open', 'acknowledged')
+                            AND host IN (SELECT value FROM json_each(?1)) ORDER BY id",
+                    )?
+                    .query_map([list], map)?
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        Ok(rows)
     }
 
     /// Live incidents by state and priority: `(state, priority, count)`.
