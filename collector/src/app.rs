@@ -187,6 +187,23 @@ impl Collector {
                 shutdown.clone(),
             ))
         });
+        let summaries = {
+            // The console's fleet summary, kept fresh off the request path.
+            let (metrics, shutdown) = (Arc::clone(&state.metrics), shutdown.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(crate::metrics::SUMMARY_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = every.tick() => {}
+                    }
+                    let metrics = Arc::clone(&metrics);
+                    let now = vedette_protocol::clock::now_ms();
+                    let _ = tokio::task::spawn_blocking(move || metrics.refresh_summary(now)).await;
+                }
+            })
+        };
         notifier.ready();
         let stopping = {
             let (notifier, shutdown) = (Arc::clone(&notifier), shutdown.clone());
@@ -215,6 +232,7 @@ impl Collector {
             d.stop().await;
         }
         stopping.abort();
+        summaries.abort();
         tracing::info!("collector stopped");
         Ok(())
     }

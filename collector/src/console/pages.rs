@@ -124,7 +124,7 @@ pub(super) async fn now(
     serve("/", || async {
         let viewer = viewer(&app, &headers)?;
         let now = now_ms();
-        let (counts, page, feed, changes) = read(&app, move |s| {
+        let store = read(&app, move |s| {
             let counts = s.live_counts()?;
             let page = s.incident_page(&IncidentFilter {
                 live_only: true,
@@ -135,14 +135,13 @@ pub(super) async fn now(
             let feed = s.recent_events(20)?;
             let changes = s.changes(false, 5)?;
             Ok((counts, page, feed, changes))
-        })
-        .await?;
+        });
         let metrics = Arc::clone(&app.metrics);
-        let (hosts, burning) = tokio::task::spawn_blocking(move || {
-            (metrics.host_counts(now), metrics.services_burning(now))
-        })
-        .await
-        .map_err(|e| Deny::Unavailable(e.to_string()))?;
+        let summary = tokio::task::spawn_blocking(move || metrics.summary(now));
+        let (store, summary) = tokio::join!(store, summary);
+        let (counts, page, feed, changes) = store?;
+        let summary = summary.map_err(|e| Deny::Unavailable(e.to_string()))?;
+        let (hosts, burning) = (summary.hosts, summary.burning);
         let open = |p: u8| {
             counts
                 .iter()
@@ -811,15 +810,18 @@ pub(super) async fn status(State(app): State<AppState>) -> Response {
                     }
                 })
                 .collect();
-            let incidents = match s.incidents_since_ms.first() {
-                None => None,
-                Some(first) => Some(format!(
+            let incidents = s.incidents_since_ms.first().map(|first| {
+                format!(
                     "{} open incident{} since {} (UTC) — we are on it.",
                     s.incidents_since_ms.len(),
                     if s.incidents_since_ms.len() == 1 { "" } else { "s" },
-                    rfc3339(*first).unwrap_or_default().get(..16).unwrap_or_default().replace('T', " "),
-                )),
-            };
+                    rfc3339(*first)
+                        .unwrap_or_default()
+                        .get(..16)
+                        .unwrap_or_default()
+                        .replace('T', " "),
+                )
+            });
             minijinja::context! {
                 name => &s.name,
                 state => s.state,

@@ -154,7 +154,36 @@ pub struct Metrics {
     pub notification_oldest: GaugeVec,
     /// Detection, acknowledge, restore, resolution (in [`Kpi`] order).
     kpi: [HistogramVec; 4],
+    /// The console's fleet summary, refreshed in the background
+    /// ([`Metrics::refresh_summary`]): `(computed at, summary)`.
+    summary: std::sync::RwLock<Option<(i64, Summary)>>,
+    /// The status page's services, as last computed.
+    status: std::sync::RwLock<Option<StatusCache>>,
 }
+
+/// The status page's services computed at `at` for `names`.
+#[derive(Debug, Clone)]
+struct StatusCache {
+    at: i64,
+    names: Vec<String>,
+    statuses: Vec<kpi::ServiceStatus>,
+}
+
+/// What the console's Now page counts over the whole fleet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub hosts: kpi::HostCounts,
+    /// Services burning their error budget over the last hour.
+    pub burning: usize,
+}
+
+/// How old a summary may be before a page computes it itself (the
+/// background refresh runs every [`SUMMARY_EVERY`]).
+pub(crate) const SUMMARY_MAX_AGE_MS: i64 = 15_000;
+/// How often the collector refreshes the console's summary.
+pub const SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a computed status page is served again (its `max-age` too).
+pub(crate) const STATUS_MAX_AGE_MS: i64 = 30_000;
 
 /// The outcomes of `vedette_notifications_total`.
 pub const NOTIFY_OUTCOMES: [&str; 4] = ["delivered", "retried", "rejected", "expired"];
@@ -172,6 +201,8 @@ impl Metrics {
         let mut f = Families::default();
         let pr = &["priority", "rule"][..];
         let m = Metrics {
+            summary: std::sync::RwLock::new(None),
+            status: std::sync::RwLock::new(None),
             kpi: kpi_histograms(&mut f),
             incidents_open: f.gauge_vec(
                 "vedette_incidents_open",
@@ -382,16 +413,27 @@ impl Metrics {
         kpi::hosts(&self.hosts.reporting(), &state, now_ms, q)
     }
 
-    /// Hosts by state and failing checks at `now_ms` (the console's Now).
-    pub(crate) fn host_counts(&self, now_ms: i64) -> kpi::HostCounts {
-        let state = self.hosts.snapshot();
-        kpi::host_counts(&self.hosts.reporting(), &state, now_ms)
+    /// The fleet summary the console's Now shows: the one the background
+    /// refresh computed, or computed now when that is older than
+    /// [`SUMMARY_MAX_AGE_MS`] (at 10,000 hosts it takes tens of ms).
+    pub(crate) fn summary(&self, now_ms: i64) -> Summary {
+        let cached = *self.summary.read().unwrap_or_else(|e| e.into_inner());
+        match cached {
+            Some((at, s)) if now_ms - at <= SUMMARY_MAX_AGE_MS => s,
+            _ => self.refresh_summary(now_ms),
+        }
     }
 
-    /// Services burning their budget over the last hour (the console's Now).
-    pub(crate) fn services_burning(&self, now_ms: i64) -> usize {
+    /// Computes the fleet summary at `now_ms` and keeps it.
+    pub(crate) fn refresh_summary(&self, now_ms: i64) -> Summary {
         let state = self.hosts.snapshot();
-        kpi::services_burning(&self.hosts.reporting(), &state, now_ms)
+        let reporting = self.hosts.reporting();
+        let s = Summary {
+            hosts: kpi::host_counts(&reporting, &state, now_ms),
+            burning: kpi::services_burning(&reporting, &state, now_ms),
+        };
+        *self.summary.write().unwrap_or_else(|e| e.into_inner()) = Some((now_ms, s));
+        s
     }
 
     /// The public status page's services.
@@ -401,8 +443,19 @@ impl Metrics {
         live: &[(String, i64)],
         now_ms: i64,
     ) -> Vec<kpi::ServiceStatus> {
+        if let Some(c) = &*self.status.read().unwrap_or_else(|e| e.into_inner()) {
+            if now_ms - c.at <= STATUS_MAX_AGE_MS && c.names == names {
+                return c.statuses.clone();
+            }
+        }
         let state = self.hosts.snapshot();
-        kpi::service_status(&self.hosts.reporting(), &state, names, live, now_ms)
+        let statuses = kpi::service_status(&self.hosts.reporting(), &state, names, live, now_ms);
+        *self.status.write().unwrap_or_else(|e| e.into_inner()) = Some(StatusCache {
+            at: now_ms,
+            names: names.to_vec(),
+            statuses: statuses.clone(),
+        });
+        statuses
     }
 
     /// `host`'s last 30 days of heartbeat and planned time.

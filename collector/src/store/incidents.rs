@@ -166,29 +166,44 @@ impl Store {
             .conn
             .prepare_cached(&format!("SELECT count(*) FROM incidents {WHERE}"))?
             .query_row(p, |r| r.get(0))?;
+        // The page's ids first (the sort holds two integers a row, not the
+        // rows' text), then those rows.
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT id FROM incidents {WHERE} ORDER BY {order} LIMIT ?9 OFFSET ?10"
+            ))?
+            .query_map(
+                params![
+                    f.state.map(|s| s.as_str()),
+                    f.max_priority.map(i64::from),
+                    f.rule.as_deref(),
+                    f.host_glob.as_deref(),
+                    f.text.as_deref(),
+                    f.from_ms,
+                    f.to_ms,
+                    f.live_only,
+                    f.limit.min(i64::MAX as u64) as i64,
+                    f.offset.min(i64::MAX as u64) as i64,
+                ],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        let list = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "{SELECT_INCIDENT} {WHERE} ORDER BY {order} LIMIT ?9 OFFSET ?10"
+            "{SELECT_INCIDENT} WHERE id IN (SELECT value FROM json_each(?1))"
         ))?;
-        let rows = stmt.query_map(
-            params![
-                f.state.map(|s| s.as_str()),
-                f.max_priority.map(i64::from),
-                f.rule.as_deref(),
-                f.host_glob.as_deref(),
-                f.text.as_deref(),
-                f.from_ms,
-                f.to_ms,
-                f.live_only,
-                f.limit.min(i64::MAX as u64) as i64,
-                f.offset.min(i64::MAX as u64) as i64,
-            ],
-            incident_from_row,
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            let mut incident = row??;
-            incident.events = self.events(incident.id)?;
-            out.push(incident);
+        let mut by_id = std::collections::HashMap::new();
+        for row in stmt.query_map([list], incident_from_row)? {
+            let incident = row??;
+            by_id.insert(incident.id, incident);
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(mut incident) = by_id.remove(&id) {
+                incident.events = self.events(incident.id)?;
+                out.push(incident);
+            }
         }
         Ok((out, total.max(0) as u64))
     }
