@@ -429,6 +429,13 @@ pub(crate) struct ServiceStatus {
     pub incidents_since_ms: Vec<i64>,
 }
 
+impl ServiceStatus {
+    /// `statuses` by service name.
+    pub(crate) fn by_name(statuses: Vec<ServiceStatus>) -> BTreeMap<String, ServiceStatus> {
+        statuses.into_iter().map(|s| (s.name.clone(), s)).collect()
+    }
+}
+
 /// Days of history on the status page: all the store keeps.
 pub(crate) const STATUS_DAYS: usize = 30;
 

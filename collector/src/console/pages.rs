@@ -633,14 +633,25 @@ pub(super) async fn services(State(app): State<AppState>, headers: HeaderMap) ->
     serve("/services", || async {
         let viewer = viewer(&app, &headers)?;
         let metrics = Arc::clone(&app.metrics);
-        let reports = tokio::task::spawn_blocking(move || metrics.services(now_ms()))
-            .await
-            .map_err(|e| Deny::Unavailable(e.to_string()))?;
+        let now = now_ms();
+        let (reports, daily) = tokio::task::spawn_blocking(move || {
+            let reports = metrics.services(now);
+            let names: Vec<String> = reports.iter().map(|r| r.name.clone()).collect();
+            let daily = crate::kpi::ServiceStatus::by_name(metrics.service_history(&names, now));
+            (reports, daily)
+        })
+        .await
+        .map_err(|e| Deny::Unavailable(e.to_string()))?;
         let services: Vec<minijinja::Value> = reports
             .iter()
             .map(|s| {
+                let days = daily
+                    .get(&s.name)
+                    .map(|d| day_bars(&d.days))
+                    .unwrap_or_default();
                 minijinja::context! {
                     name => &s.name,
+                    days => days,
                     target => format!("{:.3} %", s.target * 100.0),
                     windows => s.windows.iter().map(|w| minijinja::context! {
                         window => w.window,
@@ -692,6 +703,24 @@ pub(super) async fn changes(State(app): State<AppState>, headers: HeaderMap) -> 
         let viewer = viewer(&app, &headers)?;
         let now = now_ms();
         let changes = read(&app, |s| s.changes(false, 500)).await?;
+        // Maintenance windows: each one's occurrences in the coming week.
+        let config = app.config();
+        let week = 7 * 86_400_000;
+        let maintenance: Vec<minijinja::Value> = config
+            .maintenance
+            .iter()
+            .map(|m| {
+                minijinja::context! {
+                    name => &m.name,
+                    hosts => &m.scope.spec.hosts,
+                    host_labels => &m.scope.spec.host_labels,
+                    timezone => m.timezone.name(),
+                    next => m.occurrences(now, now + week).into_iter().take(7).map(|(a, b)| minijinja::context! {
+                        start => rfc3339(a), end => rfc3339(b),
+                    }).collect::<Vec<_>>(),
+                }
+            })
+            .collect();
         Ok(page_for(
             "changes.html",
             "Changes",
@@ -699,6 +728,7 @@ pub(super) async fn changes(State(app): State<AppState>, headers: HeaderMap) -> 
             &viewer,
             minijinja::context! {
                 changes => changes.into_iter().map(|c| ChangeView::new(c, now)).collect::<Vec<_>>(),
+                maintenance => maintenance,
             },
         ))
     })
@@ -791,30 +821,16 @@ pub(super) async fn status(State(app): State<AppState>) -> Response {
         .iter()
         .map(|s| {
             let n = s.days.len();
-            let days: Vec<minijinja::Value> = s
-                .days
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let class = match d {
-                        None => "unknown",
-                        Some(a) if *a >= 0.999 => "up",
-                        Some(a) if *a >= 0.99 => "degraded",
-                        Some(_) => "down",
-                    };
-                    let ago = n - 1 - i;
-                    minijinja::context! {
-                        x => i * 8,
-                        class => class,
-                        label => format!("{}: {}", if ago == 0 { "today".to_string() } else { format!("{ago} days ago") }, percent(*d)),
-                    }
-                })
-                .collect();
+            let days = day_bars(&s.days);
             let incidents = s.incidents_since_ms.first().map(|first| {
                 format!(
                     "{} open incident{} since {} (UTC) — we are on it.",
                     s.incidents_since_ms.len(),
-                    if s.incidents_since_ms.len() == 1 { "" } else { "s" },
+                    if s.incidents_since_ms.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
                     rfc3339(*first)
                         .unwrap_or_default()
                         .get(..16)
@@ -849,4 +865,28 @@ pub(super) async fn status(State(app): State<AppState>) -> Response {
         HeaderValue::from_static("public, max-age=30"),
     );
     resp
+}
+
+/// One SVG bar per day, oldest first: its x, its class (up at 99.9 % or
+/// more, degraded at 99 %, else down; unknown without data), its title.
+fn day_bars(days: &[Option<f64>]) -> Vec<minijinja::Value> {
+    let n = days.len();
+    days.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let class = match d {
+                None => "unknown",
+                Some(a) if *a >= 0.999 => "up",
+                Some(a) if *a >= 0.99 => "degraded",
+                Some(_) => "down",
+            };
+            let ago = n - 1 - i;
+            let when = if ago == 0 {
+                "today".to_string()
+            } else {
+                format!("{ago} days ago")
+            };
+            minijinja::context! { x => i * 8, class => class, label => format!("{when}: {}", percent(*d)) }
+        })
+        .collect()
 }

@@ -424,3 +424,26 @@ async fn the_status_page_is_public_cacheable_and_names_no_host() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn services_draw_their_days_and_changes_list_maintenance() {
+    let f = fixture(&format!(
+        "{TOKENS}services:\n  - {{name: shop, target: 0.999, hosts: ['web-*'], checks: [api]}}\n\
+         maintenance:\n  - name: sunday-patching\n    scope: {{hosts: ['web-*']}}\n    schedule: {{timezone: Europe/Berlin, weekly: [{{day: sun, start: '02:00', duration: 2h}}]}}\n"
+    ))
+    .await;
+    let cookie = login(&f.app, "view-token").await;
+    let services = get(&f.app, "/services", Some(&cookie)).await.body;
+    assert!(services.contains("<svg class=\"days\""), "{services}");
+    assert_eq!(services.matches("<rect").count(), crate::kpi::STATUS_DAYS);
+    let changes = get(&f.app, "/changes", Some(&cookie)).await.body;
+    assert!(
+        changes.contains("sunday-patching") && changes.contains("Europe&#x2f;Berlin"),
+        "{changes}"
+    );
+    assert_eq!(
+        changes.matches("<time").count(),
+        2,
+        "one Sunday in the coming week: start and end"
+    );
+}

@@ -436,6 +436,13 @@ impl Metrics {
         s
     }
 
+    /// Each service's availability per day (the console's Services), not
+    /// cached and without incidents: what the status page shows, computed now.
+    pub(crate) fn service_history(&self, names: &[String], now_ms: i64) -> Vec<kpi::ServiceStatus> {
+        let state = self.hosts.snapshot();
+        kpi::service_status(&self.hosts.reporting(), &state, names, &[], now_ms)
+    }
+
     /// The public status page's services.
     pub(crate) fn service_status(
         &self,
