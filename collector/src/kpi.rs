@@ -202,24 +202,8 @@ fn service(
     planned: &Planned,
     now_ms: i64,
 ) -> ServiceReport {
-    let mut spans = Vec::new();
-    let mut members = Vec::new();
-    for (name, h) in hosts {
-        if !s.scope.covers(name, &h.labels) {
-            continue;
-        }
-        let p = planned.for_host(name, &h.labels);
-        for (check, tl) in &h.check_up {
-            if s.has_check(check) {
-                members.push((tl, spans.len()));
-            }
-        }
-        spans.push(p);
-    }
-    let members: Vec<(&Timeline, &[(i64, i64)])> = members
-        .iter()
-        .map(|(tl, i)| (*tl, &spans[*i][..]))
-        .collect();
+    let of = Members::of(s, hosts, planned);
+    let members = of.timelines();
     let tally = |w: Duration| {
         availability::service_tally(&members, s.mode, now_ms - duration_ms(w), now_ms)
     };
@@ -456,25 +440,9 @@ pub(crate) fn service_status(
         .iter()
         .filter_map(|n| reporting.services.iter().find(|s| &s.name == n))
         .map(|s| {
-            let mut spans = Vec::new();
-            let mut members = Vec::new();
-            let mut member_hosts = Vec::new();
-            for (name, h) in &hosts {
-                if !s.scope.covers(name, &h.labels) {
-                    continue;
-                }
-                member_hosts.push(name.as_str());
-                for (check, tl) in &h.check_up {
-                    if s.has_check(check) {
-                        members.push((tl, spans.len()));
-                    }
-                }
-                spans.push(planned.for_host(name, &h.labels));
-            }
-            let members: Vec<(&Timeline, &[(i64, i64)])> = members
-                .iter()
-                .map(|(tl, i)| (*tl, &spans[*i][..]))
-                .collect();
+            let of = Members::of(s, &hosts, &planned);
+            let members = of.timelines();
+            let member_hosts = &of.hosts;
             let currents: Vec<Avail> = members.iter().map(|(tl, _)| tl.current()).collect();
             let known: Vec<Avail> = currents
                 .iter()
@@ -522,6 +490,48 @@ pub(crate) fn service_status(
         .collect()
 }
 
+/// The check timelines a service is made of, each with its host's
+/// planned spans.
+struct Members<'a> {
+    /// Planned spans per member host.
+    spans: Vec<Vec<(i64, i64)>>,
+    /// Each member check's timeline and its host's index in `spans`.
+    checks: Vec<(&'a Timeline, usize)>,
+    /// The member hosts' names.
+    hosts: Vec<&'a str>,
+}
+
+impl<'a> Members<'a> {
+    fn of(s: &Service, hosts: &[(&'a String, &'a HostState)], planned: &Planned) -> Members<'a> {
+        let mut m = Members {
+            spans: Vec::new(),
+            checks: Vec::new(),
+            hosts: Vec::new(),
+        };
+        for (name, h) in hosts {
+            if !s.scope.covers(name, &h.labels) {
+                continue;
+            }
+            for (check, tl) in &h.check_up {
+                if s.has_check(check) {
+                    m.checks.push((tl, m.spans.len()));
+                }
+            }
+            m.hosts.push(name.as_str());
+            m.spans.push(planned.for_host(name, &h.labels));
+        }
+        m
+    }
+
+    /// What [`availability::service_tally`] takes.
+    fn timelines(&self) -> Vec<(&'a Timeline, &[(i64, i64)])> {
+        self.checks
+            .iter()
+            .map(|(tl, i)| (*tl, &self.spans[*i][..]))
+            .collect()
+    }
+}
+
 /// How many services burn their error budget faster than it accrues over
 /// the last hour (burn rate above 1): one tally per service, not the full
 /// report (the console's Now).
@@ -533,23 +543,8 @@ pub(crate) fn services_burning(reporting: &Reporting, state: &State, now_ms: i64
         .services
         .iter()
         .filter(|s| {
-            let mut spans = Vec::new();
-            let mut members = Vec::new();
-            for (name, h) in &hosts {
-                if !s.scope.covers(name, &h.labels) {
-                    continue;
-                }
-                for (check, tl) in &h.check_up {
-                    if s.has_check(check) {
-                        members.push((tl, spans.len()));
-                    }
-                }
-                spans.push(planned.for_host(name, &h.labels));
-            }
-            let members: Vec<(&Timeline, &[(i64, i64)])> = members
-                .iter()
-                .map(|(tl, i)| (*tl, &spans[*i][..]))
-                .collect();
+            let of = Members::of(s, &hosts, &planned);
+            let members = of.timelines();
             availability::service_tally(&members, s.mode, now_ms - hour, now_ms)
                 .ratio()
                 .is_some_and(|a| availability::burn_rate(a, s.target) > 1.0)

@@ -125,6 +125,19 @@ async fn log_in(c: &Client, base: &str, token: &str) {
     .await;
 }
 
+/// Incident `id` as the API shows it to the viewer token.
+async fn incident_json(base: &str, id: i64) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}/api/v1/incidents/{id}"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .expect("the collector's API answers")
+        .json()
+        .await
+        .expect("JSON from the API")
+}
+
 async fn body_text(c: &Client) -> String {
     c.find(Locator::Css("body"))
         .await
@@ -273,15 +286,7 @@ async fn operate(driver: &Driver, base: &str, web: TcpListener) {
         "{timeline}"
     );
     shot(&c, "incident").await;
-    let api: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/incidents/{id}"))
-        .bearer_auth(VIEWER)
-        .send()
-        .await
-        .expect("the collector's API answers")
-        .json()
-        .await
-        .expect("JSON from the API");
+    let api = incident_json(base, id).await;
     assert_eq!(api["state"], "acknowledged");
     let last = api["events"]
         .as_array()
@@ -353,15 +358,7 @@ async fn operate(driver: &Driver, base: &str, web: TcpListener) {
     shot(&c, "viewer-incidents").await;
     c.close().await.expect("a WebDriver command");
 
-    let api: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/incidents/{id}"))
-        .bearer_auth(VIEWER)
-        .send()
-        .await
-        .expect("the collector's API answers")
-        .json()
-        .await
-        .expect("JSON from the API");
+    let api = incident_json(base, id).await;
     assert_eq!(
         api["state"], "acknowledged",
         "the forged resolve changed nothing"

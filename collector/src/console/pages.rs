@@ -393,22 +393,57 @@ fn note(form: &Form) -> Result<Option<String>, Deny> {
     Ok((!n.is_empty()).then(|| n.to_string()))
 }
 
+/// What an operator does to an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Ack,
+    Resolve,
+}
+
+impl Action {
+    /// Does it through the engine as `actor`; the outer error is the engine
+    /// not taking requests.
+    async fn apply(
+        self,
+        app: &AppState,
+        id: i64,
+        actor: String,
+        note: Option<String>,
+    ) -> Result<Result<Incident, ActionError>, Deny> {
+        let r = match self {
+            Action::Ack => app.engine.acknowledge(id, actor, note).await,
+            Action::Resolve => app.engine.resolve(id, actor, note).await,
+        };
+        r.map_err(|e| Deny::Unavailable(e.to_string()))
+    }
+}
+
+/// One incident's action from its page; back to the page.
+async fn act_on(
+    app: AppState,
+    headers: HeaderMap,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    body: Bytes,
+    action: Action,
+) -> Response {
+    act(|| async {
+        let (viewer, form) = posted(&app, &headers, &body)?;
+        let id = incident_id(id)?;
+        action
+            .apply(&app, id, viewer.name.clone(), note(&form)?)
+            .await??;
+        Ok(Redirect::to(&format!("/incidents/{id}")).into_response())
+    })
+    .await
+}
+
 pub(super) async fn ack(
     State(app): State<AppState>,
     headers: HeaderMap,
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
     body: Bytes,
 ) -> Response {
-    act(|| async {
-        let (viewer, form) = posted(&app, &headers, &body)?;
-        let id = incident_id(id)?;
-        app.engine
-            .acknowledge(id, viewer.name.clone(), note(&form)?)
-            .await
-            .map_err(|e| Deny::Unavailable(e.to_string()))??;
-        Ok(Redirect::to(&format!("/incidents/{id}")).into_response())
-    })
-    .await
+    act_on(app, headers, id, body, Action::Ack).await
 }
 
 pub(super) async fn resolve(
@@ -417,16 +452,7 @@ pub(super) async fn resolve(
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
     body: Bytes,
 ) -> Response {
-    act(|| async {
-        let (viewer, form) = posted(&app, &headers, &body)?;
-        let id = incident_id(id)?;
-        app.engine
-            .resolve(id, viewer.name.clone(), note(&form)?)
-            .await
-            .map_err(|e| Deny::Unavailable(e.to_string()))??;
-        Ok(Redirect::to(&format!("/incidents/{id}")).into_response())
-    })
-    .await
+    act_on(app, headers, id, body, Action::Resolve).await
 }
 
 /// Acknowledge or resolve the selected incidents, with a required note.
@@ -450,28 +476,22 @@ pub(super) async fn bulk(State(app): State<AppState>, headers: HeaderMap, body: 
                 "at most {MAX_BULK} incidents at once"
             )));
         }
-        let action = form.get("action").unwrap_or("");
+        let action = match form.get("action").unwrap_or("") {
+            "ack" => Action::Ack,
+            "resolve" => Action::Resolve,
+            a => return Err(Deny::BadRequest(format!("unknown action '{a}'"))),
+        };
         let (mut done, mut refused) = (0, Vec::new());
         for id in ids {
-            let r = match action {
-                "ack" => {
-                    app.engine
-                        .acknowledge(id, viewer.name.clone(), Some(note.clone()))
-                        .await
-                }
-                "resolve" => {
-                    app.engine
-                        .resolve(id, viewer.name.clone(), Some(note.clone()))
-                        .await
-                }
-                a => return Err(Deny::BadRequest(format!("unknown action '{a}'"))),
-            };
-            match r.map_err(|e| Deny::Unavailable(e.to_string()))? {
+            match action
+                .apply(&app, id, viewer.name.clone(), Some(note.clone()))
+                .await?
+            {
                 Ok(_) => done += 1,
                 Err(e) => refused.push(format!("#{id}: {e}")),
             }
         }
-        let verb = if action == "ack" {
+        let verb = if action == Action::Ack {
             "acknowledged"
         } else {
             "resolved"

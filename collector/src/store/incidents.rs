@@ -152,42 +152,35 @@ impl Store {
             IncidentOrder::Priority => "priority ASC, id DESC",
             IncidentOrder::Host => "host ASC, id DESC",
         };
-        let p = params![
-            f.state.map(|s| s.as_str()),
-            f.max_priority.map(i64::from),
-            f.rule.as_deref(),
-            f.host_glob.as_deref(),
-            f.text.as_deref(),
-            f.from_ms,
-            f.to_ms,
-            f.live_only,
+        let (state, priority) = (f.state.map(|s| s.as_str()), f.max_priority.map(i64::from));
+        let (limit, offset) = (
+            f.limit.min(i64::MAX as u64) as i64,
+            f.offset.min(i64::MAX as u64) as i64,
+        );
+        let filter: [&dyn rusqlite::ToSql; 8] = [
+            &state,
+            &priority,
+            &f.rule,
+            &f.host_glob,
+            &f.text,
+            &f.from_ms,
+            &f.to_ms,
+            &f.live_only,
         ];
         let total: i64 = self
             .conn
             .prepare_cached(&format!("SELECT count(*) FROM incidents {WHERE}"))?
-            .query_row(p, |r| r.get(0))?;
+            .query_row(&filter[..], |r| r.get(0))?;
         // The page's ids first (the sort holds two integers a row, not the
         // rows' text), then those rows.
+        let mut paged = filter.to_vec();
+        paged.extend([&limit as &dyn rusqlite::ToSql, &offset]);
         let ids: Vec<i64> = self
             .conn
             .prepare_cached(&format!(
                 "SELECT id FROM incidents {WHERE} ORDER BY {order} LIMIT ?9 OFFSET ?10"
             ))?
-            .query_map(
-                params![
-                    f.state.map(|s| s.as_str()),
-                    f.max_priority.map(i64::from),
-                    f.rule.as_deref(),
-                    f.host_glob.as_deref(),
-                    f.text.as_deref(),
-                    f.from_ms,
-                    f.to_ms,
-                    f.live_only,
-                    f.limit.min(i64::MAX as u64) as i64,
-                    f.offset.min(i64::MAX as u64) as i64,
-                ],
-                |r| r.get(0),
-            )?
+            .query_map(&paged[..], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let list = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut stmt = self.conn.prepare_cached(&format!(
