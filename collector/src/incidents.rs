@@ -197,6 +197,21 @@ impl Incident {
         Ok(())
     }
 
+    /// Someone adds a note to the timeline, in any state (a post-mortem
+    /// finding on a closed incident too); an empty note is refused.
+    pub fn note(&mut self, actor: &str, note: &str, now_ms: i64) -> Result<(), InvalidTransition> {
+        if note.trim().is_empty() {
+            return Err(self.invalid("noted without a note"));
+        }
+        self.push(
+            EventKind::Noted,
+            actor,
+            Some(note.trim().to_string()),
+            now_ms,
+        );
+        Ok(())
+    }
+
     /// An operator resolves a live incident by hand.
     pub fn resolve(
         &mut self,

@@ -286,6 +286,13 @@ enum IncidentsAction {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Add a note to an incident's timeline, in any state (no notification).
+    Note {
+        id: i64,
+        /// The note.
+        #[arg(long)]
+        note: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -523,6 +530,7 @@ async fn incidents(action: IncidentsAction, api: ApiArgs) -> anyhow::Result<Stri
         IncidentsAction::Show { id } => c.show(id).await?,
         IncidentsAction::Ack { id, note } => c.act(id, "ack", note.as_deref()).await?,
         IncidentsAction::Resolve { id, note } => c.act(id, "resolve", note.as_deref()).await?,
+        IncidentsAction::Note { id, note } => c.act(id, "notes", Some(&note)).await?,
     };
     if api.json || value.is_array() {
         return show(&value, api.json, client::table);

@@ -54,7 +54,10 @@ impl Event {
             EventKind::Resolved => Some(Event::Resolved),
             EventKind::Reopened => Some(Event::Reopened),
             EventKind::Closed => Some(Event::Closed),
-            EventKind::Restored | EventKind::FlappingStarted | EventKind::FlappingStopped => None,
+            EventKind::Restored
+            | EventKind::FlappingStarted
+            | EventKind::FlappingStopped
+            | EventKind::Noted => None,
         }
     }
 }

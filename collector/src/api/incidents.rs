@@ -99,6 +99,25 @@ pub(super) async fn incidents_resolve(
     Ok(Json(incident.into()))
 }
 
+/// `POST /api/v1/incidents/{id}/notes` `{"note": "…"}`: a note on the
+/// timeline, in any state.
+pub(super) async fn incidents_note(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Json<IncidentView>, ApiError> {
+    let caller = authorize(&app, &headers, Role::Operator)?;
+    let Some(note) = note(&body)?.filter(|n| !n.trim().is_empty()) else {
+        return Err(ApiError::BadRequest(
+            "give the note: {\"note\": \"…\"}".into(),
+            Some("note".into()),
+        ));
+    };
+    let incident = app.engine.note(id, caller.name, note).await??;
+    Ok(Json(incident.into()))
+}
+
 pub(super) async fn problems_list(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -4,7 +4,8 @@
 //! - `GET /api/v1/incidents[?state=open|acknowledged|resolved|closed][&limit=N]`
 //! - `GET /api/v1/incidents/{id}`
 //! - `POST /api/v1/incidents/{id}/ack`, `POST /api/v1/incidents/{id}/resolve`
-//!   (body `{"note": "..."}` optional)
+//!   (body `{"note": "..."}` optional), `POST /api/v1/incidents/{id}/notes`
+//!   (body `{"note": "..."}` required; any state, no notification)
 //! - `GET /api/v1/problems[?state=open|resolved][&limit=N]`, `GET /api/v1/problems/{id}`,
 //!   `POST /api/v1/problems/{id}/resolve` (body `{"note": "..."}` optional)
 //! - `GET /api/v1/changes[?limit=N]`, `POST /api/v1/changes`
@@ -89,6 +90,10 @@ fn api_router() -> Router<AppState> {
         .route("/api/v1/incidents/{id}", get(incidents_show))
         .route("/api/v1/incidents/{id}/ack", post(incidents_ack))
         .route("/api/v1/incidents/{id}/resolve", post(incidents_resolve))
+        .route(
+            "/api/v1/incidents/{id}/notes",
+            post(incidents::incidents_note),
+        )
         .route("/api/v1/problems", get(problems_list))
         .route("/api/v1/problems/{id}", get(problems_show))
         .route("/api/v1/problems/{id}/resolve", post(problems_resolve))

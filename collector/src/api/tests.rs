@@ -915,3 +915,109 @@ async fn errors_the_framework_answers_are_json_too() {
         assert!(!v["error"].as_str().unwrap().is_empty(), "{uri}: {v}");
     }
 }
+
+#[tokio::test]
+async fn a_note_goes_on_the_timeline_in_any_state_and_tells_no_receiver() {
+    let f = fixture(&format!(
+        "{CONFIG}{TOKENS}notify:\n  - {{name: hook, kind: webhook, url: 'http://127.0.0.1:9/x'}}\n"
+    ))
+    .await;
+    let body = serde_json::to_vec(&batch("web-01", 1, 0.95)).unwrap();
+    assert_eq!(
+        call(&f.app, push_req(Some("web-token"), body, false))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let deliveries = |v: &Value| v["deliveries"].as_array().map_or(0, Vec::len);
+    let (_, before) = call_as(
+        &f.app,
+        "GET",
+        "/api/v1/incidents/1",
+        Some("view-secret"),
+        "",
+    )
+    .await;
+    let (s, v) = call_as(
+        &f.app,
+        "POST",
+        "/api/v1/incidents/1/notes",
+        Some("op-secret"),
+        r#"{"note": "  disk grows 2 GB/h  "}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "open", "a note changes no state");
+    let last = v["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last,
+        json!({"at": last["at"], "kind": "noted", "actor": "alice", "note": "disk grows 2 GB/h"})
+    );
+    let (_, after) = call_as(
+        &f.app,
+        "GET",
+        "/api/v1/incidents/1",
+        Some("view-secret"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        deliveries(&after),
+        deliveries(&before),
+        "no receiver is told of a note"
+    );
+    // On a resolved incident too; the engine keeps it resolved.
+    let (s, _) = call_as(
+        &f.app,
+        "POST",
+        "/api/v1/incidents/1/resolve",
+        Some("op-secret"),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call_as(
+        &f.app,
+        "POST",
+        "/api/v1/incidents/1/notes",
+        Some("op-secret"),
+        r#"{"note": "root cause: log rotation"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "resolved");
+    assert_eq!(
+        v["events"].as_array().unwrap().last().unwrap()["kind"],
+        "noted"
+    );
+    // Refused: no note, a viewer, an unknown incident.
+    for (token, body, uri, want) in [
+        (
+            "op-secret",
+            r#"{"note": "   "}"#,
+            "/api/v1/incidents/1/notes",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "op-secret",
+            "",
+            "/api/v1/incidents/1/notes",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "view-secret",
+            r#"{"note": "x"}"#,
+            "/api/v1/incidents/1/notes",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "op-secret",
+            r#"{"note": "x"}"#,
+            "/api/v1/incidents/99/notes",
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (s, v) = call_as(&f.app, "POST", uri, Some(token), body).await;
+        assert_eq!(s, want, "{token} {body} {uri}: {v}");
+    }
+}

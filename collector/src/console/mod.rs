@@ -51,6 +51,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/incidents/{id}", get(pages::incident))
         .route("/incidents/{id}/ack", post(pages::ack))
         .route("/incidents/{id}/resolve", post(pages::resolve))
+        .route("/incidents/{id}/note", post(pages::note_add))
         .route("/hosts", get(pages::hosts))
         .route("/hosts/{name}", get(pages::host))
         .route("/services", get(pages::services))

@@ -398,6 +398,7 @@ fn note(form: &Form) -> Result<Option<String>, Deny> {
 enum Action {
     Ack,
     Resolve,
+    Note,
 }
 
 impl Action {
@@ -413,6 +414,10 @@ impl Action {
         let r = match self {
             Action::Ack => app.engine.acknowledge(id, actor, note).await,
             Action::Resolve => app.engine.resolve(id, actor, note).await,
+            Action::Note => match note {
+                Some(n) => app.engine.note(id, actor, n).await,
+                None => return Err(Deny::BadRequest("write the note first".into())),
+            },
         };
         r.map_err(|e| Deny::Unavailable(e.to_string()))
     }
@@ -444,6 +449,15 @@ pub(super) async fn ack(
     body: Bytes,
 ) -> Response {
     act_on(app, headers, id, body, Action::Ack).await
+}
+
+pub(super) async fn note_add(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    body: Bytes,
+) -> Response {
+    act_on(app, headers, id, body, Action::Note).await
 }
 
 pub(super) async fn resolve(

@@ -210,6 +210,7 @@ async fn a_viewer_sees_no_write_controls_and_cannot_post() {
         assert!(!body.contains("Resolve"), "{uri}");
         assert!(!body.contains("type=\"checkbox\""), "{uri}");
         assert!(!body.contains("Record a change"), "{uri}");
+        assert!(!body.contains("Add note"), "{uri}");
     }
     // Even with the session's own CSRF token, a viewer's post is refused.
     let token = csrf(&get(&f.app, "/", Some(&viewer)).await.body);
@@ -446,4 +447,62 @@ async fn services_draw_their_days_and_changes_list_maintenance() {
         2,
         "one Sunday in the coming week: start and end"
     );
+}
+
+#[tokio::test]
+async fn an_operator_notes_a_resolved_incident_and_enter_adds_a_note_not_an_ack() {
+    let f = fixture(TOKENS).await;
+    breach(&f.app, "web-01", 1).await;
+    let operator = login(&f.app, "op-token").await;
+    let page = get(&f.app, "/incidents/1", Some(&operator)).await.body;
+    // The form's own action (what Enter submits) is the note, the safe one.
+    assert!(
+        page.contains("<form method=\"post\" action=\"/incidents/1/note\""),
+        "{page}"
+    );
+    let first = page.find("Add note").unwrap();
+    assert!(
+        first < page.find(">Acknowledge<").unwrap(),
+        "Add note is the first button"
+    );
+    let token = csrf(&page);
+    let a = post(
+        &f.app,
+        "/incidents/1/resolve",
+        Some(&operator),
+        &format!("csrf={token}&note="),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let page = get(&f.app, "/incidents/1", Some(&operator)).await.body;
+    assert!(
+        page.contains("Add note") && !page.contains(">Resolve<"),
+        "a resolved incident takes notes only"
+    );
+    let a = post(
+        &f.app,
+        "/incidents/1/note",
+        Some(&operator),
+        &format!("csrf={token}&note="),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "an empty note");
+    let a = post(
+        &f.app,
+        "/incidents/1/note",
+        Some(&operator),
+        &format!("csrf={token}&note=%3Cb%3Elog+rotation%3C%2Fb%3E"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let page = get(&f.app, "/incidents/1", Some(&operator)).await.body;
+    assert!(
+        page.contains("<strong>noted</strong> by <span class=\"actor\">alice</span>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;b&gt;log rotation&lt;&#x2f;b&gt;"),
+        "the note is text: {page}"
+    );
+    assert!(page.contains("s-resolved"), "still resolved");
 }

@@ -30,6 +30,27 @@ impl Engine {
         Ok(next)
     }
 
+    /// Adds `note` to incident `id`'s timeline, live or not; its state is
+    /// unchanged and no receiver is told.
+    pub fn note(
+        &mut self,
+        id: i64,
+        actor: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Incident, ActionError> {
+        if self.book.key_of(id).is_some() {
+            let (key, next) = self.on_live(id, None, |i, _| i.note(actor, note, now_ms))?;
+            self.book.update_live(&key, next.clone());
+            return Ok(next);
+        }
+        let mut incident = self.store.incident(id)?;
+        let n = incident.events.len();
+        incident.note(actor, note, now_ms)?;
+        self.commit(|tx| tx.save_incident(&mut incident, n))?;
+        Ok(incident)
+    }
+
     /// Makes `transition` (with `note`) on live incident `id` and commits it;
     /// returns its alert and the incident as it is now. An incident that is
     /// not live is not found, or refused for the state it is in.

@@ -22,6 +22,12 @@ pub(super) enum Command {
         note: Option<String>,
         reply: oneshot::Sender<Result<Incident, ActionError>>,
     },
+    Note {
+        id: i64,
+        actor: String,
+        note: String,
+        reply: oneshot::Sender<Result<Incident, ActionError>>,
+    },
     ResolveProblem {
         id: i64,
         actor: String,
@@ -179,6 +185,22 @@ impl EngineHandle {
         .await
     }
 
+    /// Adds a note to incident `id`'s timeline.
+    pub async fn note(
+        &self,
+        id: i64,
+        actor: String,
+        note: String,
+    ) -> Result<Result<Incident, ActionError>, SubmitError> {
+        self.call(|reply| Command::Note {
+            id,
+            actor,
+            note,
+            reply,
+        })
+        .await
+    }
+
     /// Resolves problem `id`.
     pub async fn resolve_problem(
         &self,
@@ -260,6 +282,14 @@ impl Engine {
                 reply,
             } => {
                 let _ = reply.send(self.resolve(id, &actor, note, now));
+            }
+            Command::Note {
+                id,
+                actor,
+                note,
+                reply,
+            } => {
+                let _ = reply.send(self.note(id, &actor, &note, now));
             }
             Command::ResolveProblem {
                 id,

@@ -126,6 +126,8 @@ pub enum EventKind {
     /// Notifications pause while the condition flaps.
     FlappingStarted,
     FlappingStopped,
+    /// Someone wrote a note on the timeline; the state is unchanged.
+    Noted,
 }
 
 impl EventKind {
@@ -139,6 +141,7 @@ impl EventKind {
             EventKind::Closed => "closed",
             EventKind::FlappingStarted => "flapping_started",
             EventKind::FlappingStopped => "flapping_stopped",
+            EventKind::Noted => "noted",
         }
     }
 }
@@ -155,6 +158,7 @@ impl FromStr for EventKind {
             "closed" => Ok(EventKind::Closed),
             "flapping_started" => Ok(EventKind::FlappingStarted),
             "flapping_stopped" => Ok(EventKind::FlappingStopped),
+            "noted" => Ok(EventKind::Noted),
             other => Err(format!("unknown incident event '{other}'")),
         }
     }
