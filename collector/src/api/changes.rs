@@ -116,20 +116,21 @@ pub(super) async fn suppressions_list(
     authorize(&app, &headers, Role::Viewer)?;
     let limit = list_limit(q.limit);
     let rows = read(&app, move |s| s.suppressions(limit)).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|s| SuppressionView {
-                id: s.id,
-                at: rfc3339(s.at_ms),
-                fingerprint: s.fingerprint,
-                rule: s.rule,
-                host: s.host,
-                labels: s.labels,
-                summary: s.summary,
-                window_kind: s.window_kind,
-                window: s.window_name,
-                change_id: s.change_id,
-            })
-            .collect(),
-    ))
+    Ok(Json(rows.into_iter().map(suppression_view).collect()))
+}
+
+/// A suppressed breach as the API (and the console) shows it.
+pub(crate) fn suppression_view(s: crate::store::Suppression) -> SuppressionView {
+    SuppressionView {
+        id: s.id,
+        at: rfc3339(s.at_ms),
+        fingerprint: s.fingerprint,
+        rule: s.rule,
+        host: s.host,
+        labels: s.labels,
+        summary: s.summary,
+        window_kind: s.window_kind,
+        window: s.window_name,
+        change_id: s.change_id,
+    }
 }

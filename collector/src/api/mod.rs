@@ -460,7 +460,7 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
 
 mod alertmanager;
 mod changes;
-pub(crate) use self::changes::new_change;
+pub(crate) use self::changes::{new_change, suppression_view};
 mod incidents;
 mod push;
 

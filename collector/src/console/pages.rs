@@ -362,10 +362,11 @@ pub(super) async fn incident(
     serve("/incidents", || async {
         let viewer = viewer(&app, &headers)?;
         let id = incident_id(id)?;
-        let (incident, deliveries) = read(&app, move |s| {
+        let (incident, deliveries, covered) = read(&app, move |s| {
             let i = s.incident(id)?;
             let d = s.deliveries(&i.fingerprint)?;
-            Ok((i, d))
+            let c = s.suppressions_of(Some(&i.fingerprint), 20)?;
+            Ok((i, d, c))
         })
         .await?;
         let title = format!("#{} {}", incident.id, incident.summary);
@@ -376,7 +377,10 @@ pub(super) async fn incident(
             &title,
             "/incidents",
             &viewer,
-            minijinja::context! { i => view },
+            minijinja::context! {
+                i => view,
+                covered => covered.into_iter().map(crate::api::suppression_view).collect::<Vec<_>>(),
+            },
         ))
     })
     .await

@@ -506,3 +506,48 @@ async fn an_operator_notes_a_resolved_incident_and_enter_adds_a_note_not_an_ack(
     );
     assert!(page.contains("s-resolved"), "still resolved");
 }
+
+#[tokio::test]
+async fn an_incident_names_the_changes_and_windows_that_covered_its_alert() {
+    let f = fixture(TOKENS).await;
+    breach(&f.app, "web-01", 1).await;
+    let operator = login(&f.app, "op-token").await;
+    let page = get(&f.app, "/incidents/1", Some(&operator)).await.body;
+    assert!(!page.contains("Covered by"), "nothing covered it yet");
+    // A breach of the same alert that change #1 kept quiet, as the engine
+    // records it (the engine's own suppression is tested in engine/).
+    let start = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let change = Request::post("/api/v1/changes")
+        .header("authorization", "Bearer op-token")
+        .body(Body::from(
+            json!({"title": "kernel <update>", "scope": {"hosts": ["web-*"]},
+                   "start": start.to_rfc3339(), "end": (start + chrono::Duration::hours(1)).to_rfc3339()})
+            .to_string(),
+        ))
+        .unwrap();
+    assert_eq!(send(&f.app, change).await.status, StatusCode::CREATED);
+    let api = Request::get("/api/v1/incidents/1")
+        .header("authorization", "Bearer view-token")
+        .body(Body::empty())
+        .unwrap();
+    let fp = serde_json::from_str::<Value>(&send(&f.app, api).await.body).unwrap()["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let db = rusqlite::Connection::open(f._dir.path().join("vedette.db")).unwrap();
+    db.execute(
+        "INSERT INTO suppressions (at, fingerprint, rule, host, labels, summary, window_kind, window_name, change_id)
+         VALUES (?1, ?2, 'disk_full', 'web-01', '{}', 's', 'change', 'kernel <update>', 1)",
+        rusqlite::params![now_ms() - 60_000, fp],
+    )
+    .unwrap();
+    let page = get(&f.app, "/incidents/1", Some(&operator)).await.body;
+    assert!(
+        page.contains("Covered by changes and maintenance"),
+        "{page}"
+    );
+    assert!(
+        page.contains("change <a href=\"/changes\">#1</a> <q>kernel &lt;update&gt;</q>"),
+        "{page}"
+    );
+}

@@ -89,25 +89,46 @@ impl Store {
 
     /// Suppressed breaches, newest first.
     pub fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, at, fingerprint, rule, host, labels, summary, window_kind, window_name,
-                    change_id
-               FROM suppressions ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, String>(8)?,
-                r.get::<_, Option<i64>>(9)?,
-            ))
+        self.suppressions_of(None, limit)
+    }
+
+    /// Suppressed breaches of the alert with `fingerprint` (or of all),
+    /// newest first: the changes and windows that covered it.
+    pub fn suppressions_of(
+        &self,
+        fingerprint: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Suppression>, StoreError> {
+        // Two statements, so the one for an alert uses its index.
+        let mut stmt = self.conn.prepare_cached(match fingerprint {
+            Some(_) => {
+                "SELECT id, at, fingerprint, rule, host, labels, summary, window_kind, window_name,
+                        change_id
+                   FROM suppressions WHERE fingerprint = ?1 ORDER BY id DESC LIMIT ?2"
+            }
+            None => {
+                "SELECT id, at, fingerprint, rule, host, labels, summary, window_kind, window_name,
+                        change_id
+                   FROM suppressions WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2"
+            }
         })?;
+        let rows = stmt.query_map(
+            params![fingerprint, limit.min(i64::MAX as usize) as i64],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                ))
+            },
+        )?;
         let mut out = Vec::new();
         for row in rows {
             let (id, at_ms, fingerprint, rule, host, labels, summary, kind, window_name, change_id) =

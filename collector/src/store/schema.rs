@@ -139,4 +139,8 @@ UPDATE incidents SET origin = 'alertmanager'
     WHERE json_valid(labels) AND json_extract(labels, '$.source') = 'alertmanager';
 ALTER TABLE hosts ADD COLUMN retired_boots TEXT NOT NULL DEFAULT '[]';
 "#,
+    // v6: the console shows an incident's suppressed breaches.
+    r#"
+CREATE INDEX suppressions_by_fingerprint ON suppressions (fingerprint, id);
+"#,
 ];
