@@ -773,6 +773,21 @@ pub(super) async fn changes(State(app): State<AppState>, headers: HeaderMap) -> 
     .await
 }
 
+/// A time of the change form: `<field>_utc` (RFC 3339, what the page's
+/// script sends from the browser's time zone), else the `datetime-local`
+/// field itself, taken as UTC.
+fn form_time(form: &Form, field: &str) -> Result<String, Deny> {
+    match form
+        .get(&format!("{field}_utc"))
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(v) => chrono::DateTime::parse_from_rfc3339(v.trim())
+            .map(|t| t.to_utc().to_rfc3339())
+            .map_err(|_| Deny::BadRequest(format!("{field}: '{v}' is not an RFC 3339 time"))),
+        None => local_time(field, form.get(field).unwrap_or("")),
+    }
+}
+
 /// A `datetime-local` value (UTC) as RFC 3339.
 fn local_time(field: &str, v: &str) -> Result<String, Deny> {
     chrono::NaiveDateTime::parse_from_str(v.trim(), "%Y-%m-%dT%H:%M")
@@ -801,8 +816,8 @@ pub(super) async fn change_create(
         let json = serde_json::json!({
             "title": form.get("title").unwrap_or(""),
             "scope": {"hosts": hosts},
-            "start": local_time("start", form.get("start").unwrap_or(""))?,
-            "end": local_time("end", form.get("end").unwrap_or(""))?,
+            "start": form_time(&form, "start")?,
+            "end": form_time(&form, "end")?,
             "verify_for": form.get("verify_for").filter(|v| !v.trim().is_empty()).unwrap_or("30m"),
         });
         let change = crate::api::new_change(json.to_string().as_bytes(), now_ms())?;

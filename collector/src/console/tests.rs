@@ -551,3 +551,46 @@ async fn an_incident_names_the_changes_and_windows_that_covered_its_alert() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn a_change_recorded_in_the_browsers_time_zone_arrives_in_utc() {
+    let f = fixture(TOKENS).await;
+    let operator = login(&f.app, "op-token").await;
+    let token = csrf(&get(&f.app, "/changes", Some(&operator)).await.body);
+    let start = chrono::Utc::now() + chrono::Duration::hours(1);
+    let end = start + chrono::Duration::hours(2);
+    // What the page's script sends: the typed local time plus its UTC form.
+    let form = format!(
+        "csrf={token}&title=kernel+update&hosts=web-*%2C+db-01&start=2026-01-01T00%3A00&end=2026-01-01T01%3A00\
+         &start_utc={}&end_utc={}&verify_for=15m",
+        encode(&start.with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap()).to_rfc3339()),
+        encode(&end.to_rfc3339())
+    );
+    let a = post(&f.app, "/changes", Some(&operator), &form).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let api = Request::get("/api/v1/changes")
+        .header("authorization", "Bearer view-token")
+        .body(Body::empty())
+        .unwrap();
+    let v: Value = serde_json::from_str(&send(&f.app, api).await.body).unwrap();
+    let c = &v[0];
+    assert_eq!(c["title"], "kernel update");
+    assert_eq!(c["scope"]["hosts"], json!(["web-*", "db-01"]));
+    let got = chrono::DateTime::parse_from_rfc3339(c["start"].as_str().unwrap()).unwrap();
+    assert_eq!(got.timestamp(), start.timestamp(), "the offset was applied");
+    assert_eq!(c["verify_for"], "15m");
+    // Without the script, the typed time is UTC; a bad one is named.
+    let a = post(
+        &f.app,
+        "/changes",
+        Some(&operator),
+        &format!("csrf={token}&title=x&start=soon&end=later"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.body.contains("start: &#x27;soon&#x27; is not a time"),
+        "{}",
+        a.body
+    );
+}

@@ -17,8 +17,27 @@ function refresh(el) {
     .then(html => { el.innerHTML = html; localTimes(el); el.setAttribute("data-refreshed", String(Date.now())); })
     .catch(() => {});
 }
+// The change form's times are typed in the browser's time zone; the server
+// gets them as UTC in hidden fields (without JavaScript they are UTC).
+function utcOnSubmit(form) {
+  form.addEventListener("submit", () => {
+    for (const name of ["start", "end"]) {
+      const input = form.querySelector("input[name=" + name + "]");
+      const d = input && new Date(input.value);
+      if (d && !isNaN(d)) {
+        const hidden = document.createElement("input");
+        hidden.type = "hidden"; hidden.name = name + "_utc"; hidden.value = d.toISOString();
+        form.appendChild(hidden);
+      }
+    }
+  });
+  for (const l of form.querySelectorAll(".tzname")) {
+    l.textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+  }
+}
 document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
+  for (const f of document.querySelectorAll("form.change")) { utcOnSubmit(f); }
   for (const el of document.querySelectorAll("[data-refresh]")) {
     setInterval(() => refresh(el), 5000);
   }
