@@ -110,8 +110,9 @@ pub(crate) fn client_tls(
     Ok(config)
 }
 
-/// The certificates of a PEM file: at least one.
-fn read_certs(
+/// The certificates of a PEM file: at least one; the error names the
+/// config key and the file.
+pub(crate) fn read_certs(
     path: &Path,
     field: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, (&'static str, String)> {

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::Deserialize;
@@ -91,20 +90,8 @@ impl HttpSpec {
             }
         }
         if let Some(f) = &self.ca_file {
-            match CertificateDer::pem_file_iter(f) {
-                Ok(it) => {
-                    let n = it.filter(|c| c.is_ok()).count();
-                    if n == 0 {
-                        diag.push(
-                            &format!("{at}.ca_file"),
-                            format!("{} holds no PEM certificate", f.display()),
-                        );
-                    }
-                }
-                Err(e) => diag.push(
-                    &format!("{at}.ca_file"),
-                    format!("cannot read {}: {e}", f.display()),
-                ),
+            if let Err((_, message)) = crate::transport::read_certs(f, "ca_file") {
+                diag.push(&format!("{at}.ca_file"), message);
             }
         }
         if !self.tls_warn_days.is_finite() || self.tls_warn_days < 0.0 {
@@ -206,8 +193,10 @@ impl HttpProbe {
             let mut roots = rustls::RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             if let Some(f) = &spec.ca_file {
-                for cert in CertificateDer::pem_file_iter(f)? {
-                    roots.add(cert?)?;
+                let certs = crate::transport::read_certs(f, "ca_file")
+                    .map_err(|(_, message)| anyhow::anyhow!(message))?;
+                for cert in certs {
+                    roots.add(cert)?;
                 }
             }
             Some(
