@@ -317,7 +317,7 @@ fn authorize(app: &AppState, headers: &HeaderMap, need: Role) -> Result<Caller, 
         ));
     };
     let digest = token_digest(token);
-    let Some(t) = tokens.iter().find(|t| t.matches(&digest)) else {
+    let Some(t) = config.api_token(&digest) else {
         return Err(ApiError::Unauthorized("unknown API token".into()));
     };
     if t.role < need {

@@ -237,6 +237,19 @@ impl Config {
         out
     }
 
+    /// The API token whose digest is `token_sha256`, if any. Every token is
+    /// compared (in constant time), so the time taken does not say which one
+    /// matched.
+    pub fn api_token(&self, token_sha256: &[u8; 32]) -> Option<&ApiToken> {
+        let mut found = None;
+        for t in &self.api_tokens {
+            if t.matches(token_sha256) && found.is_none() {
+                found = Some(t);
+            }
+        }
+        found
+    }
+
     /// The SQLite database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("vedette.db")

@@ -429,14 +429,7 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     let next = safe_next(form.get("next"));
     let config = app.config();
     let digest = token_digest(form.get("token").unwrap_or("").trim());
-    // Check every token so the time taken does not say which matched.
-    let mut found = None;
-    for t in &config.api_tokens {
-        if t.matches(&digest) && found.is_none() {
-            found = Some(t.name.clone());
-        }
-    }
-    let Some(name) = found else {
+    let Some(name) = config.api_token(&digest).map(|t| t.name.clone()) else {
         return login_page(
             &next,
             Some("That token is not one of this collector's API tokens."),
