@@ -188,7 +188,8 @@ impl Collector {
             ))
         });
         let summaries = {
-            // The console's fleet summary, kept fresh off the request path.
+            // The console's fleet summary, kept fresh off the request path
+            // while someone looks at it.
             let (metrics, shutdown) = (Arc::clone(&state.metrics), shutdown.clone());
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(crate::metrics::SUMMARY_EVERY);
@@ -200,7 +201,10 @@ impl Collector {
                     }
                     let metrics = Arc::clone(&metrics);
                     let now = vedette_protocol::clock::now_ms();
-                    let _ = tokio::task::spawn_blocking(move || metrics.refresh_summary(now)).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        metrics.refresh_summary_if_watched(now)
+                    })
+                    .await;
                 }
             })
         };

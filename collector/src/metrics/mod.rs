@@ -157,6 +157,9 @@ pub struct Metrics {
     /// The console's fleet summary, refreshed in the background
     /// ([`Metrics::refresh_summary`]): `(computed at, summary)`.
     summary: std::sync::RwLock<Option<(i64, Summary)>>,
+    /// When a page last asked for the summary: the refresh runs only while
+    /// someone is looking.
+    summary_read_ms: std::sync::atomic::AtomicI64,
     /// The status page's services, as last computed.
     status: std::sync::RwLock<Option<StatusCache>>,
 }
@@ -180,6 +183,8 @@ pub(crate) struct Summary {
 /// How old a summary may be before a page computes it itself (the
 /// background refresh runs every [`SUMMARY_EVERY`]).
 pub(crate) const SUMMARY_MAX_AGE_MS: i64 = 15_000;
+/// How long after a page last read the summary the refresh keeps running.
+pub(crate) const SUMMARY_WATCHED_MS: i64 = 60_000;
 /// How often the collector refreshes the console's summary.
 pub const SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a computed status page is served again (its `max-age` too).
@@ -202,6 +207,7 @@ impl Metrics {
         let pr = &["priority", "rule"][..];
         let m = Metrics {
             summary: std::sync::RwLock::new(None),
+            summary_read_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             status: std::sync::RwLock::new(None),
             kpi: kpi_histograms(&mut f),
             incidents_open: f.gauge_vec(
@@ -417,10 +423,24 @@ impl Metrics {
     /// refresh computed, or computed now when that is older than
     /// [`SUMMARY_MAX_AGE_MS`] (at 10,000 hosts it takes tens of ms).
     pub(crate) fn summary(&self, now_ms: i64) -> Summary {
+        self.summary_read_ms
+            .store(now_ms, std::sync::atomic::Ordering::Relaxed);
         let cached = *self.summary.read().unwrap_or_else(|e| e.into_inner());
         match cached {
             Some((at, s)) if now_ms - at <= SUMMARY_MAX_AGE_MS => s,
             _ => self.refresh_summary(now_ms),
+        }
+    }
+
+    /// The background refresh: recomputes the summary while a console page
+    /// asked for it within [`SUMMARY_WATCHED_MS`], else does nothing (an
+    /// unwatched collector spends nothing on it).
+    pub(crate) fn refresh_summary_if_watched(&self, now_ms: i64) {
+        let read = self
+            .summary_read_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now_ms.saturating_sub(read) <= SUMMARY_WATCHED_MS {
+            self.refresh_summary(now_ms);
         }
     }
 

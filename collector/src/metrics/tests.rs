@@ -411,3 +411,27 @@ mod export_tests {
         assert!(!lint::label_is_clean("mountPoint"));
     }
 }
+
+#[test]
+fn the_console_summary_is_refreshed_only_while_someone_reads_it() {
+    let m = Metrics::new(avail_state(), reporting("rules: []"));
+    let at = |m: &Metrics| m.summary.read().unwrap().map(|(t, _)| t);
+    m.refresh_summary_if_watched(1_000_000);
+    assert_eq!(at(&m), None, "nobody has looked: nothing computed");
+    m.summary(1_000_000);
+    assert_eq!(at(&m), Some(1_000_000), "the first read computes it");
+    m.refresh_summary_if_watched(1_005_000);
+    assert_eq!(at(&m), Some(1_005_000), "refreshed while watched");
+    m.refresh_summary_if_watched(1_000_000 + SUMMARY_WATCHED_MS + 1);
+    assert_eq!(
+        at(&m),
+        Some(1_005_000),
+        "no one read it for a minute: left alone"
+    );
+    m.summary(1_010_000 + SUMMARY_MAX_AGE_MS);
+    assert_eq!(
+        at(&m),
+        Some(1_010_000 + SUMMARY_MAX_AGE_MS),
+        "a stale summary is recomputed on read"
+    );
+}
