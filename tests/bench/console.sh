@@ -10,13 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${ROUNDS:-200}
-cargo build --release --locked -q -p vedette-collector
-cargo build --release --locked -q -p vedette-tests --bin vedette-loadgen
-bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
-loadgen="$bin/vedette-loadgen"
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 source tests/bench/lib.sh
+release_collector_and_loadgen
 
 port=19800
 cat >"$work/c.yaml" <<YAML

@@ -1,5 +1,18 @@
 # Shared by the benchmark scripts (sourced, not run). Expects $work (a
-# scratch directory) and $loadgen (the vedette-loadgen binary) to be set.
+# scratch directory) and $loadgen (the vedette-loadgen binary) to be set,
+# as release_collector_and_loadgen does.
+
+# Builds the release collector and vedette-loadgen (two commands: `--bin`
+# would narrow the collector's package to that binary), sets $bin, $loadgen
+# and a scratch $work removed at exit with every background job.
+release_collector_and_loadgen() {
+    cargo build --release --locked -q -p vedette-collector
+    cargo build --release --locked -q -p vedette-tests --bin vedette-loadgen
+    bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
+    loadgen="$bin/vedette-loadgen"
+    work=$(mktemp -d)
+    trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+}
 
 ticks=$(getconf CLK_TCK)
 # utime + stime of PID $1, in ms.

@@ -239,7 +239,8 @@ pub(super) fn agents(raw: &RawConfig, mutual_tls: bool, diag: &mut Diagnostics) 
         .enumerate()
         .filter_map(|(i, a)| agent(a, &format!("agents[{i}]"), mutual_tls, diag))
         .collect::<Vec<_>>();
-    if agents.is_empty() && !raw.listen.ip().is_loopback() {
+    // Tokens written but refused above are reported there, not as missing.
+    if raw.agents.is_empty() && !raw.listen.ip().is_loopback() {
         diag.push(
             "listen",
             format!(

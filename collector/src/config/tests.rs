@@ -655,3 +655,15 @@ fn an_ending_server_certificate_is_warned_with_its_days() {
         "{w:?}"
     );
 }
+
+#[test]
+fn a_refused_token_is_reported_once_not_also_as_missing() {
+    let e = Config::from_yaml(
+        "c.yaml",
+        "listen: 0.0.0.0:9850\ntls: off\nagents:\n  - {token: t, hosts: ['*'], cert_names: ['web-*']}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("agents[0].cert_names"), "{e}");
+}
