@@ -48,7 +48,7 @@ pub async fn once(config: &Config) -> Batch {
     let mut sampler = Sampler::new(&config.host_metrics, Default::default());
     let (checks, check_samples) = tokio::join!(
         checks::run_all_once(&config.checks),
-        tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL)
+        tokio::time::sleep(crate::sample::MINIMUM_CPU_INTERVAL)
     )
     .0;
     let mut samples = sampler.sample(now_ms()).await;
@@ -83,7 +83,7 @@ fn ticker(interval: Duration) -> tokio::time::Interval {
     // Spread agents that start together, and give CPU usage its minimum window.
     let jitter_ms = rand::rng().random_range(0..=interval.as_millis().min(1000) as u64);
     let first = tokio::time::Instant::now()
-        + sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(jitter_ms));
+        + crate::sample::MINIMUM_CPU_INTERVAL.max(Duration::from_millis(jitter_ms));
     let mut t = tokio::time::interval_at(first, interval);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     t

@@ -234,8 +234,11 @@ pub fn push_url(base: &Url) -> Url {
 
 /// The machine's host name, as `hostname` prints it (short form).
 pub fn local_host_name() -> String {
-    sysinfo::System::host_name()
-        .map(|h| h.split('.').next().unwrap_or_default().to_string())
+    nix::unistd::gethostname()
+        .map(|h| {
+            let h = h.to_string_lossy();
+            h.split('.').next().unwrap_or_default().to_string()
+        })
         .unwrap_or_default()
 }
 

@@ -1,8 +1,7 @@
-//! Kernel counters: file descriptors, processes, uptime.
+//! Kernel counters: file descriptors, processes, uptime, and the clock's
+//! synchronisation (`adjtimex`, as node_exporter's timex collector).
 
-use sysinfo::System;
-
-use super::{read, Out, Source};
+use super::{Out, Reader, Source};
 
 /// Parses `/proc/sys/fs/file-nr` (`allocated unused max`).
 pub(super) fn parse_file_nr(text: &str, out: &mut Out) {
@@ -20,15 +19,18 @@ pub(super) fn parse_file_nr(text: &str, out: &mut Out) {
     }
 }
 
-pub(super) struct Kernel;
+#[derive(Default)]
+pub(super) struct Kernel {
+    reader: Reader,
+}
 
 impl Source for Kernel {
     fn name(&self) -> &'static str {
         "kernel"
     }
     fn sample(&mut self, out: &mut Out) {
-        if let Some(t) = read("/proc/sys/fs/file-nr") {
-            parse_file_nr(&t, out);
+        if let Some(t) = self.reader.read("/proc/sys/fs/file-nr") {
+            parse_file_nr(t, out);
         }
         // Counting /proc's numeric entries is a readdir, not a process scan.
         if let Ok(dir) = std::fs::read_dir("/proc") {
@@ -40,8 +42,25 @@ impl Source for Kernel {
                         .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
                 })
                 .count();
+            out.push("processes", &[], n as f64);
+            // Deprecated name of `processes` (a gauge must not end in
+            // `_total`), kept one release for rules that use it.
             out.push("processes_total", &[], n as f64);
         }
-        out.push("uptime_seconds", &[], System::uptime() as f64);
+        if let Some(up) = self
+            .reader
+            .read("/proc/uptime")
+            .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
+        {
+            out.push("uptime_seconds", &[], up);
+        }
+        if let Some(clock) = vedette_sys::clock_state() {
+            out.push("time_offset_seconds", &[], clock.offset_s);
+            out.push(
+                "time_sync_status",
+                &[],
+                f64::from(u8::from(clock.synchronised)),
+            );
+        }
     }
 }

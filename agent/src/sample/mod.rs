@@ -6,11 +6,13 @@
 //! the rest of the sample. A source still stuck from an earlier cycle is
 //! skipped (and counted) until its thread returns.
 //!
-//! `sysinfo` is used as its docs advise: one long-lived `System`, `Disks` and
-//! `Networks`, CPU usage without frequency, and no process scan (processes
-//! are counted from `/proc` directory names). Linux extras come from `/proc`.
-//! Inside a container with cgroup limits, memory and CPU are reported against
-//! the limits (`cgroup: auto`).
+//! Every number comes straight from the kernel's files (`/proc`, `/sys`,
+//! the agent's cgroup) read into one reused buffer per source, and
+//! `statvfs`, so each means what node_exporter's namesake means; the README
+//! defines every sample. There is no process scan: processes are counted
+//! from `/proc`'s directory names. Inside a container whose cgroup has a
+//! memory or CPU limit, memory and CPU are reported against the limit
+//! (`cgroup: auto`, see [`cgroup`]).
 //!
 //! Metric names follow DESIGN.md (base units, `_ratio`, `_bytes`, `_total`).
 
@@ -19,13 +21,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sysinfo::{
-    CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System,
-};
 use tokio::task::JoinHandle;
 use vedette_protocol::Sample;
 
+mod cgroup;
 mod cpu;
+mod disks;
 mod filesystems;
 mod kernel;
 mod memory;
@@ -33,7 +34,9 @@ mod network;
 mod pressure;
 pub(crate) mod settings;
 
+use self::cgroup::Cgroup;
 use self::cpu::Cpu;
+use self::disks::Disks;
 use self::filesystems::Filesystems;
 use self::kernel::Kernel;
 use self::memory::Memory;
@@ -84,8 +87,27 @@ pub(crate) fn in_container() -> bool {
         || std::env::var_os("container").is_some()
 }
 
-fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok()
+/// The shortest wait between two CPU samples for a usage ratio to mean
+/// something (the first sample's usage is measured from the baseline the
+/// sampler takes when it is made).
+pub(crate) const MINIMUM_CPU_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Reads small kernel files (`/proc`, `/sys`) into one buffer kept for the
+/// source's lifetime, so a steady agent allocates nothing to read them.
+#[derive(Default)]
+pub(crate) struct Reader {
+    buf: String,
+}
+
+impl Reader {
+    /// The file's text, or None when it is missing or unreadable.
+    pub(crate) fn read(&mut self, path: impl AsRef<Path>) -> Option<&str> {
+        use std::io::Read;
+        self.buf.clear();
+        let mut f = std::fs::File::open(path).ok()?;
+        f.read_to_string(&mut self.buf).ok()?;
+        Some(&self.buf)
+    }
 }
 
 enum Slot {
@@ -113,38 +135,18 @@ impl Sampler {
     /// Deadline misses are counted in `timeouts`.
     pub(crate) fn new(config: &HostMetrics, timeouts: Timeouts) -> Sampler {
         let cgroup = match config.cgroup {
-            CgroupMode::On => true,
-            CgroupMode::Off => false,
-            CgroupMode::Auto => in_container(),
+            CgroupMode::On => Some(Cgroup::of_self()),
+            CgroupMode::Off => None,
+            CgroupMode::Auto => in_container().then(Cgroup::of_self),
         };
         let sources: Vec<Box<dyn Source>> = vec![
-            Box::new(Cpu {
-                sys: System::new_with_specifics(
-                    RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing().with_cpu_usage()),
-                ),
-                cgroup,
-                last: None,
-            }),
-            Box::new(Memory {
-                sys: System::new_with_specifics(
-                    RefreshKind::nothing().with_memory(MemoryRefreshKind::everything()),
-                ),
-                cgroup,
-            }),
-            Box::new(Filesystems {
-                disks: Disks::new_with_refreshed_list_specifics(
-                    DiskRefreshKind::nothing().with_storage(),
-                ),
-                mountpoints: config.mountpoints.clone(),
-                fstypes: config.fstypes.clone(),
-                devices: config.devices.clone(),
-            }),
-            Box::new(Network {
-                networks: Networks::new_with_refreshed_list(),
-                interfaces: config.interfaces.clone(),
-            }),
-            Box::new(Pressure),
-            Box::new(Kernel),
+            Box::new(Cpu::new(cgroup.clone())),
+            Box::new(Memory::new(cgroup)),
+            Box::new(Filesystems::new(config, Arc::clone(&timeouts))),
+            Box::new(Disks::new(config.disks.clone())),
+            Box::new(Network::new(config.interfaces.clone())),
+            Box::new(Pressure::default()),
+            Box::new(Kernel::default()),
         ];
         {
             let mut t = timeouts.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,6 +1,6 @@
 //! Pressure stall information (`/proc/pressure/*`).
 
-use super::{read, Out, Source};
+use super::{Out, Reader, Source};
 
 /// Parses one `/proc/pressure/<resource>` file into `out`.
 pub(super) fn parse_pressure(resource: &str, text: &str, out: &mut Out) {
@@ -37,7 +37,10 @@ pub(super) fn parse_pressure(resource: &str, text: &str, out: &mut Out) {
     }
 }
 
-pub(super) struct Pressure;
+#[derive(Default)]
+pub(super) struct Pressure {
+    reader: Reader,
+}
 
 impl Source for Pressure {
     fn name(&self) -> &'static str {
@@ -45,8 +48,8 @@ impl Source for Pressure {
     }
     fn sample(&mut self, out: &mut Out) {
         for resource in ["cpu", "memory", "io"] {
-            if let Some(text) = read(&format!("/proc/pressure/{resource}")) {
-                parse_pressure(resource, &text, out);
+            if let Some(text) = self.reader.read(format!("/proc/pressure/{resource}")) {
+                parse_pressure(resource, text, out);
             }
         }
     }

@@ -46,6 +46,8 @@ pub struct HostMetrics {
     pub fstypes: Filter,
     pub devices: Filter,
     pub interfaces: Filter,
+    /// Block devices of `disk_*` samples.
+    pub disks: Filter,
 }
 
 /// Whether memory ratios use the cgroup's limit.
@@ -121,6 +123,8 @@ pub(crate) struct RawHostMetrics {
     filesystems: RawFilesystems,
     #[serde(default)]
     interfaces: RawInterfaces,
+    #[serde(default)]
+    disks: RawDisks,
 }
 
 impl Default for RawHostMetrics {
@@ -130,6 +134,7 @@ impl Default for RawHostMetrics {
             cgroup: default_cgroup(),
             filesystems: RawFilesystems::default(),
             interfaces: RawInterfaces::default(),
+            disks: RawDisks::default(),
         }
     }
 }
@@ -215,6 +220,29 @@ pub(crate) fn default_exclude_interfaces() -> Vec<String> {
     vec!["^lo$".into(), "^veth".into()]
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDisks {
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default = "default_exclude_disks")]
+    exclude: Vec<String>,
+}
+
+impl Default for RawDisks {
+    fn default() -> Self {
+        RawDisks {
+            include: Vec::new(),
+            exclude: default_exclude_disks(),
+        }
+    }
+}
+
+/// Partitions, RAM, loop and floppy devices: node_exporter's default.
+pub(crate) fn default_exclude_disks() -> Vec<String> {
+    vec!["^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$".into()]
+}
+
 /// Validates `host_metrics:` (a source's deadline is capped at `interval`:
 /// it may never hold up a sample past the next one).
 pub(crate) fn validate(
@@ -265,6 +293,12 @@ pub(crate) fn validate(
                 "host_metrics.interfaces.include",
                 "host_metrics.interfaces.exclude",
             ],
+            diag,
+        ),
+        disks: Filter::build(
+            &hm.disks.include,
+            &hm.disks.exclude,
+            ["host_metrics.disks.include", "host_metrics.disks.exclude"],
             diag,
         ),
     }

@@ -1,4 +1,3 @@
-use super::cpu::parse_cpu_max;
 use super::kernel::parse_file_nr;
 use super::pressure::parse_pressure;
 use super::settings::*;
@@ -9,7 +8,7 @@ use vedette_protocol::{AgentInfo, Batch, Limits};
 async fn samples_this_host_within_protocol_limits() {
     let config = crate::config::Config::embedded().unwrap();
     let mut s = Sampler::new(&config.host_metrics, Timeouts::default());
-    tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL).await;
+    tokio::time::sleep(MINIMUM_CPU_INTERVAL).await;
     let now = 1_763_700_000_000;
     let samples = s.sample(now).await;
     let get = |name: &str| {
@@ -107,11 +106,195 @@ fn pressure_and_file_descriptors() {
     assert!(out.samples.is_empty());
 }
 
+fn value(out: &Out, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let found: Vec<f64> = out
+        .samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .collect();
+    assert!(found.len() <= 1, "{name} {labels:?} matches {found:?}");
+    found.first().copied()
+}
+
 #[test]
-fn cgroup_cpu_max() {
-    assert_eq!(parse_cpu_max("max 100000\n"), None);
-    assert_eq!(parse_cpu_max("150000 100000\n"), Some(1.5));
-    assert_eq!(parse_cpu_max(""), None);
+fn cpu_times_modes_and_usage_between_reads() {
+    let first = "cpu  100 10 50 800 40 0 5 0 7 0\ncpu0 50 5 25 400 20 0 2 0 0 0\ncpu1 50 5 25 400 20 0 3 0 0 0\nintr 1 2\nctxt 12345\nbtime 1\nprocesses 678\nprocs_running 3\nprocs_blocked 1\n";
+    // Core 0 busy for 100 ticks, core 1 idle for 100.
+    let second = "cpu  200 10 50 900 40 0 5 0 7 0\ncpu0 150 5 25 400 20 0 2 0 0 0\ncpu1 50 5 25 500 20 0 3 0 0 0\nctxt 20000\nprocesses 700\nprocs_running 1\nprocs_blocked 0\n";
+    let (mut before, mut now) = (cpu::Stat::default(), cpu::Stat::default());
+    cpu::parse_stat(first, &mut before);
+    cpu::parse_stat(second, &mut now);
+    let mut out = Out::new(1);
+    cpu::report(&now, &before, &mut out);
+    assert_eq!(
+        value(&out, "cpu_seconds_total", &[("mode", "user")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&out, "cpu_seconds_total", &[("mode", "idle")]),
+        Some(9.0)
+    );
+    assert_eq!(
+        value(&out, "cpu_seconds_total", &[("mode", "iowait")]),
+        Some(0.4)
+    );
+    assert_eq!(
+        value(&out, "cpu_seconds_total", &[("mode", "steal")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        out.samples
+            .iter()
+            .filter(|s| s.name == "cpu_seconds_total")
+            .count(),
+        8
+    );
+    assert_eq!(
+        value(&out, "cpu_core_usage_ratio", &[("core", "0")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&out, "cpu_core_usage_ratio", &[("core", "1")]),
+        Some(0.0)
+    );
+    assert_eq!(now.all.usage_since(&before.all), Some(0.5));
+    assert_eq!(value(&out, "context_switches_total", &[]), Some(20000.0));
+    assert_eq!(value(&out, "forks_total", &[]), Some(700.0));
+    assert_eq!(value(&out, "processes_running", &[]), Some(1.0));
+    assert_eq!(value(&out, "processes_blocked", &[]), Some(0.0));
+    // No time passed, or counters that went back (a new boot): no ratio.
+    assert_eq!(now.all.usage_since(&now.all), None);
+    assert_eq!(before.all.usage_since(&now.all), None);
+    // A re-used Stat forgets what the new text does not say.
+    cpu::parse_stat("cpu  1 1 1 1 1 1 1 1\n", &mut now);
+    assert_eq!((now.cores.len(), now.forks), (0, None));
+}
+
+const MEMINFO: &str = "MemTotal:        1000 kB\nMemFree:          100 kB\nMemAvailable:     600 kB\nBuffers:           20 kB\nCached:           300 kB\nSwapCached:         0 kB\nSwapTotal:        400 kB\nSwapFree:         100 kB\n";
+
+#[test]
+fn memory_is_the_hosts_unless_a_smaller_limit_binds() {
+    let m = memory::parse_meminfo(MEMINFO);
+    assert_eq!(m.total, Some(1024000.0));
+    let mut out = Out::new(1);
+    memory::report(&m, None, &mut out);
+    assert_eq!(value(&out, "memory_available_bytes", &[]), Some(614400.0));
+    assert_eq!(value(&out, "memory_used_ratio", &[]), Some(0.4));
+    assert_eq!(value(&out, "memory_cached_bytes", &[]), Some(307200.0));
+    assert_eq!(value(&out, "memory_buffers_bytes", &[]), Some(20480.0));
+    assert_eq!(value(&out, "swap_used_ratio", &[]), Some(0.75));
+    assert_eq!(value(&out, "swap_free_bytes", &[]), Some(102400.0));
+    assert_eq!(value(&out, "cgroup_memory_limit_bytes", &[]), None);
+    // A limit above the host's memory binds nothing.
+    let mut out = Out::new(1);
+    let loose = cgroup::MemoryLimit {
+        limit: 2e6,
+        usage: 1e6,
+        inactive_file: 0.0,
+    };
+    memory::report(&m, Some(loose), &mut out);
+    assert_eq!(value(&out, "memory_total_bytes", &[]), Some(1024000.0));
+    assert_eq!(value(&out, "cgroup_memory_limit_bytes", &[]), None);
+    // A real limit: the page cache that can be reclaimed is not used.
+    let mut out = Out::new(1);
+    let tight = cgroup::MemoryLimit {
+        limit: 500_000.0,
+        usage: 450_000.0,
+        inactive_file: 200_000.0,
+    };
+    memory::report(&m, Some(tight), &mut out);
+    assert_eq!(
+        value(&out, "cgroup_memory_limit_bytes", &[]),
+        Some(500_000.0)
+    );
+    assert_eq!(value(&out, "memory_total_bytes", &[]), Some(500_000.0));
+    assert_eq!(value(&out, "memory_available_bytes", &[]), Some(250_000.0));
+    assert_eq!(value(&out, "memory_used_ratio", &[]), Some(0.5));
+    // No MemAvailable (a kernel before 3.14, or garbage): nothing guessed.
+    let mut out = Out::new(1);
+    memory::report(
+        &memory::parse_meminfo("MemTotal: x kB\nMemAvailable:\n"),
+        None,
+        &mut out,
+    );
+    assert!(out.samples.is_empty());
+    let mut out = Out::new(1);
+    memory::parse_vmstat(
+        "nr_free_pages 5\npgmajfault 42\noom_kill 3\npswpin 1\npswpout 2\npgfault 9\n",
+        &mut out,
+    );
+    assert_eq!(value(&out, "oom_kills_total", &[]), Some(3.0));
+    assert_eq!(value(&out, "page_faults_major_total", &[]), Some(42.0));
+    assert_eq!(value(&out, "swap_out_pages_total", &[]), Some(2.0));
+    assert_eq!(out.samples.len(), 4);
+}
+
+#[test]
+fn disks_are_whole_devices_in_bytes() {
+    let c = crate::config::Config::embedded().unwrap().host_metrics;
+    let text = "   8       0 sda 100 0 2048 0 50 0 4096 0 0 1500 0 0 0 0 0\n   8       1 sda1 1 0 8 0 1 0 8 0 0 1 0\n 253 0 dm-0 7 0 8 0 9 0 16 0 0 20 0\n 259 0 nvme0n1 1 0 1 0 1 0 1 0 0 1 0\n 259 1 nvme0n1p1 1 0 1 0 1 0 1 0 0 1 0\n   7 0 loop0 1 0 1 0 1 0 1 0 0 1 0\n   9 0 md0 1 0 1 0 1 0 1 0 0 1 0\n 8 16 sdb 1 2\n";
+    let mut out = Out::new(1);
+    disks::parse_diskstats(text, &c.disks, &mut out);
+    let devices: std::collections::BTreeSet<_> = out
+        .samples
+        .iter()
+        .map(|s| s.labels["device"].as_str())
+        .collect();
+    assert_eq!(
+        devices.into_iter().collect::<Vec<_>>(),
+        ["dm-0", "md0", "nvme0n1", "sda"]
+    );
+    let sda = [("device", "sda")];
+    assert_eq!(
+        value(&out, "disk_read_bytes_total", &sda),
+        Some(2048.0 * 512.0)
+    );
+    assert_eq!(
+        value(&out, "disk_written_bytes_total", &sda),
+        Some(4096.0 * 512.0)
+    );
+    assert_eq!(value(&out, "disk_reads_completed_total", &sda), Some(100.0));
+    assert_eq!(value(&out, "disk_writes_completed_total", &sda), Some(50.0));
+    assert_eq!(value(&out, "disk_io_time_seconds_total", &sda), Some(1.5));
+}
+
+#[test]
+fn network_counters_and_tcp_tables() {
+    let c = crate::config::Config::embedded().unwrap().host_metrics;
+    let dev = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo: 500 5 0 0 0 0 0 0 500 5 0 0 0 0 0 0\n  eth0: 1000 10 1 2 0 0 0 0 3000 30 3 4 0 0 0 0\n  bad: 1 2 3\n";
+    let mut out = Out::new(1);
+    let names = network::parse_net_dev(dev, &c.interfaces, &mut out);
+    assert_eq!(names, ["eth0"]);
+    let e = [("interface", "eth0")];
+    assert_eq!(value(&out, "network_receive_bytes_total", &e), Some(1000.0));
+    assert_eq!(value(&out, "network_receive_packets_total", &e), Some(10.0));
+    assert_eq!(value(&out, "network_receive_drop_total", &e), Some(2.0));
+    assert_eq!(
+        value(&out, "network_transmit_bytes_total", &e),
+        Some(3000.0)
+    );
+    assert_eq!(
+        value(&out, "network_transmit_packets_total", &e),
+        Some(30.0)
+    );
+    assert_eq!(value(&out, "network_transmit_drop_total", &e), Some(4.0));
+    assert_eq!(
+        value(&out, "network_errors_total", &[("direction", "transmit")]),
+        Some(3.0)
+    );
+    let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm RtoMin ActiveOpens RetransSegs InErrs\nTcp: 1 200 5 77 0\n";
+    assert_eq!(network::snmp_value(snmp, "Tcp:", "RetransSegs"), Some(77.0));
+    assert_eq!(network::snmp_value(snmp, "Tcp:", "Missing"), None);
+    assert_eq!(
+        network::snmp_value("Tcp: RetransSegs\n", "Tcp:", "RetransSegs"),
+        None
+    );
 }
 
 /// Hangs on its first call until released.
