@@ -72,6 +72,23 @@ pub struct Threshold {
     pub clear: f64,
     /// How long the breach must last before an incident opens.
     pub for_: Duration,
+    /// What of the sample is compared (`compare:`).
+    pub compare: Compare,
+}
+
+/// What a threshold rule compares with its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compare {
+    /// The sample's value.
+    #[default]
+    Value,
+    /// Its absolute value (a clock offset is bad either way).
+    Absolute,
+    /// A counter's increase since the series' previous sample (a counter
+    /// that went back, a restart, counts from zero); a series' first
+    /// sample is an increase of 0.
+    Increase,
 }
 
 /// Which side of the threshold is bad.
@@ -158,6 +175,31 @@ impl Selector {
     /// True when the rule applies to a series or check with `labels`.
     pub fn matches_labels(&self, labels: &Labels) -> bool {
         labels_match(&self.labels, labels)
+    }
+}
+
+impl Compare {
+    /// The number compared, from the sample's `value` and the series'
+    /// previous value (None for its first sample).
+    pub fn of(self, value: f64, previous: Option<f64>) -> f64 {
+        match self {
+            Compare::Value => value,
+            Compare::Absolute => value.abs(),
+            Compare::Increase => match previous {
+                Some(p) if value >= p => value - p,
+                Some(_) => value,
+                None => 0.0,
+            },
+        }
+    }
+
+    /// How a summary names the compared number of `metric`.
+    pub fn describe(self, metric: &str) -> String {
+        match self {
+            Compare::Value => metric.to_string(),
+            Compare::Absolute => format!("|{metric}|"),
+            Compare::Increase => format!("increase of {metric}"),
+        }
     }
 }
 

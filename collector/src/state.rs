@@ -44,12 +44,12 @@ pub struct HostRecord {
 pub type Series = HashMap<String, HashMap<Labels, Point>>;
 
 /// What [`HostState::set_point`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stored {
     /// A new series.
     Created,
-    /// The series' latest point was replaced.
-    Updated,
+    /// The series' latest point was replaced; this was its value.
+    Updated(f64),
     /// The series already had a newer point.
     Kept,
 }
@@ -190,8 +190,9 @@ impl HostState {
         match by_labels.get_mut(labels) {
             Some(p) if p.ts_ms > point.ts_ms => Stored::Kept,
             Some(p) => {
+                let previous = p.value;
                 *p = point;
-                Stored::Updated
+                Stored::Updated(previous)
             }
             None => {
                 by_labels.insert(labels.clone(), point);

@@ -116,6 +116,14 @@ pub(super) fn report(m: &Mount, usage: Option<Usage>, out: &mut Out) {
     }
     out.push("filesystem_files", &labels, u.files);
     out.push("filesystem_files_free", &labels, u.files_free);
+    // Filesystems without an inode table (btrfs, vfat) say 0 files.
+    if u.files > 0.0 {
+        out.push(
+            "filesystem_files_used_ratio",
+            &labels,
+            1.0 - u.files_free / u.files,
+        );
+    }
     out.push(
         "filesystem_readonly",
         &labels,
@@ -299,6 +307,7 @@ bogus line
         assert_eq!(get("filesystem_used_ratio"), Some(0.7));
         assert_eq!(get("filesystem_free_bytes"), Some(350.0));
         assert_eq!(get("filesystem_files_free"), Some(5.0));
+        assert_eq!(get("filesystem_files_used_ratio"), Some(0.95));
         assert_eq!(get("filesystem_readonly"), Some(1.0));
         assert_eq!(get("filesystem_device_error"), Some(0.0));
         let mut out = Out::new(1);

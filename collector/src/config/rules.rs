@@ -2,6 +2,7 @@
 //! given) and how incidents live, recur and flap.
 
 use super::*;
+use crate::rules::Compare;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +46,7 @@ pub(super) struct RawRule {
     pub(super) check: Option<String>,
     pub(super) status: Option<Status>,
     pub(super) failures: Option<RawFailures>,
+    pub(super) compare: Option<Compare>,
     pub(super) impact: Option<u8>,
     pub(super) urgency: Option<u8>,
     #[serde(default)]
@@ -226,6 +228,7 @@ pub(super) fn rule_kind(r: &RawRule, path: &str, diag: &mut Diagnostics) -> Opti
         (r.below.is_some(), "below"),
         (r.clear_below.is_some(), "clear_below"),
         (r.clear_above.is_some(), "clear_above"),
+        (r.compare.is_some(), "compare"),
     ] {
         only_for(diag, path, present, key, "metric");
     }
@@ -313,6 +316,7 @@ fn threshold(r: &RawRule, metric: &str, path: &str, diag: &mut Diagnostics) -> O
         threshold,
         clear,
         for_: r.for_.unwrap_or_default(),
+        compare: r.compare.unwrap_or_default(),
     }))
 }
 

@@ -12,6 +12,10 @@ fn embedded_default_is_valid_and_has_the_design_rules() {
             "cpu_high",
             "memory_high",
             "disk_full",
+            "inodes_full",
+            "filesystem_readonly",
+            "oom_kill",
+            "clock_skew",
             "check_critical"
         ]
     );
@@ -34,7 +38,19 @@ fn embedded_default_is_valid_and_has_the_design_rules() {
         (disk.metric.as_str(), disk.clear, disk.for_),
         ("filesystem_used_ratio", 0.85, Duration::from_secs(600))
     );
-    assert_eq!(default_rules(&mut Texts::default()).len(), 5);
+    let oom = c
+        .rules
+        .iter()
+        .find(|r| r.name.as_ref() == "oom_kill")
+        .unwrap();
+    let RuleKind::Threshold(t) = &oom.kind else {
+        panic!("oom_kill is a threshold")
+    };
+    assert_eq!(
+        (t.compare, t.threshold),
+        (crate::rules::Compare::Increase, 0.0)
+    );
+    assert_eq!(default_rules(&mut Texts::default()).len(), 9);
 }
 
 #[test]
@@ -68,7 +84,7 @@ rules:
 
 #[test]
 fn missing_rules_means_defaults_and_empty_means_none() {
-    assert_eq!(Config::from_yaml("c", "").unwrap().rules.len(), 5);
+    assert_eq!(Config::from_yaml("c", "").unwrap().rules.len(), 9);
     assert!(Config::from_yaml("c", "rules: []")
         .unwrap()
         .rules

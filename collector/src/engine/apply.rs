@@ -223,11 +223,14 @@ impl Engine {
                 ts_ms: s.ts_ms,
                 value: s.value,
             };
-            match host.set_point(&s.name, &s.labels, point) {
+            let previous = match host.set_point(&s.name, &s.labels, point) {
                 Stored::Kept => continue,
-                Stored::Created => *series_total += 1,
-                Stored::Updated => {}
-            }
+                Stored::Created => {
+                    *series_total += 1;
+                    None
+                }
+                Stored::Updated(v) => Some(v),
+            };
             let Some(rule_ids) = self.index.by_metric.get(&s.name) else {
                 continue;
             };
@@ -239,9 +242,10 @@ impl Engine {
                 if !applies[r] || !rule.selector.matches_labels(&s.labels) {
                     continue;
                 }
+                let value = t.compare.of(s.value, previous);
                 let cond = Condition {
-                    breaching: t.breaches(s.value),
-                    cleared: t.clears(s.value),
+                    breaching: t.breaches(value),
+                    cleared: t.clears(value),
                 };
                 let key = AlertKey {
                     rule: r,
@@ -252,12 +256,13 @@ impl Engine {
                     key,
                     cond,
                     timing: rule.timing(),
-                    value: s.value,
+                    value,
                     ts_ms: s.ts_ms,
                 };
                 let describe = || {
                     let labels = fmt_labels(&s.labels);
-                    let description = format!("{}{labels} on {host_name} is {}", s.name, s.value);
+                    let what = t.compare.describe(&s.name);
+                    let description = format!("{what}{labels} on {host_name} is {value}");
                     detail(batch, description, &s.name, "", "")
                 };
                 see(

@@ -204,6 +204,71 @@ fn threshold_opens_after_for_and_resolves_on_clear() {
 }
 
 #[test]
+fn increase_and_absolute_rules_compare_what_they_say() {
+    let (_d, path) = db();
+    let yaml = "
+rules:
+  - name: oom_kill
+    metric: oom_kills_total
+    compare: increase
+    above: 0
+  - name: clock_skew
+    metric: time_offset_seconds
+    compare: absolute
+    above: 0.5
+";
+    let mut h = harness_with(&path, T0, yaml);
+    // A counter's first sample is no increase, however large; nor is a repeat.
+    h.push("db-1", T0, &[("oom_kills_total", &[], 7.0)]);
+    h.push("db-1", T0 + 10 * S, &[("oom_kills_total", &[], 7.0)]);
+    assert!(h.incidents().is_empty());
+    h.push("db-1", T0 + 20 * S, &[("oom_kills_total", &[], 8.0)]);
+    let i = &h.incidents()[0];
+    assert_eq!(
+        (i.rule.as_str(), i.state),
+        ("oom_kill", IncidentState::Open)
+    );
+    assert_eq!(i.value, Some(1.0));
+    assert!(
+        i.summary
+            .contains("increase of oom_kills_total is 1 (above 0)"),
+        "{}",
+        i.summary
+    );
+    h.push("db-1", T0 + 30 * S, &[("oom_kills_total", &[], 8.0)]);
+    assert_eq!(h.incidents()[0].state, IncidentState::Resolved);
+    // A reboot resets the counter: it counts from zero (and a new kill
+    // soon after reopens the same incident, `reopen_within`).
+    h.push("db-1", T0 + 40 * S, &[("oom_kills_total", &[], 0.0)]);
+    assert_eq!(h.incidents()[0].state, IncidentState::Resolved);
+    h.push("db-1", T0 + 50 * S, &[("oom_kills_total", &[], 2.0)]);
+    let i = &h.incidents()[0];
+    assert_eq!((h.incidents().len(), i.state), (1, IncidentState::Open));
+    assert_eq!(i.value, Some(2.0));
+
+    // A clock behind is as wrong as one ahead.
+    h.push("db-1", T0 + 60 * S, &[("time_offset_seconds", &[], -0.7)]);
+    let skew: Vec<_> = h
+        .incidents()
+        .into_iter()
+        .filter(|i| i.rule == "clock_skew")
+        .collect();
+    assert_eq!(skew.len(), 1);
+    assert!(
+        skew[0].summary.contains("|time_offset_seconds| is 0.7"),
+        "{}",
+        skew[0].summary
+    );
+    h.push("db-1", T0 + 70 * S, &[("time_offset_seconds", &[], 0.1)]);
+    let skew = h
+        .incidents()
+        .into_iter()
+        .find(|i| i.rule == "clock_skew")
+        .unwrap();
+    assert_eq!(skew.state, IncidentState::Resolved);
+}
+
+#[test]
 fn each_series_is_its_own_incident_and_a_new_breach_a_new_incident() {
     let (_d, path) = db();
     let mut h = harness(&path, T0);

@@ -50,7 +50,7 @@ pub(super) fn summary(rule: &Rule, key: &AlertKey, value: f64) -> String {
             "{} on {}: {}{} is {} ({} {})",
             rule.name,
             key.host,
-            t.metric,
+            t.compare.describe(&t.metric),
             fmt_labels(&key.labels),
             fmt_value(value),
             match t.direction {

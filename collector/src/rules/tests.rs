@@ -7,6 +7,7 @@ fn cpu(for_s: u64) -> Threshold {
         threshold: 0.9,
         clear: 0.8,
         for_: Duration::from_secs(for_s),
+        compare: Compare::Value,
     }
 }
 
@@ -321,6 +322,7 @@ fn below_direction() {
         threshold: 100.0,
         clear: 200.0,
         for_: Duration::ZERO,
+        compare: Compare::Value,
     };
     let cases = [
         (99.0, true, false),

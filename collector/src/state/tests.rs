@@ -77,7 +77,7 @@ fn older_points_do_not_roll_back() {
     let p = |ts_ms, value| Point { ts_ms, value };
     assert_eq!(h.set_point("m", &l, p(10, 1.0)), Stored::Created);
     assert_eq!(h.set_point("m", &l, p(9, 2.0)), Stored::Kept);
-    assert_eq!(h.set_point("m", &l, p(10, 3.0)), Stored::Updated);
+    assert_eq!(h.set_point("m", &l, p(10, 3.0)), Stored::Updated(1.0));
     assert_eq!(h.point("m", &l).map(|p| p.value), Some(3.0));
     assert_eq!(h.series_len(), 1);
 }
