@@ -19,6 +19,8 @@ declare -A needs=(
     [python3]=python3                                           # schemathesis (PyPI) runs in a virtualenv
     [/usr/bin/chromium]=chromium                                # the console is tested in a real browser
     [chromedriver]=chromium-driver                              # …driven over WebDriver
+    [/usr/bin/prometheus-node-exporter]=prometheus-node-exporter   # the agent's numbers are compared with it
+    [bindfs]=bindfs                                             # a FUSE mount whose statvfs hangs
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -269,7 +269,9 @@ impl<'r> Exposition<'r> {
                 Some(Family::new(
                     fq,
                     &format!("Latest {name} sample reported by each host's agent."),
-                    if name.ends_with("_total") {
+                    // `processes_total` is the agent's deprecated name of
+                    // the `processes` gauge (kept one release).
+                    if name.ends_with("_total") && name != "processes_total" {
                         "counter"
                     } else {
                         "gauge"
