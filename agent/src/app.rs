@@ -137,9 +137,27 @@ pub async fn run(
 
     let mut ticks = ticker(config.interval);
     let mut seq = 0u64;
+    // A check whose status changed is pushed at once, at most once a second.
+    let mut urgent = false;
+    let mut next_urgent = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = scheduler.changed.notified(), if !urgent => {
+                urgent = true;
+                continue;
+            }
+            _ = tokio::time::sleep_until(next_urgent), if urgent => {
+                urgent = false;
+                next_urgent = tokio::time::Instant::now() + URGENT_SPACING;
+                if let Some(b) = check_batch(&scheduler, &config, &boot_id, seq + 1) {
+                    seq += 1;
+                    if tx.send(Msg::Batch(b)).await.is_err() {
+                        break;
+                    }
+                }
+                continue;
+            }
             _ = async { match watchdog.as_mut() { Some(w) => { w.tick().await; } None => std::future::pending().await } } => {
                 notifier.watchdog();
                 continue;
@@ -158,6 +176,8 @@ pub async fn run(
             _ = ticks.tick() => {}
         }
         seq += 1;
+        // This batch carries every result so far, the changed ones too.
+        urgent = false;
         let b = next_batch(&mut sampler, &scheduler, &exported, &config, &boot_id, seq).await;
         if tx.send(Msg::Batch(b)).await.is_err() {
             break;
@@ -196,6 +216,31 @@ async fn next_batch(
     let mut b = batch(config, boot_id, seq, samples);
     b.checks = results;
     b
+}
+
+/// The shortest time between two pushes made for a check's status change,
+/// so a flapping check costs at most one extra push a second.
+const URGENT_SPACING: Duration = Duration::from_secs(1);
+
+/// A batch of the check results (and their samples) waiting now, without
+/// a host sample, for a status change that should not wait for the next
+/// interval; None when the regular batch took them already.
+fn check_batch(
+    scheduler: &checks::Scheduler,
+    config: &Config,
+    boot_id: &str,
+    seq: u64,
+) -> Option<Batch> {
+    let (results, samples) = {
+        let mut pending = scheduler.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.results.is_empty() {
+            return None;
+        }
+        pending.take()
+    };
+    let mut b = batch(config, boot_id, seq, samples);
+    b.checks = results;
+    Some(b)
 }
 
 /// The spool, or a memory backlog with `spool: {dir: off}`.

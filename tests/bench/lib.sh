@@ -83,3 +83,90 @@ fleet_run() {
     echo "$out collector_cpu_pct=$share rss_kib=$rss idle_rss_kib=$idle bytes_per_series=${per% *} bytes_per_series_over_idle=${per#* }"
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
+
+# End to end, run $1: a Python TCP endpoint checked by a vedette agent
+# (tcp every 10 s) → collector → webhook, and scraped by Prometheus (`up ==
+# 0`, default timers) → Alertmanager → the same webhook; after both saw it
+# up and a random 0–59 s pause, the endpoint is killed. Writes
+# `vedette_s=… vedette_1m_s=… prometheus_s=…` (seconds to each one's first
+# notification) to $work/e2e$1/result. Needs $bin (release vedette
+# binaries) and $here (tests/bench).
+e2e() {
+    local run=$1 d="$work/e2e$run" base=$((19740 + $1 * 10))
+    local target=$base c=$((base + 1)) hook=$((base + 2)) prom=$((base + 3)) am=$((base + 4))
+    mkdir -p "$d"
+    trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+    python3 "$here/receiver.py" hook "$hook" "$d/hook" &
+    python3 "$here/receiver.py" target "$target" &
+    local tpid=$!
+    cat >"$d/collector.yaml" <<YAML
+listen: 127.0.0.1:$c
+data_dir: $d/data
+rules:
+  - {name: target_down, check: target, status: critical}
+  - {name: target_down_1m, check: target, status: critical, for: 1m}
+notify:
+  - {name: hook, kind: webhook, url: "http://127.0.0.1:$hook/vedette"}
+YAML
+    cat >"$d/agent.yaml" <<YAML
+host: bench-$run
+collector: {url: "http://127.0.0.1:$c"}
+listen: off
+spool: {dir: $d/spool}
+checks:
+  - name: target
+    tcp: {address: "127.0.0.1:$target"}
+YAML
+    cat >"$d/prometheus.yml" <<YAML
+# Prometheus defaults: scrape_interval 1m, evaluation_interval 1m.
+rule_files: [rules.yml]
+alerting:
+  alertmanagers: [{static_configs: [{targets: ["127.0.0.1:$am"]}]}]
+scrape_configs:
+  - job_name: target
+    static_configs: [{targets: ["127.0.0.1:$target"]}]
+YAML
+    cat >"$d/rules.yml" <<YAML
+groups:
+  - name: bench
+    rules:
+      - alert: TargetDown
+        expr: up{job="target"} == 0
+YAML
+    cat >"$d/am.yml" <<YAML
+# Alertmanager defaults: group_wait 30s, group_interval 5m.
+route: {receiver: hook}
+receivers:
+  - name: hook
+    webhook_configs: [{url: "http://127.0.0.1:$hook/alertmanager"}]
+YAML
+    # The endpoint listens before anyone checks it (else the first check fails).
+    until curl -fs "http://127.0.0.1:$target/" >/dev/null; do sleep 0.2; done
+    "$bin/vedette-collector" --config "$d/collector.yaml" 2>"$d/collector.log" &
+    "$bin/vedette-agent" --config "$d/agent.yaml" 2>"$d/agent.log" &
+    prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/prom" \
+        --web.listen-address="127.0.0.1:$prom" >"$d/prom.log" 2>&1 &
+    prometheus-alertmanager --config.file="$d/am.yml" --storage.path="$d/am" \
+        --web.listen-address="127.0.0.1:$am" --cluster.listen-address= >"$d/am.log" 2>&1 &
+    echo "e2e run $run: stack up (vedette :$c, prometheus :$prom, alertmanager :$am)" >&2
+    # Both have seen the target up: Prometheus scraped it, the agent checked it.
+    until curl -fs "http://127.0.0.1:$prom/api/v1/query?query=up" | grep -q '"value":\[[0-9.]*,"1"\]'; do sleep 1; done
+    until grep -q "target" <(curl -fs "http://127.0.0.1:$c/metrics"); do sleep 1; done
+    # A random phase against both tools' cycles.
+    sleep $((RANDOM % 60))
+    local down
+    down=$(date +%s.%N)
+    kill "$tpid"
+    for _ in $(seq 1 400); do
+        grep -q "/alertmanager firing" "$d/hook" 2>/dev/null && grep -q "opened target_down_1m" "$d/hook" 2>/dev/null && break
+        sleep 1
+    done
+    # The first notification of each after the kill (opened or reopened).
+    awk -v t0="$down" '
+        $1 < t0 { next }
+        /opened target_down bench/ && !v { v = $1 - t0 }
+        /opened target_down_1m bench/ && !w { w = $1 - t0 }
+        /alertmanager firing/ && !p { p = $1 - t0 }
+        END { printf "vedette_s=%.2f vedette_1m_s=%.2f prometheus_s=%.2f\n", v, w, p }' "$d/hook" >"$d/result"
+    kill $(jobs -p) 2>/dev/null || true
+}

@@ -64,87 +64,8 @@ for run in $(seq 1 "$runs"); do
     fleet_run "$bin/vedette-collector" $((19720 + run * 2)) "$fleet_seconds" | tee -a "$work/fleet"
 done
 
-# 2b. End to end against Prometheus + Alertmanager, one stack per run, runs
-# in parallel (the stacks are idle but for their timers).
-e2e() {
-    local run=$1 d="$work/e2e$run" base=$((19740 + $1 * 10))
-    local target=$base c=$((base + 1)) hook=$((base + 2)) prom=$((base + 3)) am=$((base + 4))
-    mkdir -p "$d"
-    trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
-    python3 "$here/receiver.py" hook "$hook" "$d/hook" &
-    python3 "$here/receiver.py" target "$target" &
-    local tpid=$!
-    cat >"$d/collector.yaml" <<YAML
-listen: 127.0.0.1:$c
-data_dir: $d/data
-rules:
-  - {name: target_down, check: target, status: critical}
-  - {name: target_down_1m, check: target, status: critical, for: 1m}
-notify:
-  - {name: hook, kind: webhook, url: "http://127.0.0.1:$hook/vedette"}
-YAML
-    cat >"$d/agent.yaml" <<YAML
-host: bench-$run
-collector: {url: "http://127.0.0.1:$c"}
-listen: off
-spool: {dir: $d/spool}
-checks:
-  - name: target
-    tcp: {address: "127.0.0.1:$target"}
-YAML
-    cat >"$d/prometheus.yml" <<YAML
-# Prometheus defaults: scrape_interval 1m, evaluation_interval 1m.
-rule_files: [rules.yml]
-alerting:
-  alertmanagers: [{static_configs: [{targets: ["127.0.0.1:$am"]}]}]
-scrape_configs:
-  - job_name: target
-    static_configs: [{targets: ["127.0.0.1:$target"]}]
-YAML
-    cat >"$d/rules.yml" <<YAML
-groups:
-  - name: bench
-    rules:
-      - alert: TargetDown
-        expr: up{job="target"} == 0
-YAML
-    cat >"$d/am.yml" <<YAML
-# Alertmanager defaults: group_wait 30s, group_interval 5m.
-route: {receiver: hook}
-receivers:
-  - name: hook
-    webhook_configs: [{url: "http://127.0.0.1:$hook/alertmanager"}]
-YAML
-    # The endpoint listens before anyone checks it (else the first check fails).
-    until curl -fs "http://127.0.0.1:$target/" >/dev/null; do sleep 0.2; done
-    "$bin/vedette-collector" --config "$d/collector.yaml" 2>"$d/collector.log" &
-    "$bin/vedette-agent" --config "$d/agent.yaml" 2>"$d/agent.log" &
-    prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/prom" \
-        --web.listen-address="127.0.0.1:$prom" >"$d/prom.log" 2>&1 &
-    prometheus-alertmanager --config.file="$d/am.yml" --storage.path="$d/am" \
-        --web.listen-address="127.0.0.1:$am" --cluster.listen-address= >"$d/am.log" 2>&1 &
-    echo "e2e run $run: stack up (vedette :$c, prometheus :$prom, alertmanager :$am)" >&2
-    # Both have seen the target up: Prometheus scraped it, the agent checked it.
-    until curl -fs "http://127.0.0.1:$prom/api/v1/query?query=up" | grep -q '"value":\[[0-9.]*,"1"\]'; do sleep 1; done
-    until grep -q "target" <(curl -fs "http://127.0.0.1:$c/metrics"); do sleep 1; done
-    # A random phase against both tools' cycles.
-    sleep $((RANDOM % 60))
-    local down
-    down=$(date +%s.%N)
-    kill "$tpid"
-    for _ in $(seq 1 400); do
-        grep -q "/alertmanager firing" "$d/hook" 2>/dev/null && grep -q "opened target_down_1m" "$d/hook" 2>/dev/null && break
-        sleep 1
-    done
-    # The first notification of each after the kill (opened or reopened).
-    awk -v t0="$down" '
-        $1 < t0 { next }
-        /opened target_down bench/ && !v { v = $1 - t0 }
-        /opened target_down_1m bench/ && !w { w = $1 - t0 }
-        /alertmanager firing/ && !p { p = $1 - t0 }
-        END { printf "vedette_s=%.2f vedette_1m_s=%.2f prometheus_s=%.2f\n", v, w, p }' "$d/hook" >"$d/result"
-    kill $(jobs -p) 2>/dev/null || true
-}
+# 2b. End to end against Prometheus + Alertmanager (e2e in lib.sh), one
+# stack per run, runs in parallel (the stacks are idle but for their timers).
 for run in $(seq 1 "$runs"); do e2e "$run" & done
 # 3. Agent footprint meanwhile (the e2e stacks are idle).
 agent_out=$(tests/measure-agent.sh "$agent_seconds" "$runs" 2>&1 | tail -6)

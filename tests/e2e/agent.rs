@@ -245,3 +245,74 @@ fn a_failing_check_opens_an_incident_and_recovery_resolves_it() {
     assert_eq!(i["resolution"], "auto");
     drop(svc);
 }
+
+/// Pushes counted by the agent's own `/metrics` (every collector, `ok`).
+fn pushes_ok(port: u16) -> f64 {
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("vedette_agent_push_total{") && l.contains("outcome=\"ok\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_check_status_change_is_pushed_at_once_and_flapping_costs_one_push_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = vedette_tests::Collector::start(
+        dir.path(),
+        free_port(),
+        "rules:\n  - name: svc_down\n    check: 'svc*'\n    status: critical\n    failures: 1\n",
+    );
+    let svc_port = free_port();
+    let svc = TcpListener::bind(("127.0.0.1", svc_port)).unwrap();
+    let metrics_port = free_port();
+    let checks: String = (0..4)
+        .map(|i| {
+            format!(
+                "  - name: svc{i}\n    tcp: {{address: '127.0.0.1:{svc_port}'}}\n    interval: 1s\n    timeout: 200ms\n"
+            )
+        })
+        .collect();
+    // A long interval: without the immediate push, a result waits up to 60 s.
+    let config = format!(
+        "host: fast\ncollector: {{url: '{}'}}\ninterval: 60s\nlisten: 127.0.0.1:{metrics_port}\nspool: {{dir: spool}}\nchecks:\n{checks}",
+        c.url
+    );
+    let agent = Daemon::start("vedette-agent", dir.path(), "agent", &config);
+    wait_for(
+        "the first batch",
+        Duration::from_secs(20),
+        &agent.log,
+        || (pushes_ok(metrics_port) >= 1.0).then_some(()),
+    );
+    let dropped_at = std::time::Instant::now();
+    drop(svc);
+    c.wait_incident("svc_down to open", Duration::from_secs(15), |i| {
+        i["rule"] == "svc_down" && i["state"] == "open"
+    });
+    let took = dropped_at.elapsed();
+    assert!(took < Duration::from_secs(15), "{took:?}");
+
+    // Flapping: the service comes and goes every 150 ms for 5 s; four
+    // checks change status several times a second between them.
+    let before = pushes_ok(metrics_port);
+    let start = std::time::Instant::now();
+    let mut up: Option<TcpListener> = None;
+    while start.elapsed() < Duration::from_secs(5) {
+        up = match up {
+            Some(_) => None,
+            None => TcpListener::bind(("127.0.0.1", svc_port)).ok(),
+        };
+        // The flapping's pace (a stimulus, not a wait for an event).
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let window = start.elapsed().as_secs_f64();
+    let extra = pushes_ok(metrics_port) - before;
+    assert!(
+        extra <= window.ceil() + 1.0,
+        "{extra} pushes in {window:.1} s: more than one a second"
+    );
+    assert!(extra >= 2.0, "only {extra} pushes while checks flapped");
+}

@@ -374,7 +374,13 @@ pub struct Pending {
 }
 
 impl Pending {
-    fn add(&mut self, result: CheckResult, samples: Vec<Sample>) {
+    /// Queues a result; true when its status differs from the check's
+    /// previous one (or a first result is not ok): worth pushing at once.
+    fn add(&mut self, result: CheckResult, samples: Vec<Sample>) -> bool {
+        let changed = match self.latest.get(&result.name) {
+            Some(previous) => previous.status != result.status,
+            None => result.status != Status::Ok,
+        };
         let limits = Limits::default();
         // A stalled sampler must not grow this without bound: keep the newest.
         if self.results.len() >= limits.max_checks {
@@ -386,6 +392,7 @@ impl Pending {
         self.latest.insert(result.name.clone(), result.clone());
         self.results.push(result);
         self.samples.extend(samples);
+        changed
     }
 
     /// Takes what the next batch carries.
@@ -401,6 +408,8 @@ impl Pending {
 #[derive(Default)]
 pub struct Scheduler {
     pub pending: Arc<Mutex<Pending>>,
+    /// Woken when a check's status changes (see [`Pending::add`]).
+    pub changed: Arc<tokio::sync::Notify>,
     running: HashMap<String, (CheckSpec, JoinHandle<()>)>,
 }
 
@@ -439,6 +448,7 @@ impl Scheduler {
                 }
             };
             let pending = Arc::clone(&self.pending);
+            let changed = Arc::clone(&self.changed);
             let task = tokio::spawn(async move {
                 // Spread checks that start together over the first second.
                 let jitter =
@@ -452,10 +462,13 @@ impl Scheduler {
                     if result.status != Status::Ok {
                         tracing::debug!(check = %result.name, status = result.status.as_str(), message = %result.message, "check not ok");
                     }
-                    pending
+                    let news = pending
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .add(result, samples);
+                    if news {
+                        changed.notify_one();
+                    }
                 }
             });
             tracing::info!(check = %spec.name, kind = ?spec.probe.kind(), every = %humantime::format_duration(spec.interval), "check started");
