@@ -17,7 +17,8 @@
 //! - [`checks`]: availability checks (http, tcp, dns, process, systemd,
 //!   command), each owning its configuration, each on its own schedule.
 //! - `sample`: host health, one file per source (cpu, memory, filesystems,
-//!   network, pressure, kernel), each under its own deadline; owns
+//!   disks, network, pressure, kernel), each under its own deadline, read
+//!   from `/proc`, `/sys`, the agent's cgroup and `statvfs`; owns
 //!   `host_metrics:` (`sample::settings`).
 //! - [`config`]: YAML → validated [`config::Config`] (host, labels,
 //!   collector, interval, listen), delegating `checks:` and `host_metrics:`.
@@ -29,7 +30,10 @@
 //! on a blocking thread under its deadline), adds the check results that
 //! arrived since the last batch, wraps them in a [`vedette_protocol::Batch`]
 //! with the next `seq`, and hands it to the delivery task over a channel;
-//! delivery pushes it, or spools it behind older ones.
+//! delivery pushes it, or spools it behind older ones. A check whose status
+//! changes does not wait for the interval: its result (and whatever else
+//! waits) goes out at once in a batch without a host sample, at most once a
+//! second.
 //! The sampling loop never waits on the network, so a collector outage cannot
 //! stop sampling.
 

@@ -12,8 +12,8 @@ use vedette_agent::config::{Config, EMBEDDED};
 
 const EX_USAGE: u8 = 64;
 
-/// Samples this host's health (CPU, memory, swap, load, filesystems, network,
-/// pressure, file descriptors, uptime), runs availability checks (http, tcp,
+/// Samples this host's health (CPU, memory, swap, load, filesystems, disks,
+/// network, pressure, file descriptors, clock, uptime), runs availability checks (http, tcp,
 /// dns, process, systemd, any Nagios plugin) and pushes both to a vedette
 /// collector.
 ///

@@ -141,6 +141,8 @@ pub(super) struct Filesystems {
     /// Each asked mount, and whether its thread has returned.
     asked: HashMap<String, Arc<AtomicBool>>,
     timeouts: Timeouts,
+    /// Whether the cap on mounts was logged.
+    capped: bool,
 }
 
 impl Filesystems {
@@ -160,34 +162,62 @@ impl Filesystems {
             deadline: config.timeout / 2,
             asked: HashMap::new(),
             timeouts,
+            capped: false,
         }
     }
 
     /// The mounts to report: filtered, each mount point once (the last
-    /// mount on a path hides those under it).
+    /// mount on a path hides those under it), at most [`MAX_MOUNTS`].
     fn wanted(&mut self) -> Vec<Mount> {
         let Some(text) = self.reader.read("/proc/self/mountinfo") else {
             return Vec::new();
         };
-        let mut list: Vec<Mount> = Vec::new();
-        let mut at: HashMap<String, usize> = HashMap::new();
-        for m in mounts(text) {
-            if !(self.fstypes.allows(&m.fstype)
-                && self.mountpoints.allows(&m.mountpoint)
-                && self.devices.allows(&m.source))
-            {
-                continue;
-            }
-            match at.get(&m.mountpoint) {
-                Some(&i) => list[i] = m,
-                None => {
-                    at.insert(m.mountpoint.clone(), list.len());
-                    list.push(m);
-                }
-            }
+        let (list, total) = select(text, &self.fstypes, &self.mountpoints, &self.devices);
+        if total > list.len() && !self.capped {
+            self.capped = true;
+            tracing::warn!(
+                mounts = total,
+                max = MAX_MOUNTS,
+                "more filesystems than the agent reports; the first ones mounted are kept (narrow host_metrics.filesystems to choose)"
+            );
         }
         list
     }
+}
+
+/// The most filesystems reported: a user able to make FUSE mounts (up to
+/// fuse.conf's `mount_max`, 1000) must not grow the batch past what the
+/// collector accepts. Mounts are in mount order, so the system's come first.
+pub(super) const MAX_MOUNTS: usize = 256;
+
+/// The mounts of `text` the filters let through, each mount point once,
+/// the first [`MAX_MOUNTS`] of them; and how many there were.
+pub(super) fn select(
+    text: &str,
+    fstypes: &Filter,
+    mountpoints: &Filter,
+    devices: &Filter,
+) -> (Vec<Mount>, usize) {
+    let mut list: Vec<Mount> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for m in mounts(text) {
+        if !(fstypes.allows(&m.fstype)
+            && mountpoints.allows(&m.mountpoint)
+            && devices.allows(&m.source))
+        {
+            continue;
+        }
+        match at.get(&m.mountpoint) {
+            Some(&i) => list[i] = m,
+            None => {
+                at.insert(m.mountpoint.clone(), list.len());
+                list.push(m);
+            }
+        }
+    }
+    let total = list.len();
+    list.truncate(MAX_MOUNTS);
+    (list, total)
 }
 
 impl Source for Filesystems {
@@ -279,6 +309,26 @@ bogus line
         assert_eq!(unescape("a\\134b\\011c\\012"), "a\\b\tc\n");
         assert_eq!(unescape("trailing\\"), "trailing\\");
         assert_eq!(unescape("\\777"), "?");
+    }
+
+    #[test]
+    fn a_path_mounted_twice_is_the_top_mount_and_filters_apply() {
+        let text = "\
+27 1 254:0 / / rw - ext4 /dev/vda rw
+30 27 0:30 / /data rw - ext4 /dev/sdb rw
+31 30 0:31 / /data rw - xfs /dev/sdc rw
+32 27 0:32 / /run rw - tmpfs tmpfs rw
+";
+        let none = Filter::default();
+        let mut diag = vedette_yaml::Diagnostics::new("");
+        let no_tmpfs = Filter::build(&[], &["^tmpfs$".into()], ["a", "b"], &mut diag);
+        let (got, _) = select(text, &no_tmpfs, &none, &none);
+        let got: Vec<_> = got
+            .iter()
+            .map(|m| (m.mountpoint.as_str(), m.fstype.as_str()))
+            .collect();
+        assert_eq!(got, [("/", "ext4"), ("/data", "xfs")]);
+        assert_eq!(select(text, &none, &none, &none).1, 3);
     }
 
     #[test]

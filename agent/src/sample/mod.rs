@@ -33,6 +33,7 @@ mod memory;
 mod network;
 mod pressure;
 pub(crate) mod settings;
+mod systemd;
 
 use self::cgroup::Cgroup;
 use self::cpu::Cpu;
@@ -58,8 +59,19 @@ impl Out {
         }
     }
 
-    /// Adds a sample; non-finite values are dropped (the protocol refuses them).
+    /// Adds a sample. Non-finite values are dropped (the protocol refuses
+    /// them), and so is a sample whose label value is longer than the
+    /// protocol allows (a user's FUSE mount at a deep path): the collector
+    /// would refuse the whole batch for it.
     pub(crate) fn push(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let max = vedette_protocol::Limits::default().max_label_value_len;
+        if labels.iter().any(|(_, v)| v.len() > max) {
+            tracing::debug!(
+                sample = name,
+                "a label value is too long for the protocol; sample left out"
+            );
+            return;
+        }
         if value.is_finite() {
             self.samples.push(Sample {
                 name: name.to_string(),
@@ -139,7 +151,7 @@ impl Sampler {
             CgroupMode::Off => None,
             CgroupMode::Auto => in_container().then(Cgroup::of_self),
         };
-        let sources: Vec<Box<dyn Source>> = vec![
+        let mut sources: Vec<Box<dyn Source>> = vec![
             Box::new(Cpu::new(cgroup.clone())),
             Box::new(Memory::new(cgroup)),
             Box::new(Filesystems::new(config, Arc::clone(&timeouts))),
@@ -148,6 +160,13 @@ impl Sampler {
             Box::new(Pressure::default()),
             Box::new(Kernel::default()),
         ];
+        if systemd::booted() {
+            sources.push(Box::new(systemd::Systemd::new(
+                "systemctl",
+                config.systemd_units.clone(),
+                config.systemd_every,
+            )));
+        }
         {
             let mut t = timeouts.lock().unwrap_or_else(|p| p.into_inner());
             for s in &sources {

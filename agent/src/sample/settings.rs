@@ -48,6 +48,10 @@ pub struct HostMetrics {
     pub interfaces: Filter,
     /// Block devices of `disk_*` samples.
     pub disks: Filter,
+    /// Units reported one by one (`systemd_unit_active`); None: none.
+    pub systemd_units: Option<Filter>,
+    /// How often systemd is asked.
+    pub systemd_every: Duration,
 }
 
 /// Whether memory ratios use the cgroup's limit.
@@ -85,7 +89,7 @@ impl Filter {
     }
 
     /// Compiles the patterns; `at` names the include and exclude keys.
-    fn build(
+    pub(crate) fn build(
         include: &[String],
         exclude: &[String],
         at: [&str; 2],
@@ -125,6 +129,8 @@ pub(crate) struct RawHostMetrics {
     interfaces: RawInterfaces,
     #[serde(default)]
     disks: RawDisks,
+    #[serde(default)]
+    systemd: RawSystemd,
 }
 
 impl Default for RawHostMetrics {
@@ -135,6 +141,7 @@ impl Default for RawHostMetrics {
             filesystems: RawFilesystems::default(),
             interfaces: RawInterfaces::default(),
             disks: RawDisks::default(),
+            systemd: RawSystemd::default(),
         }
     }
 }
@@ -222,6 +229,28 @@ pub(crate) fn default_exclude_interfaces() -> Vec<String> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawSystemd {
+    #[serde(default)]
+    units: Vec<String>,
+    #[serde(default = "default_systemd_every", with = "humantime_serde")]
+    every: Duration,
+}
+
+impl Default for RawSystemd {
+    fn default() -> Self {
+        RawSystemd {
+            units: Vec::new(),
+            every: default_systemd_every(),
+        }
+    }
+}
+
+fn default_systemd_every() -> Duration {
+    Duration::from_secs(60)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawDisks {
     #[serde(default)]
     include: Vec<String>,
@@ -253,6 +282,15 @@ pub(crate) fn validate(
     let hm = raw;
     if hm.timeout < Duration::from_millis(10) {
         diag.push("host_metrics.timeout", "must be at least 10ms");
+    }
+    if hm.systemd.every < interval {
+        diag.push(
+            "host_metrics.systemd.every",
+            format!(
+                "must be at least the interval ({})",
+                humantime::format_duration(interval)
+            ),
+        );
     }
     let fs = &hm.filesystems;
     HostMetrics {
@@ -301,5 +339,14 @@ pub(crate) fn validate(
             ["host_metrics.disks.include", "host_metrics.disks.exclude"],
             diag,
         ),
+        systemd_units: (!hm.systemd.units.is_empty()).then(|| {
+            Filter::build(
+                &hm.systemd.units,
+                &[],
+                ["host_metrics.systemd.units", "host_metrics.systemd.units"],
+                diag,
+            )
+        }),
+        systemd_every: hm.systemd.every,
     }
 }

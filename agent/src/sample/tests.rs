@@ -375,3 +375,118 @@ fn default_filters() {
     assert!(c.mountpoints.allows("/"));
     assert!(c.mountpoints.allows("/devices"));
 }
+
+#[test]
+fn systemd_units_failed_and_listed() {
+    let text = "\
+dev-vda.device loaded active plugged /dev/vda
+● nginx.service loaded failed failed A high performance web server
+postgresql@15-main.service loaded active running PostgreSQL Cluster 15-main
+ssh.service loaded inactive dead OpenBSD Secure Shell server
+broken.mount not-found failed failed broken.mount
+garbage
+";
+    let none = systemd::parse_units(text, None);
+    assert_eq!((none.failed, none.listed.len()), (2, 0));
+    let mut diag = vedette_yaml::Diagnostics::new("");
+    let units = Filter::build(
+        &["^(nginx|postgresql@.*|ssh)\\.service$".into()],
+        &[],
+        ["u", "u"],
+        &mut diag,
+    );
+    let listed = systemd::parse_units(text, Some(&units));
+    assert_eq!(
+        listed.listed,
+        [
+            ("nginx.service".to_string(), false),
+            ("postgresql@15-main.service".to_string(), true),
+            ("ssh.service".to_string(), false)
+        ]
+    );
+}
+
+#[test]
+fn systemd_is_asked_once_per_period_and_its_answer_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // systemd cannot run here: a stand-in that counts its calls.
+    let fake = dir.path().join("systemctl");
+    let calls = dir.path().join("calls");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho x >> '{}'\necho 'a.service loaded failed failed A'\necho 'b.service loaded active running B'\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut diag = vedette_yaml::Diagnostics::new("");
+    let units = Filter::build(&["^b\\.".into()], &[], ["u", "u"], &mut diag);
+    let mut s = systemd::Systemd::new(
+        fake.to_str().unwrap(),
+        Some(units),
+        Duration::from_secs(3600),
+    );
+    for _ in 0..3 {
+        let mut out = Out::new(1);
+        s.sample(&mut out);
+        assert_eq!(value(&out, "systemd_units_failed", &[]), Some(1.0));
+        assert_eq!(
+            value(&out, "systemd_unit_active", &[("unit", "b.service")]),
+            Some(1.0)
+        );
+        assert_eq!(out.samples.len(), 2);
+    }
+    let n = std::fs::read_to_string(&calls).unwrap().lines().count();
+    assert_eq!(n, 1, "one systemctl per period, not per sample");
+    // A systemctl that fails reports nothing rather than stale or zero.
+    let mut s = systemd::Systemd::new("/nonexistent/systemctl", None, Duration::ZERO);
+    let mut out = Out::new(1);
+    s.sample(&mut out);
+    assert!(out.samples.is_empty());
+}
+
+#[test]
+fn a_sample_the_collector_would_refuse_is_left_out_not_the_batch() {
+    let mut out = Out::new(1);
+    let deep = format!("/home/mallory/{}", "d/".repeat(200));
+    out.push("filesystem_size_bytes", &[("mountpoint", &deep)], 1.0);
+    out.push("filesystem_size_bytes", &[("mountpoint", "/")], 1.0);
+    out.push("cpu_usage_ratio", &[], f64::NAN);
+    assert_eq!(out.samples.len(), 1);
+    assert_eq!(out.samples[0].labels["mountpoint"], "/");
+}
+
+#[test]
+fn a_thousand_user_mounts_do_not_grow_the_batch_past_the_cap() {
+    let mut text = String::from("27 1 254:0 / / rw - ext4 /dev/vda rw\n");
+    for i in 0..1000 {
+        text.push_str(&format!(
+            "{} 27 0:99 / /home/u/m{i} rw - fuse.sshfs u@h: rw\n",
+            100 + i
+        ));
+    }
+    let none = Filter::default();
+    let (kept, total) = filesystems::select(&text, &none, &none, &none);
+    assert_eq!((kept.len(), total), (filesystems::MAX_MOUNTS, 1001));
+    assert_eq!(kept[0].mountpoint, "/", "mount order: the system's first");
+    // Every mount's samples fit in what the collector accepts, beside the rest.
+    let mut out = Out::new(1);
+    for m in &kept {
+        filesystems::report(
+            m,
+            Some(filesystems::Usage {
+                size: 1.0,
+                avail: 1.0,
+                free: 1.0,
+                files: 1.0,
+                files_free: 1.0,
+                readonly: false,
+            }),
+            &mut out,
+        );
+    }
+    assert!(out.samples.len() < vedette_protocol::Limits::default().max_samples / 2);
+}
