@@ -160,6 +160,15 @@ pub struct Tally {
     pub planned_ms: i64,
 }
 
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, o: Tally) {
+        self.up_ms += o.up_ms;
+        self.down_ms += o.down_ms;
+        self.unknown_ms += o.unknown_ms;
+        self.planned_ms += o.planned_ms;
+    }
+}
+
 impl Tally {
     /// up / (up + down); `None` when nothing was observed in agreed time.
     pub fn ratio(&self) -> Option<f64> {

@@ -404,8 +404,8 @@ pub(crate) struct ServiceStatus {
     pub name: String,
     /// Now: `up`, `down` or `unknown` (no member reported yet).
     pub state: &'static str,
-    /// Availability per UTC day, oldest first, for the last [`STATUS_DAYS`]
-    /// days (None: nothing observed that day).
+    /// Availability per UTC day, oldest first (None: nothing observed
+    /// that day, or a day before the store kept any).
     pub days: Vec<Option<f64>>,
     /// Availability over those days.
     pub availability: Option<f64>,
@@ -420,22 +420,69 @@ impl ServiceStatus {
     }
 }
 
-/// Days of history on the status page: all the store keeps.
-pub(crate) const STATUS_DAYS: usize = 30;
+/// Days of history on the public status page (the older ones from the
+/// store's `service_days`, the availability changes being kept 30 days).
+pub(crate) const STATUS_DAYS: usize = 90;
 
-/// The status of each service in `names` (unknown names are skipped);
-/// `live` holds `(host, detected_at_ms)` of every live incident.
+/// Days of history on the console's `/services` chart (all in memory).
+pub(crate) const HISTORY_DAYS: usize = 30;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One service's tally of one finished UTC day (`day`: its midnight, ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDay {
+    pub service: String,
+    pub day: i64,
+    pub tally: Tally,
+}
+
+/// The first UTC midnight whose whole day the in-memory timelines cover.
+fn first_day_in_memory(now_ms: i64) -> i64 {
+    let from = now_ms - duration_ms(HORIZON);
+    from + (DAY_MS - from.rem_euclid(DAY_MS)) % DAY_MS
+}
+
+/// Every service's tally of each finished UTC day the in-memory timelines
+/// wholly cover, for the store to keep past the horizon.
+pub(crate) fn service_days(reporting: &Reporting, state: &State, now_ms: i64) -> Vec<ServiceDay> {
+    let planned = Planned::new(reporting, state, now_ms);
+    let hosts = visible_hosts(reporting, state, now_ms);
+    let today = now_ms - now_ms.rem_euclid(DAY_MS);
+    let mut out = Vec::new();
+    for s in &reporting.services {
+        let of = Members::of(s, &hosts, &planned);
+        let members = of.timelines();
+        let mut day = first_day_in_memory(now_ms);
+        while day < today {
+            out.push(ServiceDay {
+                service: s.name.clone(),
+                day,
+                tally: availability::service_tally(&members, s.mode, day, day + DAY_MS),
+            });
+            day += DAY_MS;
+        }
+    }
+    out
+}
+
+/// The status of each service in `names` (unknown names are skipped) over
+/// the last `days` UTC days: days the in-memory timelines wholly cover are
+/// computed, older ones come from `stored`. `live` holds `(host,
+/// detected_at_ms)` of every live incident.
 pub(crate) fn service_status(
     reporting: &Reporting,
     state: &State,
     names: &[String],
     live: &[(String, i64)],
+    days: usize,
+    stored: &[ServiceDay],
     now_ms: i64,
 ) -> Vec<ServiceStatus> {
     let planned = Planned::new(reporting, state, now_ms);
     let hosts = visible_hosts(reporting, state, now_ms);
-    let day = 86_400_000;
-    let today = now_ms - now_ms.rem_euclid(day);
+    let today = now_ms - now_ms.rem_euclid(DAY_MS);
+    let in_memory = first_day_in_memory(now_ms);
     names
         .iter()
         .filter_map(|n| reporting.services.iter().find(|s| &s.name == n))
@@ -459,20 +506,29 @@ pub(crate) fn service_status(
             } else {
                 Avail::Up
             };
-            let days = (0..STATUS_DAYS as i64)
+            let mut whole = Tally::default();
+            let days = (0..days as i64)
                 .rev()
                 .map(|d| {
-                    let from = today - d * day;
-                    availability::service_tally(&members, s.mode, from, (from + day).min(now_ms))
-                        .ratio()
+                    let from = today - d * DAY_MS;
+                    let tally = if from >= in_memory {
+                        Some(availability::service_tally(
+                            &members,
+                            s.mode,
+                            from,
+                            (from + DAY_MS).min(now_ms),
+                        ))
+                    } else {
+                        stored
+                            .iter()
+                            .find(|x| x.service == s.name && x.day == from)
+                            .map(|x| x.tally)
+                    };
+                    let tally = tally?;
+                    whole += tally;
+                    tally.ratio()
                 })
                 .collect();
-            let whole = availability::service_tally(
-                &members,
-                s.mode,
-                today - (STATUS_DAYS as i64 - 1) * day,
-                now_ms,
-            );
             let mut incidents_since_ms: Vec<i64> = live
                 .iter()
                 .filter(|(h, _)| member_hosts.contains(&h.as_str()))

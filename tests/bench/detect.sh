@@ -12,20 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${RUNS:-3}
 agent_seconds=${AGENT_SECONDS:-60}
-missing=()
-for p in prometheus prometheus-alertmanager prometheus-node-exporter curl; do
-    command -v "$p" >/dev/null || [[ -x /usr/bin/$p ]] || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+install_peers
 cargo build --release --locked -q -p vedette-collector -p vedette-agent
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 here=tests/bench
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-# shellcheck source=tests/bench/lib.sh
-. "$here/lib.sh"
 
 for run in $(seq 1 "$runs"); do e2e "$run" & done
 tests/measure-agent.sh "$agent_seconds" "$runs" 2>&1 | tail -6

@@ -14,6 +14,18 @@ release_collector_and_loadgen() {
     trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 }
 
+# Installs the peers the benchmarks run beside (Debian packages, as root)
+# when missing: Prometheus, Alertmanager, node_exporter, curl.
+install_peers() {
+    local missing=() p
+    for p in prometheus prometheus-alertmanager prometheus-node-exporter curl; do
+        command -v "$p" >/dev/null || [[ -x /usr/bin/$p ]] || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
+}
+
 ticks=$(getconf CLK_TCK)
 # utime + stime of PID $1, in ms.
 cpu_ms() { awk -v t="$ticks" '{print int(($14 + $15) * 1000 / t)}' "/proc/$1/stat"; }

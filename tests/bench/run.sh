@@ -30,13 +30,9 @@ runs=${RUNS:-3}
 fleet_seconds=${FLEET_SECONDS:-60}
 agent_seconds=${AGENT_SECONDS:-60}
 
-missing=()
-for p in prometheus prometheus-alertmanager prometheus-node-exporter curl; do
-    command -v "$p" >/dev/null || [[ -x /usr/bin/$p ]] || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+install_peers
 # Two commands: `--bin` would narrow the daemons' packages to that binary too
 # (and leave stale daemons in target/release).
 cargo build --release --locked -q -p vedette-collector -p vedette-agent
@@ -46,8 +42,6 @@ here=tests/bench
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 loadgen=$bin/vedette-loadgen
-# shellcheck source=tests/bench/lib.sh
-. "$here/lib.sh"
 
 machine="$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
 echo "machine: $machine"

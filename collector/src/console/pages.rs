@@ -840,16 +840,22 @@ pub(super) async fn status(State(app): State<AppState>) -> Response {
         )
         .answer(None);
     };
-    let live = match read(&app, |s| s.live_ids(None)).await {
+    let now = now_ms();
+    let names = page.services.clone();
+    let from_day = now - now.rem_euclid(86_400_000) - crate::kpi::STATUS_DAYS as i64 * 86_400_000;
+    let read_names = names.clone();
+    let (live, stored) = match read(&app, move |s| {
+        Ok((s.live_ids(None)?, s.service_days(&read_names, from_day)?))
+    })
+    .await
+    {
         Ok(l) => l,
         Err(e) => return Deny::from(e).answer(None),
     };
-    let now = now_ms();
     let metrics = Arc::clone(&app.metrics);
-    let names = page.services.clone();
     let statuses = match tokio::task::spawn_blocking(move || {
         let live: Vec<(String, i64)> = live.into_iter().map(|(_, h, at)| (h, at)).collect();
-        metrics.service_status(&names, &live, now)
+        metrics.service_status(&names, &live, &stored, now)
     })
     .await
     {

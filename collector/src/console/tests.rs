@@ -396,8 +396,30 @@ async fn the_status_page_is_public_cacheable_and_names_no_host() {
             .unwrap();
         assert_eq!(send(&f.app, r).await.status, StatusCode::OK);
     }
+    // Days past the 30 of availability changes come from the daily totals.
+    let day = 86_400_000;
+    let midnight = now - now.rem_euclid(day);
+    let db = rusqlite::Connection::open(f._dir.path().join("vedette.db")).unwrap();
+    for (ago, up, down) in [(60, day / 2, day / 2), (80, day, 0)] {
+        db.execute(
+            "INSERT INTO service_days VALUES ('shop', ?1, ?2, ?3, 0, 0)",
+            rusqlite::params![midnight - ago * day, up, down],
+        )
+        .unwrap();
+    }
     let a = get(&f.app, "/status", None).await;
     assert_eq!(a.status, StatusCode::OK, "no login needed");
+    let classes: Vec<&str> = a
+        .body
+        .split("<rect class=\"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+        .collect();
+    assert_eq!(classes.len(), 90);
+    assert_eq!(classes[89 - 60], "down", "{classes:?}");
+    assert_eq!(classes[89 - 80], "up", "{classes:?}");
+    assert_eq!(classes[89 - 70], "unknown", "{classes:?}");
+    assert!(a.body.contains("90 days ago"), "{}", a.body);
     assert_eq!(a.headers["cache-control"], "public, max-age=30");
     assert!(a.body.contains("Example shop status"));
     assert!(
@@ -436,7 +458,7 @@ async fn services_draw_their_days_and_changes_list_maintenance() {
     let cookie = login(&f.app, "view-token").await;
     let services = get(&f.app, "/services", Some(&cookie)).await.body;
     assert!(services.contains("<svg class=\"days\""), "{services}");
-    assert_eq!(services.matches("<rect").count(), crate::kpi::STATUS_DAYS);
+    assert_eq!(services.matches("<rect").count(), crate::kpi::HISTORY_DAYS);
     let changes = get(&f.app, "/changes", Some(&cookie)).await.body;
     assert!(
         changes.contains("sunday-patching") && changes.contains("Europe&#x2f;Berlin"),

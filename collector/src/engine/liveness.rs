@@ -249,6 +249,15 @@ impl Engine {
         let horizon = duration_ms(availability::HORIZON);
         if now_ms - self.pruned_at_ms >= 3_600_000 {
             self.pruned_at_ms = now_ms;
+            // First, services' finished days outlive the changes they come from.
+            let days = crate::kpi::service_days(&self.metrics.reporting(), &st, now_ms);
+            if let Err(e) = self.store.record_service_days(&days, now_ms) {
+                self.metrics
+                    .engine_errors
+                    .with_label_values(&[Stage::Prune.as_str()])
+                    .inc();
+                tracing::warn!(error = %e, "recording services' finished days failed; retried in an hour");
+            }
             for h in st.hosts.values_mut() {
                 let h = Arc::make_mut(h);
                 h.up.prune(now_ms - horizon);

@@ -1240,6 +1240,61 @@ fn a_change_takes_its_time_out_of_availability() {
     assert_eq!(w.availability, Some(20.0 / 30.0));
 }
 
+#[test]
+fn finished_days_are_kept_once_past_the_availability_horizon() {
+    let (_d, path) = db();
+    let day = 86_400_000;
+    let mut h = harness_with(
+        &path,
+        T0,
+        "rules: []\nservices: [{name: db, target: 0.99, hosts: ['db-*'], checks: [pg]}]",
+    );
+    let midnight = T0 - T0.rem_euclid(day);
+    h.check("db-01", T0, "pg", Status::Ok);
+    h.check("db-01", midnight + day + 3_600 * S, "pg", Status::Critical);
+    // The hourly housekeeping after the next midnight writes the finished days.
+    let now = midnight + 2 * day + 3_600 * S;
+    h.check("db-01", now, "pg", Status::Ok);
+    h.engine.tick(now);
+    let days = h.engine.store.service_days(&["db".into()], 0).unwrap();
+    let of = |d: i64| days.iter().find(|x| x.day == d).map(|x| x.tally);
+    let first = of(midnight).expect("the day the check first reported");
+    assert_eq!(
+        (first.up_ms, first.down_ms),
+        (midnight + day - T0, 0),
+        "up from its first result to midnight"
+    );
+    let second = of(midnight + day).expect("the next day");
+    assert_eq!((second.up_ms, second.down_ms), (3_600 * S, day - 3_600 * S));
+    assert_eq!(of(midnight + 2 * day), None, "today is not finished");
+    assert!(days.iter().all(|d| d.service == "db"));
+    assert_eq!(days.last().map(|d| d.day), Some(midnight + day));
+    // Written once: a later, different view of a stored day does not replace it.
+    let again = vec![crate::kpi::ServiceDay {
+        service: "db".into(),
+        day: midnight,
+        tally: Default::default(),
+    }];
+    assert_eq!(h.engine.store.record_service_days(&again, now).unwrap(), 0);
+    assert_eq!(
+        h.engine
+            .store
+            .service_days(&["db".into()], midnight)
+            .unwrap()[0]
+            .tally,
+        first
+    );
+    // Kept 400 days, not forever.
+    let later = now + 401 * day;
+    h.engine.store.record_service_days(&[], later).unwrap();
+    assert!(h
+        .engine
+        .store
+        .service_days(&["db".into()], 0)
+        .unwrap()
+        .is_empty());
+}
+
 fn am_alert(firing: bool, name: &str, instance: &str, severity: &str) -> ExternalAlert {
     ExternalAlert {
         firing,

@@ -460,14 +460,29 @@ impl Metrics {
     /// cached and without incidents: what the status page shows, computed now.
     pub(crate) fn service_history(&self, names: &[String], now_ms: i64) -> Vec<kpi::ServiceStatus> {
         let state = self.hosts.snapshot();
-        kpi::service_status(&self.hosts.reporting(), &state, names, &[], now_ms)
+        kpi::service_status(
+            &self.hosts.reporting(),
+            &state,
+            names,
+            &[],
+            kpi::HISTORY_DAYS,
+            &[],
+            now_ms,
+        )
     }
 
-    /// The public status page's services.
+    /// What services, maintenance and forgetting are configured as now.
+    pub(crate) fn reporting(&self) -> Arc<kpi::Reporting> {
+        self.hosts.reporting()
+    }
+
+    /// The public status page's services over [`kpi::STATUS_DAYS`] days,
+    /// the days before the in-memory horizon from `stored`.
     pub(crate) fn service_status(
         &self,
         names: &[String],
         live: &[(String, i64)],
+        stored: &[kpi::ServiceDay],
         now_ms: i64,
     ) -> Vec<kpi::ServiceStatus> {
         if let Some(c) = &*self.status.read().unwrap_or_else(|e| e.into_inner()) {
@@ -476,7 +491,15 @@ impl Metrics {
             }
         }
         let state = self.hosts.snapshot();
-        let statuses = kpi::service_status(&self.hosts.reporting(), &state, names, live, now_ms);
+        let statuses = kpi::service_status(
+            &self.hosts.reporting(),
+            &state,
+            names,
+            live,
+            kpi::STATUS_DAYS,
+            stored,
+            now_ms,
+        );
         *self.status.write().unwrap_or_else(|e| e.into_inner()) = Some(StatusCache {
             at: now_ms,
             names: names.to_vec(),

@@ -1,6 +1,12 @@
-//! Hosts' records, availability timelines and the collector's own runs.
+//! Hosts' records, availability timelines, services' finished days and the
+//! collector's own runs.
 
 use super::*;
+use crate::availability::Tally;
+use crate::kpi::ServiceDay;
+
+/// How long a service's finished days are kept (the status page shows 90).
+pub const SERVICE_DAYS_KEPT: i64 = 400;
 
 /// One availability change: `check` is empty for the host's heartbeat.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +64,73 @@ impl Store {
                 at_ms,
                 state,
             });
+        }
+        Ok(out)
+    }
+
+    /// Stores finished days not stored yet (a day is written once: what was
+    /// recorded while its changes were all known is not overwritten by a
+    /// later, partial view), and forgets days older than
+    /// [`SERVICE_DAYS_KEPT`] before `now_ms`. Returns the rows written.
+    pub fn record_service_days(
+        &mut self,
+        days: &[ServiceDay],
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            let mut stmt = tx.tx.prepare_cached(
+                "INSERT OR IGNORE INTO service_days
+                 (service, day, up_ms, down_ms, unknown_ms, planned_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut written = 0;
+            for d in days {
+                let t = &d.tally;
+                written += stmt.execute(params![
+                    d.service,
+                    d.day,
+                    t.up_ms,
+                    t.down_ms,
+                    t.unknown_ms,
+                    t.planned_ms
+                ])?;
+            }
+            tx.tx.execute(
+                "DELETE FROM service_days WHERE day < ?1",
+                params![now_ms - SERVICE_DAYS_KEPT * 86_400_000],
+            )?;
+            Ok(written)
+        })
+    }
+
+    /// The stored days of `services` from `from_day` (ms) on.
+    pub fn service_days(
+        &self,
+        services: &[String],
+        from_day: i64,
+    ) -> Result<Vec<ServiceDay>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT service, day, up_ms, down_ms, unknown_ms, planned_ms FROM service_days
+             WHERE day >= ?1 ORDER BY service, day",
+        )?;
+        let rows = stmt.query_map(params![from_day], |r| {
+            Ok(ServiceDay {
+                service: r.get(0)?,
+                day: r.get(1)?,
+                tally: Tally {
+                    up_ms: r.get(2)?,
+                    down_ms: r.get(3)?,
+                    unknown_ms: r.get(4)?,
+                    planned_ms: r.get(5)?,
+                },
+            })
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let d = row?;
+            if services.contains(&d.service) {
+                out.push(d);
+            }
         }
         Ok(out)
     }

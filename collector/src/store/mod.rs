@@ -45,6 +45,14 @@
 //!   host's earlier `boot_id`s, newest last, at most [`RETIRED_BOOTS`](crate::state::RETIRED_BOOTS):
 //!   batches of those boots are repeats.
 //!
+//! Schema v6 indexes suppressions by fingerprint (an incident's page).
+//!
+//! Schema v7 adds `service_days`: each service's up, down, unknown and
+//! planned time per finished UTC day (`day` is its midnight in ms), written
+//! once by the engine's hourly housekeeping while the day is still inside
+//! the availability horizon, and kept [`SERVICE_DAYS_KEPT`] days, so the
+//! status page's history outlives the availability changes (30 days).
+//!
 //! Writes that belong together (an incident transition, the problem it opens,
 //! the change it fails) go through [`Store::write`], one transaction.
 
@@ -69,7 +77,7 @@ use crate::outbox::{Attempt, DeliveryRow, Enqueue, Event, OutboxRow};
 use crate::state::HostRecord;
 use crate::windows::{Change, ChangeOutcome, Scope, ScopeSpec};
 
-pub use self::hosts::AvailabilityRow;
+pub use self::hosts::{AvailabilityRow, SERVICE_DAYS_KEPT};
 pub use self::incidents::{FeedEntry, IncidentCount, IncidentFilter, IncidentOrder};
 pub use self::planned::Suppression;
 pub use self::schema::MIGRATIONS;

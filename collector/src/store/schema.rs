@@ -143,4 +143,17 @@ ALTER TABLE hosts ADD COLUMN retired_boots TEXT NOT NULL DEFAULT '[]';
     r#"
 CREATE INDEX suppressions_by_fingerprint ON suppressions (fingerprint, id);
 "#,
+    // v7: each service's availability per finished UTC day, kept past the
+    // availability changes' horizon (the status page shows 90 days).
+    r#"
+CREATE TABLE service_days (
+    service    TEXT    NOT NULL,
+    day        INTEGER NOT NULL,
+    up_ms      INTEGER NOT NULL,
+    down_ms    INTEGER NOT NULL,
+    unknown_ms INTEGER NOT NULL,
+    planned_ms INTEGER NOT NULL,
+    PRIMARY KEY (service, day)
+) WITHOUT ROWID;
+"#,
 ];
