@@ -20,7 +20,7 @@ fn check_config_accepts_the_embedded_default() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (5 rules"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (9 rules"));
 }
 
 #[test]

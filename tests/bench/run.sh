@@ -113,7 +113,7 @@ Medians of $runs runs unless noted; every run's line is under "Raw".
 - **Fleet**: 10,000 agents × 60 series + 5 checks every 10 s (1 % breaching, every other batch),
   one warm-up interval, then ${fleet_seconds} s measured. RSS per series = collector VmRSS at the
   end / 600,000 live series ("over idle": minus the RSS of the freshly started collector).
-  Six rules (the five defaults and \`cpu_now\` without \`for\`), one webhook receiver.
+  Ten rules (the nine defaults and \`cpu_now\` without \`for\`), one webhook receiver.
 - **Detection (a)**: the push latency of the batches that opened or reopened an incident in the
   fleet run, as the load generator measures it: the collector answers a push after the engine
   committed the incident and its outbox row (one SQLite transaction), so this bounds the

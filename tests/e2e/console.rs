@@ -20,10 +20,13 @@ const WAIT: Duration = Duration::from_secs(30);
 const OPERATOR: &str = "console-operator-token-0123456789";
 const VIEWER: &str = "console-viewer-token-0123456789";
 
-/// chromedriver on a free port, killed on drop.
+/// chromedriver on a free port, killed on drop. Chromium's profile and
+/// scratch directories go to `tmp`, removed with it (a killed browser
+/// cleans nothing up, and CI's /tmp outlives the run).
 struct Driver {
     child: Child,
     url: String,
+    _tmp: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -36,8 +39,10 @@ impl Drop for Driver {
 fn chromedriver(log: PathBuf) -> Driver {
     let port = free_port();
     let out = std::fs::File::create(&log).expect("creating the chromedriver log");
+    let tmp = tempfile::tempdir().expect("a scratch directory for Chromium");
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("cloning a file handle"))
         .stderr(out)
@@ -49,7 +54,11 @@ fn chromedriver(log: PathBuf) -> Driver {
             .ok()
             .filter(|r| r.status().is_success())
     });
-    Driver { child, url }
+    Driver {
+        child,
+        url,
+        _tmp: tmp,
+    }
 }
 
 /// A headless Chromium session (the system browser, never a download).

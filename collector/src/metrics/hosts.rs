@@ -263,15 +263,16 @@ impl<'r> Exposition<'r> {
         for (name, labels, point) in h.series() {
             let fq = format!("vedette_{name}");
             let fam = self.samples.entry(fq).or_insert_with_key(|fq| {
-                if reserved.contains(fq) || !lint::name_is_clean(fq) {
+                // `processes_total` is the agent's deprecated name of the
+                // `processes` gauge: a gauge ending in `_total` is what
+                // promlint refuses, and `vedette_processes` says it.
+                if reserved.contains(fq) || !lint::name_is_clean(fq) || name == "processes_total" {
                     return None;
                 }
                 Some(Family::new(
                     fq,
                     &format!("Latest {name} sample reported by each host's agent."),
-                    // `processes_total` is the agent's deprecated name of
-                    // the `processes` gauge (kept one release).
-                    if name.ends_with("_total") && name != "processes_total" {
+                    if name.ends_with("_total") {
                         "counter"
                     } else {
                         "gauge"
