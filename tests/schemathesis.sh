@@ -48,6 +48,11 @@ for _ in $(seq 1 200); do
     curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
     sleep 0.1
 done
+if ! curl -fs "http://127.0.0.1:$port/readyz" >/dev/null; then
+    echo "schemathesis: the collector was not ready within 20 s; its log:" >&2
+    cat "$work/collector.log" >&2
+    exit 1
+fi
 # Data to read: two hosts, an open incident on each, a check per host.
 for i in 1 2; do
     now=$(date +%s%3N)

@@ -295,18 +295,27 @@ fn a_check_status_change_is_pushed_at_once_and_flapping_costs_one_push_a_second(
     let took = dropped_at.elapsed();
     assert!(took < Duration::from_secs(15), "{took:?}");
 
-    // Flapping: the service comes and goes every 150 ms for 5 s; four
-    // checks change status several times a second between them.
+    // Flapping: the service comes and goes each time the agent has seen
+    // its last state, for 5 s; four checks change status several times a
+    // second between them.
+    let status = |want: f64| {
+        metric_at(metrics_port, "vedette_agent_check_status{check=\"svc0\"}").filter(|&v| v == want)
+    };
     let before = pushes_ok(metrics_port);
     let start = std::time::Instant::now();
     let mut up: Option<TcpListener> = None;
     while start.elapsed() < Duration::from_secs(5) {
         up = match up {
             Some(_) => None,
-            None => TcpListener::bind(("127.0.0.1", svc_port)).ok(),
+            None => Some(TcpListener::bind(("127.0.0.1", svc_port)).unwrap()),
         };
-        // The flapping's pace (a stimulus, not a wait for an event).
-        std::thread::sleep(Duration::from_millis(150));
+        let want = if up.is_some() { 0.0 } else { 2.0 };
+        wait_for(
+            "svc0 to see the change",
+            Duration::from_secs(10),
+            &agent.log,
+            || status(want),
+        );
     }
     let window = start.elapsed().as_secs_f64();
     let extra = pushes_ok(metrics_port) - before;

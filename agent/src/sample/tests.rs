@@ -8,9 +8,26 @@ use vedette_protocol::{AgentInfo, Batch, Limits};
 async fn samples_this_host_within_protocol_limits() {
     let config = crate::config::Config::embedded().unwrap();
     let mut s = Sampler::new(&config.host_metrics, Timeouts::default());
-    tokio::time::sleep(MINIMUM_CPU_INTERVAL).await;
     let now = 1_763_700_000_000;
-    let samples = s.sample(now).await;
+    // CPU usage needs a clock tick since the previous read: sample until
+    // the total's and every core's counters moved (one tick is 10 ms; the
+    // kernel rounds the total and each core on their own), within a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let samples = loop {
+        let samples = s.sample(now).await;
+        let cores = samples
+            .iter()
+            .filter(|x| x.name == "cpu_core_usage_ratio")
+            .count();
+        let all = samples.iter().any(|x| x.name == "cpu_usage_ratio");
+        if all && cores == std::thread::available_parallelism().unwrap().get() {
+            break samples;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every core ticked in 10 s"
+        );
+    };
     let get = |name: &str| {
         samples
             .iter()
